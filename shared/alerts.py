@@ -1,0 +1,90 @@
+"""Alerts on High decisions: a Storage Queue adapter and an optional webhook.
+
+Queue messages are base64-encoded JSON (the encoding Functions' queue trigger expects),
+so a downstream function or a case-management system can consume ``fraud-alerts``.
+The webhook (Teams-style) is posted from a small background pool with retries, off the
+decision's critical path.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Mapping
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+
+log = logging.getLogger(__name__)
+
+
+def alert_message(record: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("transaction_id", "customer_id", "transaction_amount", "currency", "fraud_score", "risk_level",
+            "action", "reasons", "rules_fired", "model_version", "timestamp", "channel", "merchant_id", "device_id")
+    return {k: record.get(k) for k in keys}
+
+
+class AlertQueue:
+    def __init__(self, queue_service: Any, queue_name: str = "fraud-alerts") -> None:
+        self._queue = queue_service.get_queue_client(
+            queue_name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
+        )
+
+    def ensure_queue(self) -> None:
+        try:
+            self._queue.create_queue()
+        except ResourceExistsError:
+            pass
+
+    def send(self, record: Mapping[str, Any]) -> None:
+        self._queue.send_message(json.dumps(alert_message(record)))
+
+    def peek(self, max_messages: int = 32) -> list[dict[str, Any]]:
+        return [json.loads(m.content) for m in self._queue.peek_messages(max_messages=max_messages)]
+
+    def receive_all(self) -> list[dict[str, Any]]:
+        """Drain the queue (tests and local tools)."""
+        out = []
+        while True:
+            batch = list(self._queue.receive_messages(messages_per_page=32, max_messages=32))
+            if not batch:
+                return out
+            for m in batch:
+                out.append(json.loads(m.content))
+                self._queue.delete_message(m)
+
+
+class AlertWebhook:
+    """POST alerts to a webhook with bounded retries, in the background."""
+
+    def __init__(self, url: str, attempts: int = 4, timeout: float = 5.0) -> None:
+        self.url = url
+        self.attempts = attempts
+        self.timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="alert-webhook")
+
+    def _card(self, record: Mapping[str, Any]) -> bytes:
+        reasons = "; ".join(record.get("reasons") or [])
+        text = (f"**{record.get('risk_level')} risk** transaction {record.get('transaction_id')} of customer "
+                f"{record.get('customer_id')}: {record.get('transaction_amount'):,.2f} {record.get('currency') or ''}, "
+                f"score {record.get('fraud_score'):.2f}, action {record.get('action')}. {reasons}")
+        return json.dumps({"text": text, "alert": alert_message(record)}).encode()
+
+    def post_now(self, record: Mapping[str, Any]) -> bool:
+        body = self._card(record)
+        for attempt in range(self.attempts):
+            try:
+                request = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    if 200 <= response.status < 300:
+                        return True
+            except Exception as exc:  # network errors of every kind: retry, then log
+                log.warning("alert webhook attempt %d failed: %s", attempt + 1, exc)
+            time.sleep(min(0.5 * 2 ** attempt, 8.0))
+        log.error("alert webhook gave up on transaction %s", record.get("transaction_id"))
+        return False
+
+    def post(self, record: Mapping[str, Any]):
+        return self._pool.submit(self.post_now, dict(record))

@@ -1,0 +1,122 @@
+"""The audit log of every decision: a Table Storage adapter.
+
+PartitionKey ``<YYYYMMDDHH>-<shard>``: the event's UTC hour and a stable shard of the
+transaction id, so one hour's writes spread over ``FRAUD_AUDIT_SHARDS`` partitions
+(no single hot partition) and a time range is read partition by partition.
+RowKey is the transaction id: writes are upserts, so a repeated write changes nothing.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Iterator, Mapping
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import UpdateMode
+
+MAX_BATCH = 100
+# The seed's log structure first, then what we add.
+EXPORT_COLUMNS = (
+    "transaction_id", "customer_id", "transaction_amount", "fraud_score", "risk_level", "timestamp", "label",
+    "action", "is_fraud", "reasons", "rules_fired", "model_version", "latency_ms", "scored_at",
+    "currency", "channel", "merchant_id", "merchant_category", "device_id", "country", "source",
+)
+
+
+def shard_of(transaction_id: str, shards: int) -> int:
+    return zlib.crc32(transaction_id.encode()) % shards
+
+
+def hour_key(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y%m%d%H")
+
+
+def partition_key(event_time: datetime, transaction_id: str, shards: int) -> str:
+    return f"{hour_key(event_time)}-{shard_of(transaction_id, shards):02d}"
+
+
+class AuditLog:
+    def __init__(self, table_client: Any, shards: int = 8) -> None:
+        self._table = table_client
+        self.shards = shards
+
+    def ensure_table(self) -> None:
+        try:
+            self._table.create_table()
+        except ResourceExistsError:
+            pass
+
+    def write(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Upsert decision records (dicts from the scoring service); batched per partition."""
+        by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for record in records:
+            event_time = datetime.fromisoformat(record["timestamp"])
+            entity = {
+                "PartitionKey": partition_key(event_time, record["transaction_id"], self.shards),
+                "RowKey": record["transaction_id"],
+                "transaction_id": record["transaction_id"],
+                "customer_id": record["customer_id"],
+                "transaction_amount": float(record["transaction_amount"]),
+                "currency": record.get("currency") or "",
+                "fraud_score": float(record["fraud_score"]),
+                "risk_level": record["risk_level"],
+                "action": record["action"],
+                "is_fraud": bool(record["is_fraud"]),
+                "reasons": json.dumps(record.get("reasons", [])),
+                "rules_fired": json.dumps(record.get("rules_fired", [])),
+                "model_version": record["model_version"],
+                "features": json.dumps(record["features"]),
+                "latency_ms": float(record.get("latency_ms", 0.0)),
+                "timestamp": record["timestamp"],
+                "event_time": event_time.astimezone(timezone.utc),
+                "scored_at": record["scored_at"],
+                "channel": record.get("channel") or "",
+                "merchant_id": record.get("merchant_id") or "",
+                "merchant_category": record.get("merchant_category") or "",
+                "device_id": record.get("device_id") or "",
+                "country": record.get("country") or "",
+                "source": record.get("source") or "",
+            }
+            by_partition[entity["PartitionKey"]].append(entity)
+        written = 0
+        for entities in by_partition.values():
+            for start in range(0, len(entities), MAX_BATCH):
+                chunk = entities[start:start + MAX_BATCH]
+                # MERGE keeps a label already joined if a decision is written again.
+                self._table.submit_transaction([("upsert", e, {"mode": UpdateMode.MERGE}) for e in chunk])
+                written += len(chunk)
+        return written
+
+    def partitions(self, start: datetime, end: datetime) -> Iterator[str]:
+        hour = start.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        while hour < end:
+            for shard in range(self.shards):
+                yield f"{hour_key(hour)}-{shard:02d}"
+            hour += timedelta(hours=1)
+
+    def read(self, start: datetime, end: datetime, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every decision whose event time is in [start, end), partition by partition."""
+        for pk in self.partitions(start, end):
+            rows = self._table.query_entities(
+                "PartitionKey eq @pk and event_time ge @start and event_time lt @end",
+                parameters={"pk": pk, "start": start.astimezone(timezone.utc), "end": end.astimezone(timezone.utc)},
+                select=select,
+            )
+            for row in rows:
+                yield dict(row)
+
+    def get(self, transaction_id: str, event_time: datetime) -> dict[str, Any] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return dict(self._table.get_entity(partition_key(event_time, transaction_id, self.shards), transaction_id))
+        except ResourceNotFoundError:
+            return None
+
+
+def export_row(entity: Mapping[str, Any]) -> dict[str, Any]:
+    row = {column: entity.get(column, "") for column in EXPORT_COLUMNS}
+    row["label"] = "" if entity.get("label") in (None, "") else entity.get("label")
+    return row

@@ -1,0 +1,353 @@
+"""The one feature engine: a per-customer behavioural profile and the features computed from it.
+
+Training replays history through ``CustomerProfile`` in event-time order; serving loads the
+same profile from Table Storage, computes the features and applies the transaction. Both
+call ``transaction_features`` then ``CustomerProfile.apply``, so they cannot drift apart.
+
+Why bucketed aggregates (not exponential decay)
+-----------------------------------------------
+Three rings of time buckets keyed by *event time*:
+
+* 12 buckets of 5 minutes  -> count/sum over the last hour,
+* 24 buckets of 1 hour     -> count/sum/mean/max over the last 24 hours,
+* 30 buckets of 1 day      -> count/sum/mean/max over the last 7 and 30 days.
+
+Each bucket holds (count, sum, max). An update touches one bucket per ring, and a query
+reads at most 30 buckets, so the cost is O(1) whatever the length of the customer's
+history, and the profile stays a few KB (one Table entity). Unlike decayed counters,
+buckets give an exact maximum and counts a person can read ("8 transactions in the last
+hour"), which the decision's reasons quote. An event that arrives late by less than a
+ring's span lands in its own bucket; older than that, it only misses that ring.
+Windows are exact to the bucket width: "last hour" means the current 5-minute bucket and
+the 11 before it.
+
+Devices, merchants, categories and countries are kept as bounded most-recently-used
+maps of short hashes (the raw ids are not stored in the profile).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from shared.schema import CHANNELS, MERCHANT_CATEGORIES, Transaction
+
+FEATURE_DEFINITION_VERSION = 1
+
+MINUTE = 60
+HOUR = 3600
+DAY = 86400
+
+# (name, bucket width in seconds, number of buckets)
+RINGS = (("m5", 5 * MINUTE, 12), ("h1", HOUR, 24), ("d1", DAY, 30))
+MAX_DEVICES = 16
+MAX_MERCHANTS = 64
+MAX_CATEGORIES = 24
+MAX_COUNTRIES = 8
+NIGHT_HOURS = frozenset(range(0, 6))
+MISSING = -1.0  # feature value meaning "no history to compare with"
+
+BASE_FEATURES = (
+    "amount",
+    "log_amount",
+    "amount_to_mean_1d",
+    "amount_to_mean_7d",
+    "amount_to_mean_30d",
+    "amount_to_max_1d",
+    "amount_to_max_7d",
+    "amount_to_max_30d",
+    "count_1h",
+    "sum_1h",
+    "count_24h",
+    "sum_24h",
+    "count_7d",
+    "sum_7d",
+    "count_30d",
+    "sum_30d",
+    "seconds_since_previous",
+    "hour_of_day",
+    "is_night",
+    "is_weekend",
+    "hour_share",
+    "is_new_device",
+    "distinct_devices_30d",
+    "device_age_days",
+    "is_new_merchant",
+    "is_new_category",
+    "is_new_country",
+    "history_count",
+)
+FEATURE_NAMES: tuple[str, ...] = (
+    BASE_FEATURES
+    + tuple(f"channel_{c}" for c in CHANNELS)
+    + tuple(f"category_{c}" for c in MERCHANT_CATEGORIES)
+)
+N_FEATURES = len(FEATURE_NAMES)
+_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+def feature_index(name: str) -> int:
+    return _INDEX[name]
+
+
+def _schema_hash() -> str:
+    definition = {
+        "version": FEATURE_DEFINITION_VERSION,
+        "features": FEATURE_NAMES,
+        "rings": RINGS,
+        "limits": [MAX_DEVICES, MAX_MERCHANTS, MAX_CATEGORIES, MAX_COUNTRIES],
+        "night": sorted(NIGHT_HOURS),
+        "missing": MISSING,
+    }
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# Changes whenever the feature list or its meaning changes; the model manifest carries it
+# and serving refuses a model whose hash differs.
+FEATURE_SCHEMA_HASH = _schema_hash()
+
+
+def short_hash(value: str) -> str:
+    return hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
+
+
+@dataclass
+class BucketRing:
+    """A ring of ``size`` buckets of ``width`` seconds; slot i holds bucket id ids[i]."""
+
+    width: int
+    size: int
+    ids: list[int] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    sums: list[float] = field(default_factory=list)
+    maxes: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.ids:
+            self.ids = [-1] * self.size
+            self.counts = [0] * self.size
+            self.sums = [0.0] * self.size
+            self.maxes = [0.0] * self.size
+
+    def add(self, t: float, amount: float) -> None:
+        bucket = int(t // self.width)
+        slot = bucket % self.size
+        current = self.ids[slot]
+        if current == bucket:
+            self.counts[slot] += 1
+            self.sums[slot] += amount
+            if amount > self.maxes[slot]:
+                self.maxes[slot] = amount
+        elif current < bucket:  # the slot holds a bucket at least one ring span older
+            self.ids[slot] = bucket
+            self.counts[slot] = 1
+            self.sums[slot] = amount
+            self.maxes[slot] = amount
+        # else: older than the ring's span; this ring does not see it
+
+    def windows(self, t: float, spans: tuple[int, ...]) -> list[tuple[int, float, float]]:
+        """(count, sum, max) for each span: the bucket holding t and the span-1 before it."""
+        newest = int(t // self.width)
+        out = []
+        for span in spans:
+            oldest = newest - span + 1
+            count, total, biggest = 0, 0.0, 0.0
+            for b, c, s, m in zip(self.ids, self.counts, self.sums, self.maxes):
+                if oldest <= b <= newest:
+                    count += c
+                    total += s
+                    if m > biggest:
+                        biggest = m
+            out.append((count, total, biggest))
+        return out
+
+    def to_state(self) -> list[list[Any]]:
+        return [self.ids, self.counts, self.sums, self.maxes]
+
+    @classmethod
+    def from_state(cls, width: int, size: int, state: list[list[Any]]) -> "BucketRing":
+        ids, counts, sums, maxes = state
+        return cls(width, size, list(ids), list(counts), [float(s) for s in sums], [float(m) for m in maxes])
+
+
+def _touch(mru: dict[str, list[float]], key: str, t: float, limit: int) -> None:
+    """Record key seen at t in a bounded map key -> [first_seen, last_seen]."""
+    seen = mru.get(key)
+    if seen is None:
+        if len(mru) >= limit:
+            oldest = min(mru, key=lambda k: (mru[k][1], k))
+            del mru[oldest]
+        mru[key] = [t, t]
+    else:
+        if t < seen[0]:
+            seen[0] = t
+        if t > seen[1]:
+            seen[1] = t
+
+
+@dataclass
+class CustomerProfile:
+    """A customer's behavioural state, small enough for one Table Storage entity."""
+
+    rings: dict[str, BucketRing] = field(default_factory=lambda: {n: BucketRing(w, s) for n, w, s in RINGS})
+    history_count: int = 0
+    last_seen: float | None = None  # latest event time applied
+    hours: list[int] = field(default_factory=lambda: [0] * 24)  # local-hour histogram
+    devices: dict[str, list[float]] = field(default_factory=dict)
+    merchants: dict[str, list[float]] = field(default_factory=dict)
+    categories: dict[str, list[float]] = field(default_factory=dict)
+    countries: dict[str, list[float]] = field(default_factory=dict)
+
+    def apply(self, txn: Transaction) -> None:
+        """Fold one transaction into the profile (O(1))."""
+        t = txn.epoch_seconds
+        amount = txn.transaction_amount
+        for ring in self.rings.values():
+            ring.add(t, amount)
+        self.history_count += 1
+        if self.last_seen is None or t > self.last_seen:
+            self.last_seen = t
+        self.hours[txn.timestamp.hour] += 1
+        if txn.device_id:
+            _touch(self.devices, short_hash(txn.device_id), t, MAX_DEVICES)
+        if txn.merchant_id:
+            _touch(self.merchants, short_hash(txn.merchant_id), t, MAX_MERCHANTS)
+        if txn.merchant_category:
+            _touch(self.categories, txn.merchant_category, t, MAX_CATEGORIES)
+        if txn.country:
+            _touch(self.countries, txn.country, t, MAX_COUNTRIES)
+
+    # -- storage form -------------------------------------------------------------------
+    def to_json(self) -> str:
+        state = {
+            "v": FEATURE_DEFINITION_VERSION,
+            "rings": {name: ring.to_state() for name, ring in self.rings.items()},
+            "n": self.history_count,
+            "last": self.last_seen,
+            "hours": self.hours,
+            "dev": self.devices,
+            "mer": self.merchants,
+            "cat": self.categories,
+            "cty": self.countries,
+        }
+        return json.dumps(state, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "CustomerProfile":
+        state = json.loads(text)
+        if state.get("v") != FEATURE_DEFINITION_VERSION:
+            raise ValueError(f"profile version {state.get('v')} is not {FEATURE_DEFINITION_VERSION}")
+        rings = {n: BucketRing.from_state(w, s, state["rings"][n]) for n, w, s in RINGS}
+        return cls(
+            rings=rings,
+            history_count=state["n"],
+            last_seen=state["last"],
+            hours=list(state["hours"]),
+            devices=state["dev"],
+            merchants=state["mer"],
+            categories=state["cat"],
+            countries=state["cty"],
+        )
+
+
+def _ratio(amount: float, denominator: float, count: int) -> float:
+    return amount / denominator if count > 0 and denominator > 0 else MISSING
+
+
+def transaction_features(profile: CustomerProfile, txn: Transaction) -> list[float]:
+    """Features of ``txn`` against the profile *before* it is applied (event-time based)."""
+    t = txn.epoch_seconds
+    amount = txn.transaction_amount
+    local = txn.timestamp
+    m5, h1, d1 = profile.rings["m5"], profile.rings["h1"], profile.rings["d1"]
+    ((c1h, s1h, _),) = m5.windows(t, (12,))
+    ((c24, s24, x24),) = h1.windows(t, (24,))
+    (c7, s7, x7), (c30, s30, x30) = d1.windows(t, (7, 30))
+
+    hour = local.hour
+    n = profile.history_count
+    if n > 0:
+        near = profile.hours[hour] + profile.hours[(hour - 1) % 24] + profile.hours[(hour + 1) % 24]
+        hour_share = near / n
+    else:
+        hour_share = MISSING
+
+    device_key = short_hash(txn.device_id) if txn.device_id else None
+    device_seen = profile.devices.get(device_key) if device_key else None
+    horizon = t - 30 * DAY
+    distinct_devices = sum(1 for first, last in profile.devices.values() if last >= horizon)
+    merchant_new = bool(txn.merchant_id) and short_hash(txn.merchant_id) not in profile.merchants
+    category_new = bool(txn.merchant_category) and txn.merchant_category not in profile.categories
+    country_new = bool(txn.country) and txn.country not in profile.countries
+
+    values = [
+        amount,
+        math.log1p(amount),
+        _ratio(amount, s24 / c24 if c24 else 0.0, c24),
+        _ratio(amount, s7 / c7 if c7 else 0.0, c7),
+        _ratio(amount, s30 / c30 if c30 else 0.0, c30),
+        _ratio(amount, x24, c24),
+        _ratio(amount, x7, c7),
+        _ratio(amount, x30, c30),
+        float(c1h),
+        s1h,
+        float(c24),
+        s24,
+        float(c7),
+        s7,
+        float(c30),
+        s30,
+        max(0.0, t - profile.last_seen) if profile.last_seen is not None else MISSING,
+        float(hour),
+        1.0 if hour in NIGHT_HOURS else 0.0,
+        1.0 if local.weekday() >= 5 else 0.0,
+        hour_share,
+        1.0 if device_key is not None and device_seen is None and n > 0 else 0.0,
+        float(distinct_devices),
+        max(0.0, (t - device_seen[0]) / DAY) if device_seen is not None else 0.0,
+        1.0 if merchant_new and n > 0 else 0.0,
+        1.0 if category_new and n > 0 else 0.0,
+        1.0 if country_new and n > 0 else 0.0,
+        float(min(n, 100_000)),
+    ]
+    values.extend(1.0 if txn.channel == c else 0.0 for c in CHANNELS)
+    category = txn.merchant_category if txn.merchant_category in MERCHANT_CATEGORIES else "other"
+    if txn.merchant_category is None:
+        category = None
+    values.extend(1.0 if category == c else 0.0 for c in MERCHANT_CATEGORIES)
+    return values
+
+
+def score_and_apply(profile: CustomerProfile, txn: Transaction) -> list[float]:
+    """The step training and serving share: features before the transaction, then apply it."""
+    values = transaction_features(profile, txn)
+    profile.apply(txn)
+    return values
+
+
+def replay(transactions: Iterable[Transaction], progress: Any = None) -> np.ndarray:
+    """Feature matrix (float32) for transactions replayed in the given (event-time) order.
+
+    Each customer's profile is built from their earlier transactions only, exactly as
+    serving would have it.
+    """
+    profiles: dict[str, CustomerProfile] = {}
+    rows: list[list[float]] = []
+    for i, txn in enumerate(transactions):
+        profile = profiles.get(txn.customer_id)
+        if profile is None:
+            profile = profiles[txn.customer_id] = CustomerProfile()
+        rows.append(score_and_apply(profile, txn))
+        if progress is not None and i % 100_000 == 0:
+            progress(i)
+    if not rows:
+        return np.zeros((0, N_FEATURES), dtype=np.float32)
+    return np.asarray(rows, dtype=np.float32)
+
+
+def as_matrix(rows: Sequence[Sequence[float]]) -> np.ndarray:
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), N_FEATURES)

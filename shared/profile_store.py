@@ -1,0 +1,139 @@
+"""Customer profiles in Table Storage, applied exactly once (a Table Storage adapter).
+
+One partition per customer (PartitionKey = customer id):
+
+* RowKey ``profile``        the ``CustomerProfile`` state (JSON) and counters;
+* RowKey ``txn:<id>``       one row per applied transaction, holding its decision.
+
+A commit is one entity-group transaction: the profile row (``create`` for a new
+customer, else ``update`` with the ETag read) plus a ``create`` of every transaction row.
+A redelivered transaction fails its ``create``; a concurrent writer fails the ETag
+condition. Either way the whole commit is rejected, and the caller re-reads and retries:
+a transaction is applied once, whatever the delivery.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+
+from azure.core import MatchConditions
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError, UpdateMode
+
+from shared.features import CustomerProfile
+
+PROFILE_ROW = "profile"
+TXN_PREFIX = "txn:"
+MAX_TXNS_PER_COMMIT = 99  # an entity-group transaction holds at most 100 operations
+_ID_QUERY_CHUNK = 15
+
+
+class CommitConflict(Exception):
+    """The profile changed or a transaction was already applied since the read."""
+
+
+@dataclass
+class StoredProfile:
+    customer_id: str
+    profile: CustomerProfile
+    etag: str | None  # None: no profile row yet
+
+
+def txn_row_key(transaction_id: str) -> str:
+    return TXN_PREFIX + transaction_id
+
+
+class ProfileStore:
+    def __init__(self, table_client: Any) -> None:
+        self._table = table_client
+
+    def ensure_table(self) -> None:
+        try:
+            self._table.create_table()
+        except ResourceExistsError:
+            pass
+
+    def load(self, customer_id: str) -> StoredProfile:
+        try:
+            entity = self._table.get_entity(customer_id, PROFILE_ROW)
+        except ResourceNotFoundError:
+            return StoredProfile(customer_id, CustomerProfile(), None)
+        return StoredProfile(customer_id, CustomerProfile.from_json(entity["state"]), entity.metadata["etag"])
+
+    def applied(self, customer_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The stored decision records of those transactions already applied."""
+        ids = list(dict.fromkeys(transaction_ids))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), _ID_QUERY_CHUNK):
+            chunk = ids[start:start + _ID_QUERY_CHUNK]
+            params = {"pk": customer_id, **{f"r{i}": txn_row_key(t) for i, t in enumerate(chunk)}}
+            rows = " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk)))
+            for entity in self._table.query_entities(f"PartitionKey eq @pk and ({rows})", parameters=params):
+                found[entity["RowKey"][len(TXN_PREFIX):]] = json.loads(entity["decision"])
+        return found
+
+    def commit(self, stored: StoredProfile, decisions: list[Mapping[str, Any]]) -> None:
+        """Write the updated profile and the new transactions' rows atomically.
+
+        ``decisions`` are JSON-serialisable records with ``transaction_id``; at most 99.
+        Raises ``CommitConflict`` when the condition fails (retry after a re-read).
+        """
+        if not 0 < len(decisions) <= MAX_TXNS_PER_COMMIT:
+            raise ValueError(f"a commit takes 1-{MAX_TXNS_PER_COMMIT} transactions, got {len(decisions)}")
+        now = datetime.now(timezone.utc)
+        profile_entity = {
+            "PartitionKey": stored.customer_id,
+            "RowKey": PROFILE_ROW,
+            "state": stored.profile.to_json(),
+            "history_count": stored.profile.history_count,
+            "updated_at": now,
+        }
+        if stored.etag is None:
+            operations: list[tuple] = [("create", profile_entity)]
+        else:
+            operations = [("update", profile_entity,
+                           {"mode": UpdateMode.REPLACE, "etag": stored.etag, "match_condition": MatchConditions.IfNotModified})]
+        for record in decisions:
+            operations.append(("create", {
+                "PartitionKey": stored.customer_id,
+                "RowKey": txn_row_key(record["transaction_id"]),
+                "decision": json.dumps(record, separators=(",", ":")),
+                "alert_state": "pending" if record.get("alert") else "none",
+                "applied_at": now,
+            }))
+        try:
+            self._table.submit_transaction(operations)
+        except TableTransactionError as exc:
+            if exc.status_code in (409, 412):
+                raise CommitConflict(str(exc).splitlines()[0]) from None
+            raise
+        except HttpResponseError as exc:
+            if exc.status_code in (409, 412):
+                raise CommitConflict(str(exc).splitlines()[0]) from None
+            raise
+
+    def pending_alert(self, customer_id: str, transaction_id: str) -> bool:
+        try:
+            entity = self._table.get_entity(customer_id, txn_row_key(transaction_id), select=["alert_state"])
+        except ResourceNotFoundError:
+            return False
+        return entity.get("alert_state") == "pending"
+
+    def mark_alert_sent(self, customer_id: str, transaction_id: str) -> None:
+        self._table.update_entity(
+            {"PartitionKey": customer_id, "RowKey": txn_row_key(transaction_id), "alert_state": "sent"},
+            mode=UpdateMode.MERGE,
+        )
+
+    def recent_transactions(self, customer_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """A customer's latest decisions (for analysts), newest first."""
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+            parameters={"pk": customer_id, "lo": TXN_PREFIX, "hi": TXN_PREFIX[:-1] + chr(ord(":") + 1)},
+            select=["decision"],
+        )
+        records = [json.loads(r["decision"]) for r in rows]
+        records.sort(key=lambda r: r.get("timestamp", ""), reverse=True)
+        return records[:limit]

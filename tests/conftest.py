@@ -1,0 +1,82 @@
+"""Shared fixtures: a private Azurite on free ports for the whole session, fresh storage
+names per test, and a model trained once on simulated data."""
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shared.runtime import AppServices, reset_app_services  # noqa: E402
+from tools.azurite import running_azurite  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def azurite():
+    """Azurite started for this test session (never a mock), stopped at the end."""
+    with running_azurite(free_ports=True) as process:
+        yield process
+
+
+@pytest.fixture
+def app_env(azurite, monkeypatch):
+    """Settings pointing at Azurite with table/container/queue names unique to this test."""
+    suffix = uuid.uuid4().hex[:8]
+    env = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "FRAUD_PROFILE_TABLE": f"profiles{suffix}",
+        "FRAUD_AUDIT_TABLE": f"scores{suffix}",
+        "FRAUD_ALERT_QUEUE": f"fraud-alerts-{suffix}",
+        "FRAUD_DEAD_LETTER_CONTAINER": f"dead-letter-{suffix}",
+        "FRAUD_MODEL_CONTAINER": f"models-{suffix}",
+        "FRAUD_STORAGE_RETRIES": "2",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("FRAUD_RULES", "FRAUD_RULES_BLOB", "FRAUD_HIGH_THRESHOLD", "FRAUD_MEDIUM_THRESHOLD",
+                "FRAUD_ALERT_THRESHOLD", "FRAUD_ALERT_WEBHOOK_URL"):
+        monkeypatch.delenv(key, raising=False)
+    reset_app_services()
+    yield env
+    reset_app_services()
+
+
+@pytest.fixture
+def services(app_env) -> AppServices:
+    services = AppServices(dict(os.environ))
+    services.ensure_resources()
+    return services
+
+
+@pytest.fixture(scope="session")
+def simulated_csv(tmp_path_factory) -> Path:
+    from training.simulate import SimulationConfig, generate, write_csv
+
+    path = tmp_path_factory.mktemp("sim") / "transactions.csv"
+    write_csv(generate(SimulationConfig(customers=400, days=45, seed=11)), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_artifact(simulated_csv, tmp_path_factory):
+    """A real model: simulated data -> feature replay -> HistGradientBoosting -> ONNX."""
+    from training.train import build_parser, train
+
+    out = tmp_path_factory.mktemp("model")
+    args = build_parser().parse_args(["--data", str(simulated_csv), "--out", str(out), "--max-iter", "60",
+                                      "--version", "test-v1", "--scores-out", str(out / "scores.csv")])
+    return train(args)
+
+
+@pytest.fixture
+def published(services, trained_artifact):
+    """The trained model published and current in this test's registry."""
+    registry = services.registry
+    registry.publish(trained_artifact)
+    registry.set_current(trained_artifact.version, registry.current())
+    return trained_artifact

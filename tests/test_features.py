@@ -1,0 +1,111 @@
+"""The one feature engine: replay vs incremental parity, bounded state, event-time windows."""
+import random
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from shared import features as F
+from shared.schema import Transaction
+
+LAGOS = timezone(timedelta(hours=1))
+
+
+def txn(i, customer, when, amount, device="D1", merchant="M1", category="grocery", channel="pos", country="NG"):
+    return Transaction(f"T{i}", customer, amount, "NGN", when, device, merchant, category, channel, country)
+
+
+def random_stream(n=3000, customers=25, seed=3):
+    rng = random.Random(seed)
+    t = datetime(2026, 1, 1, tzinfo=LAGOS)
+    out = []
+    for i in range(n):
+        t += timedelta(seconds=rng.expovariate(1 / 900))
+        out.append(txn(i, f"C{rng.randrange(customers)}", t, round(rng.lognormvariate(8, 1), 2),
+                       device=f"D{rng.randrange(6)}", merchant=f"M{rng.randrange(80)}",
+                       category=rng.choice(["grocery", "fuel", "electronics", "brand-new-category"]),
+                       channel=rng.choice(["pos", "online", "atm"]), country=rng.choice(["NG"] * 9 + ["GH"])))
+    return out
+
+
+def test_replay_and_incremental_serving_give_identical_float32_vectors():
+    stream = random_stream()
+    trained = F.replay(stream)
+    # Serving: the profile is stored (JSON) and loaded again before every transaction.
+    stored: dict[str, str] = {}
+    served = []
+    for t in stream:
+        profile = F.CustomerProfile.from_json(stored[t.customer_id]) if t.customer_id in stored else F.CustomerProfile()
+        served.append(F.score_and_apply(profile, t))
+        stored[t.customer_id] = profile.to_json()
+    served = F.as_matrix(served)
+    assert trained.dtype == np.float32 and trained.shape == (len(stream), F.N_FEATURES)
+    assert np.array_equal(trained, served)
+
+
+def test_windows_count_and_sum_by_event_time_not_wall_clock():
+    base = datetime(2026, 3, 2, 10, 0, tzinfo=LAGOS)
+    profile = F.CustomerProfile()
+    for k in range(5):
+        profile.apply(txn(k, "C", base + timedelta(minutes=5 * k), 100.0))
+    profile.apply(txn(9, "C", base - timedelta(days=3), 1000.0))  # late, but within 30 days
+    v = F.transaction_features(profile, txn(10, "C", base + timedelta(minutes=30), 300.0))
+    get = lambda name: v[F.feature_index(name)]  # noqa: E731
+    assert get("count_1h") == 5 and get("sum_1h") == 500.0
+    assert get("count_24h") == 5
+    assert get("count_7d") == 6 and get("sum_7d") == 1500.0
+    assert get("amount_to_mean_30d") == 300.0 / (1500.0 / 6)
+    assert get("amount_to_max_30d") == 300.0 / 1000.0
+    assert get("seconds_since_previous") == 600.0
+    assert get("hour_of_day") == 10 and get("is_night") == 0
+    # two hours later the one-hour window is empty again
+    later = F.transaction_features(profile, txn(11, "C", base + timedelta(hours=3), 50.0))
+    assert later[F.feature_index("count_1h")] == 0
+
+
+def test_device_merchant_and_country_novelty():
+    base = datetime(2026, 3, 2, 10, 0, tzinfo=LAGOS)
+    profile = F.CustomerProfile()
+    first = F.score_and_apply(profile, txn(1, "C", base, 100.0, device="D1"))
+    assert first[F.feature_index("is_new_device")] == 0  # no history: nothing to be new against
+    v = F.transaction_features(profile, txn(2, "C", base + timedelta(days=2), 100.0, device="D2", merchant="M9",
+                                            category="electronics", country="GH"))
+    for name in ("is_new_device", "is_new_merchant", "is_new_category", "is_new_country"):
+        assert v[F.feature_index(name)] == 1.0, name
+    same = F.transaction_features(profile, txn(3, "C", base + timedelta(days=2), 100.0, device="D1"))
+    assert same[F.feature_index("is_new_device")] == 0 and same[F.feature_index("device_age_days")] == 2.0
+
+
+def test_profile_state_stays_bounded_whatever_the_history_length():
+    stream = random_stream(n=6000, customers=1)
+    profile = F.CustomerProfile()
+    sizes = []
+    for i, t in enumerate(stream):
+        profile.apply(t)
+        if i in (100, 5999):
+            sizes.append(len(profile.to_json()))
+    assert len(profile.devices) <= F.MAX_DEVICES and len(profile.merchants) <= F.MAX_MERCHANTS
+    assert sizes[1] < 32_000  # one Table Storage string property holds 32K UTF-16 chars
+    assert sizes[1] < sizes[0] * 3
+
+
+def test_out_of_order_event_older_than_a_ring_only_misses_that_ring():
+    base = datetime(2026, 3, 2, 10, 0, tzinfo=LAGOS)
+    profile = F.CustomerProfile()
+    profile.apply(txn(1, "C", base, 100.0))
+    profile.apply(txn(2, "C", base - timedelta(hours=30), 50.0))  # older than the 24h ring
+    v = F.transaction_features(profile, txn(3, "C", base + timedelta(minutes=1), 10.0))
+    assert v[F.feature_index("count_24h")] == 1 and v[F.feature_index("count_7d")] == 2
+
+
+def test_unknown_category_maps_to_other_and_channels_are_one_hot():
+    v = F.transaction_features(F.CustomerProfile(), txn(1, "C", datetime(2026, 3, 7, 2, tzinfo=LAGOS), 5.0,
+                                                       category="brand-new-category", channel="atm"))
+    assert v[F.feature_index("category_other")] == 1.0
+    assert v[F.feature_index("channel_atm")] == 1.0 and v[F.feature_index("channel_pos")] == 0.0
+    assert v[F.feature_index("is_weekend")] == 1.0 and v[F.feature_index("is_night")] == 1.0
+
+
+def test_schema_hash_is_stable_and_tracks_the_feature_list(monkeypatch):
+    assert F.FEATURE_SCHEMA_HASH == F._schema_hash()
+    monkeypatch.setattr(F, "FEATURE_NAMES", F.FEATURE_NAMES + ("extra",))
+    assert F._schema_hash() != F.FEATURE_SCHEMA_HASH

@@ -1,0 +1,132 @@
+"""Start Azurite (the storage emulator) when it is not already running, and stop what we started.
+
+    python -m tools.azurite -- python -m tools.local_run     # run a command with Azurite up
+    python -m tools.azurite --free-ports -- pytest            # on free ports (tests, CI)
+
+The command sees ``AzureWebJobsStorage`` set to the emulator's connection string.
+Azurite runs in memory (``--inMemoryPersistence``): nothing is left on disk.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from shared.storage import azurite_connection_string
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PORTS = (10000, 10001, 10002)
+
+
+def _listening(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def azurite_binary() -> str:
+    local = ROOT / "node_modules" / ".bin" / "azurite"
+    if local.exists():
+        return str(local)
+    found = shutil.which("azurite")
+    if not found:
+        raise RuntimeError("Azurite is not installed: run `npm ci` (the Makefile does) in the project folder")
+    return found
+
+
+@dataclass
+class AzuriteProcess:
+    blob: int
+    queue: int
+    table: int
+    process: subprocess.Popen | None  # None: it was already running; not ours to stop
+    workdir: str | None = None
+
+    @property
+    def connection_string(self) -> str:
+        return azurite_connection_string(blob=self.blob, queue=self.queue, table=self.table)
+
+    def is_up(self) -> bool:
+        return all(_listening(p) for p in (self.blob, self.queue, self.table))
+
+    def start(self, timeout: float = 30.0) -> None:
+        """(Re)start the emulator process on the same ports (used by the outage tests too)."""
+        # run from a scratch folder: Azurite writes its debug/extent files to the cwd
+        self.workdir = self.workdir or tempfile.mkdtemp(prefix="azurite-")
+        cmd = [
+            azurite_binary(), "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--silent",
+            "--loose", "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
+            "--blobPort", str(self.blob), "--queuePort", str(self.queue), "--tablePort", str(self.table),
+        ]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        cwd=self.workdir, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not self.is_up():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Azurite exited with code {self.process.returncode}: {' '.join(cmd)}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("Azurite did not start listening within 30 s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@contextmanager
+def running_azurite(free_ports: bool = False) -> Iterator[AzuriteProcess]:
+    if free_ports:
+        azurite = AzuriteProcess(free_port(), free_port(), free_port(), None)
+        azurite.start()
+    else:
+        azurite = AzuriteProcess(*DEFAULT_PORTS, None)
+        if not azurite.is_up():
+            azurite.start()
+    try:
+        yield azurite
+    finally:
+        azurite.stop()
+        if azurite.workdir:
+            shutil.rmtree(azurite.workdir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.azurite", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--free-ports", action="store_true", help="start a private emulator on free ports")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- command to run while Azurite is up")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("give a command after --")
+    with running_azurite(args.free_ports) as azurite:
+        started = "started" if azurite.process else "already running"
+        print(f"Azurite {started} (blob {azurite.blob}, queue {azurite.queue}, table {azurite.table})", file=sys.stderr)
+        env = dict(os.environ, AzureWebJobsStorage=azurite.connection_string)
+        return subprocess.call(command, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
