@@ -7,3 +7,14 @@ from functions.score_stream import bp as score_stream
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(score_stream)
 app.register_functions(score_http)
+
+
+_indexed = None
+
+
+def indexed_functions():
+    """The functions as the host indexes them (``get_functions`` may be called only once)."""
+    global _indexed
+    if _indexed is None:
+        _indexed = app.get_functions()
+    return _indexed

@@ -70,7 +70,7 @@ class ProfileStore:
             chunk = ids[start:start + _ID_QUERY_CHUNK]
             params = {"pk": customer_id, **{f"r{i}": txn_row_key(t) for i, t in enumerate(chunk)}}
             rows = " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk)))
-            for entity in self._table.query_entities(f"PartitionKey eq @pk and ({rows})", parameters=params):
+            for entity in self._table.query_entities(f"PartitionKey eq @pk and ( {rows} )", parameters=params):
                 found[entity["RowKey"][len(TXN_PREFIX):]] = json.loads(entity["decision"])
         return found
 

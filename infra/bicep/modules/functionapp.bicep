@@ -1,0 +1,141 @@
+// The Function App on the Flex Consumption plan (FC1), Python, running as the user-assigned
+// identity. Flex Consumption rejects the classic deployment/runtime app settings
+// (FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION, WEBSITE_RUN_FROM_PACKAGE,
+// WEBSITE_CONTENT*, SCM_DO_BUILD_DURING_DEPLOYMENT, ...) and siteConfig.linuxFxVersion:
+// the runtime, the deployment package and the scale settings live in functionAppConfig.
+
+@description('Azure region.')
+param location string
+
+@description('Name of the Flex Consumption plan.')
+param planName string
+
+@description('Name of the function app (globally unique host name).')
+param name string
+
+@description('Resource id of the user-assigned identity the app runs as.')
+param identityId string
+
+@description('Client id of that identity (Application Insights Entra authentication).')
+param identityClientId string
+
+@description('Blob endpoint of the storage account holding the deployment package, e.g. https://<account>.blob.core.windows.net/.')
+param storageBlobEndpoint string
+
+@description('Container of the deployment package (created by storage.bicep).')
+param deploymentContainerName string
+
+@description('Application Insights connection string (not a secret: an endpoint; local auth is disabled).')
+param appInsightsConnectionString string
+
+@description('Python version (Flex Consumption supports 3.11 and 3.12; the app is tested on 3.11).')
+@allowed([
+  '3.11'
+  '3.12'
+])
+param pythonVersion string = '3.11'
+
+@description('Memory of each instance in MB (CPU scales with it). 2048 is recommended: onnxruntime + model.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Ceiling on the instances the app scales out to (1-1000).')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Always-ready instances, e.g. [{"name": "function:score_stream", "instanceCount": 1}, {"name": "http", "instanceCount": 1}]. Empty: scale to zero.')
+param alwaysReady array = []
+
+@description('Concurrent HTTP requests per instance; 0 keeps the platform default for the instance size.')
+@minValue(0)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 0
+
+@description('The app\'s settings (shared/settings.py SETTINGS, connection settings in identity form), name -> value.')
+param appSettings object
+
+@description('Tags for every resource.')
+param tags object = {}
+
+// Platform settings: telemetry with Entra ID as the user-assigned identity.
+var platformSettings = {
+  APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      appSettings: [for setting in items(union(appSettings, platformSettings)): {
+        name: setting.key
+        value: setting.value
+      }]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storageBlobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+        alwaysReady: alwaysReady
+        triggers: httpPerInstanceConcurrency > 0 ? {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        } : null
+      }
+      runtime: {
+        name: 'python'
+        version: pythonVersion
+      }
+    }
+  }
+}
+
+output name string = site.name
+output id string = site.id
+output defaultHostName string = site.properties.defaultHostName
+output planName string = plan.name

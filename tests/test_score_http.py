@@ -1,0 +1,105 @@
+"""The HTTP contract, calling the decorated functions with real func.HttpRequest objects."""
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from fraud_events import http_get, http_post, transaction
+from functions.score_http import health_http, openapi_http, predict_http, score_http
+
+SPEC = json.loads((Path(__file__).resolve().parent.parent / "functions" / "openapi.json").read_text())
+SEED_EXAMPLE = {"customer_id": "C12345", "transaction_amount": 250000, "device_id": "new_device_99",
+                "merchant_category": "electronics", "channel": "online"}
+
+
+def assert_matches(response, path, method="post"):
+    """The response conforms to the OpenAPI description for its status."""
+    operation = SPEC["paths"][path][method]
+    spec = operation["responses"][str(response.status_code)]
+    if "$ref" in spec:
+        spec = SPEC["components"]["responses"][spec["$ref"].split("/")[-1]]
+    schema = {**spec["content"]["application/json"]["schema"], "components": SPEC["components"]}
+    body = json.loads(response.get_body())
+    jsonschema.validate(body, schema, cls=jsonschema.Draft202012Validator)
+    return body
+
+
+def call(fn, req):
+    """Invoke the decorated function as the worker does: with a real func.HttpRequest."""
+    return fn(req)
+
+
+def test_the_seeds_example_gets_an_explained_decision(published):
+    response = call(score_http, http_post("score", SEED_EXAMPLE))
+    assert response.status_code == 200
+    body = assert_matches(response, "/score")
+    assert body["model_version"] == published.version
+    assert set(body["generated_fields"]) == {"transaction_id", "timestamp"}
+    assert 0.0 <= body["fraud_probability"] <= 1.0
+    assert body["action"] == {"High": "block", "Medium": "review", "Low": "approve"}[body["risk_level"]]
+    if body["risk_level"] != "Low":
+        assert 1 <= len(body["reasons"]) <= 3
+
+
+def test_predict_is_the_same_contract(published):
+    response = call(predict_http, http_post("predict", transaction(1)))
+    assert response.status_code == 200
+    assert_matches(response, "/predict")["transaction_id"] == "T1"
+
+
+def test_bad_fields_are_a_400_naming_each_field(published):
+    bad = {**transaction(2), "transaction_amount": -3, "customer_id": "a/b"}
+    response = call(score_http, http_post("score", bad))
+    assert response.status_code == 400
+    body = assert_matches(response, "/score")
+    assert [e["field"] for e in body["errors"]] == ["customer_id", "transaction_amount"]
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"", b"\xff\xfe", b"[1,2]", b"null", b'"text"'])
+def test_unparseable_or_non_object_bodies_are_400_at_the_root(published, raw):
+    response = call(score_http, http_post("score", None, raw=raw))
+    assert response.status_code == 400
+    body = assert_matches(response, "/score")
+    assert body["errors"][0]["field"] == "$"
+
+
+def test_an_oversize_body_is_413(published, monkeypatch):
+    monkeypatch.setenv("FRAUD_HTTP_MAX_BODY_BYTES", "1000")
+    response = call(score_http, http_post("score", {**transaction(3), "merchant_category": "x" * 2000}))
+    assert response.status_code == 413
+    assert_matches(response, "/score")
+
+
+def test_no_published_model_is_a_clear_503(services):
+    response = call(score_http, http_post("score", transaction(4)))
+    assert response.status_code == 503
+    body = assert_matches(response, "/score")
+    assert body["error"] == "no_model" and "no model is published" in body["message"]
+    assert response.headers["Retry-After"]
+
+
+def test_a_repeated_transaction_id_returns_the_decision_already_made(published, services):
+    first = json.loads(call(score_http, http_post("score", transaction(5, amount=9000))).get_body())
+    again = json.loads(call(score_http, http_post("score", transaction(5, amount=999999))).get_body())
+    assert again["duplicate"] is True and first["duplicate"] is False
+    assert again["fraud_probability"] == first["fraud_probability"]
+    assert services.profiles.load("C1").profile.history_count == 1
+
+
+def test_health_reports_model_and_storage(published):
+    response = call(health_http, http_get("health"))
+    body = assert_matches(response, "/health", "get")
+    assert response.status_code == 200 and body["model_version"] == published.version and body["storage_reachable"]
+
+
+def test_health_without_a_model_is_degraded(services):
+    response = call(health_http, http_get("health"))
+    assert response.status_code == 503 and assert_matches(response, "/health", "get")["status"] == "degraded"
+
+
+def test_the_openapi_document_is_served_and_describes_the_routes():
+    response = call(openapi_http, http_get("openapi.json"))
+    doc = json.loads(response.get_body())
+    assert {"/score", "/predict", "/health"} <= set(doc["paths"])
+    jsonschema.Draft202012Validator.check_schema({**doc["components"]["schemas"]["Decision"]})

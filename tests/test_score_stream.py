@@ -1,0 +1,113 @@
+"""The Event Hub function on Azurite with real func.EventHubEvent batches."""
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from fraud_events import event_hub_batch, http_post, transaction
+from functions.score_http import score_http
+from functions.score_stream import score_stream
+
+
+def audit_rows(services):
+    return list(services.audit._table.list_entities())
+
+
+def test_a_batch_is_scored_logged_and_profiles_updated(published, services):
+    bodies = [transaction(i, customer=f"C{i % 3}") for i in range(12)]
+    score_stream(event_hub_batch(bodies))
+    rows = audit_rows(services)
+    assert sorted(r["transaction_id"] for r in rows) == sorted(b["transaction_id"] for b in bodies)
+    assert {r["model_version"] for r in rows} == {published.version}
+    assert sum(services.profiles.load(f"C{k}").profile.history_count for k in range(3)) == 12
+    row = rows[0]
+    assert row["label"] if "label" in row else True  # label column absent (empty) until known
+    assert len(json.loads(row["features"])) == len(published.manifest["feature_names"])
+    # spread over several partitions (time bucket x shard), not one hot partition
+    assert len({r["PartitionKey"] for r in rows}) > 1
+
+
+def test_poison_events_are_dead_lettered_and_the_rest_scored(published, services):
+    good = [transaction(i) for i in range(5)]
+    poison = [b"{not json", json.dumps({**transaction(90), "transaction_amount": "lots"}).encode(),
+              json.dumps({**transaction(91), "customer_id": "bad/key"}).encode(), b"\xff\xfe\x00"]
+    batch = event_hub_batch(good[:2] + poison[:2] + good[2:] + poison[2:])
+    score_stream(batch)
+    assert len(audit_rows(services)) == 5
+    letters = list(services.dead_letters.list())
+    assert len(letters) == 4
+    reasons = sorted(letter["reasons"][0]["field"] for letter in letters)
+    assert reasons == ["$", "$", "customer_id", "transaction_amount"]
+    assert all(letter["raw_base64"] and letter["metadata"]["partition"] == "0" for letter in letters)
+    # the same poison delivered again does not add dead letters
+    score_stream(batch)
+    assert len(list(services.dead_letters.list())) == 4
+
+
+def test_redelivery_changes_nothing(published, services):
+    bodies = [transaction(i, customer="C7", amount=1000.0 + i) for i in range(20)]
+    score_stream(event_hub_batch(bodies))
+    before = {r["RowKey"]: r["fraud_score"] for r in audit_rows(services)}
+    profile_before = services.profiles.load("C7").profile.to_json()
+    score_stream(event_hub_batch(bodies))  # at-least-once delivery: the whole batch again
+    score_stream(event_hub_batch(list(reversed(bodies[5:15]))))  # and part of it, reordered
+    assert {r["RowKey"]: r["fraud_score"] for r in audit_rows(services)} == before
+    assert services.profiles.load("C7").profile.to_json() == profile_before
+
+
+def test_events_of_one_customer_are_applied_in_event_time_order(published, services):
+    bodies = [transaction(i, customer="C9", when=f"2026-11-20T10:{i:02d}:00+01:00") for i in range(6)]
+    score_stream(event_hub_batch(list(reversed(bodies))))
+    rows = {r["RowKey"]: json.loads(r["features"]) for r in audit_rows(services)}
+    from shared.features import feature_index
+
+    history = [rows[f"T{i}"][feature_index("history_count")] for i in range(6)]
+    assert history == [0, 1, 2, 3, 4, 5]
+
+
+def test_missing_transaction_id_uses_partition_and_sequence(published, services):
+    body = transaction(1)
+    del body["transaction_id"]
+    batch = event_hub_batch([body], partition="3", first_sequence=4242)
+    score_stream(batch)
+    score_stream(batch)  # redelivered: recognised by the same id
+    rows = audit_rows(services)
+    assert [r["RowKey"] for r in rows] == ["3:4242"]
+    assert services.profiles.load("C1").profile.history_count == 1
+
+
+def test_concurrent_event_hub_and_http_scoring_of_one_customer_counts_exactly(published, services):
+    bodies = [transaction(i, customer="C42", when=f"2026-11-20T11:{i % 60:02d}:{i // 60:02d}+01:00") for i in range(60)]
+    stream_part = [b for i, b in enumerate(bodies) if i % 2 == 0]
+    http_part = [b for i, b in enumerate(bodies) if i % 2 == 1]
+    duplicated = http_part[:10] + stream_part[:10]  # some sent through both paths at once
+    start = threading.Barrier(3)
+
+    def stream():
+        start.wait()
+        for k in range(0, len(stream_part), 5):
+            score_stream(event_hub_batch(stream_part[k:k + 5] + duplicated[10:][k // 5:k // 5 + 1]))
+
+    def http(items):
+        start.wait()
+        return [score_http(http_post("score", b)).status_code for b in items]
+
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(stream), pool.submit(http, http_part), pool.submit(http, duplicated[:10])]
+        results = [f.result() for f in futures]
+    assert set(results[1]) == {200} and set(results[2]) == {200}
+    assert services.profiles.load("C42").profile.history_count == 60
+    assert len(audit_rows(services)) == 60
+
+
+def test_high_risk_decisions_are_queued_once(published, services, monkeypatch):
+    monkeypatch.setenv("FRAUD_HIGH_THRESHOLD", "0.0")  # every decision High: exercise the alert path
+    monkeypatch.setenv("FRAUD_MEDIUM_THRESHOLD", "0.0")
+    from shared.runtime import reset_app_services
+
+    reset_app_services()
+    bodies = [transaction(i, customer="C5") for i in range(3)]
+    score_stream(event_hub_batch(bodies))
+    score_stream(event_hub_batch(bodies))
+    alerts = services.alerts.receive_all()
+    assert sorted(a["transaction_id"] for a in alerts) == ["T0", "T1", "T2"]
+    assert all(a["risk_level"] == "High" and a["action"] == "block" for a in alerts)

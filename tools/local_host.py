@@ -1,0 +1,152 @@
+"""Serve the app's HTTP functions locally with a real HTTP server (no Functions host needed).
+
+    python -m tools.local_host --port 7071
+
+Why this and not FastAPI + AsgiFunctionApp: the HTTP functions stay native Functions
+(``func.HttpRequest`` in, ``func.HttpResponse`` out), so what runs here is exactly what
+the host indexes and runs in Azure; this module only routes real HTTP requests to the
+functions registered in ``function_app.app`` by their ``route`` and ``methods``, the way
+``func start`` would (on ``/api/<route>``). It uses the standard library's threading HTTP
+server: no extra dependency on the serving path. Function keys are not checked locally,
+as with ``func start``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+
+log = logging.getLogger("fraud.local_host")
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    name: str
+    pattern: re.Pattern
+    methods: frozenset[str]
+    handler: Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def _compile(route: str) -> re.Pattern:
+    """Functions route templates: 'dashboard/{*path}', 'alerts/{id}' -> a regex."""
+    parts = []
+    for piece in re.split(r"(\{[^}]+\})", route.strip("/")):
+        if piece.startswith("{"):
+            name = piece[1:-1].split(":")[0].rstrip("?")
+            if name.startswith("*"):
+                parts.append(f"(?P<{name[1:]}>.*)")
+            else:
+                parts.append(f"(?P<{name}>[^/]+)")
+        else:
+            parts.append(re.escape(piece))
+    return re.compile("^/api/" + "".join(parts) + "/?$")
+
+
+def http_routes(functions: list[Any]) -> list[HttpRoute]:
+    routes = []
+    for function in functions:
+        trigger = function.get_trigger()
+        if trigger is None or trigger.get_binding_name() != "httpTrigger":
+            continue
+        binding = trigger.get_dict_repr()
+        methods = frozenset(m.upper() for m in (binding.get("methods") or ["GET", "POST"]))
+        routes.append(HttpRoute(function.get_function_name(), _compile(binding.get("route") or function.get_function_name()),
+                                methods, function.get_user_function()))
+    # literal routes before templated ones
+    routes.sort(key=lambda r: ("(?P<" in r.pattern.pattern, -len(r.pattern.pattern)))
+    return routes
+
+
+def dispatch(routes: list[HttpRoute], method: str, url: str, headers: dict[str, str], body: bytes) -> func.HttpResponse:
+    path = urlsplit(url).path
+    allowed = False
+    for route in routes:
+        match = route.pattern.match(path)
+        if not match:
+            continue
+        if method.upper() not in route.methods:
+            allowed = True
+            continue
+        request = func.HttpRequest(
+            method=method.upper(), url=url, headers=headers, params=dict(parse_qsl(urlsplit(url).query)),
+            route_params={k: v for k, v in match.groupdict().items() if v is not None}, body=body,
+        )
+        try:
+            return route.handler(request)
+        except Exception:  # the host would answer 500 too; log it loudly
+            log.exception("function %s raised", route.name)
+            return func.HttpResponse(json.dumps({"error": "internal_error"}), status_code=500, mimetype="application/json")
+    if allowed:
+        return func.HttpResponse(json.dumps({"error": "method_not_allowed"}), status_code=405, mimetype="application/json")
+    return func.HttpResponse(json.dumps({"error": "not_found", "path": path}), status_code=404, mimetype="application/json")
+
+
+def make_server(functions: list[Any], host: str = "127.0.0.1", port: int = 7071) -> ThreadingHTTPServer:
+    routes = http_routes(functions)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            url = f"http://{self.headers.get('Host') or f'{host}:{port}'}{self.path}"
+            response = dispatch(routes, self.command, url, {k.lower(): v for k, v in self.headers.items()}, body)
+            payload = response.get_body() or b""
+            self.send_response(response.status_code)
+            sent = set()
+            for key, value in response.headers.items():
+                if key.lower() in ("content-length", "connection"):
+                    continue
+                self.send_header(key, value)
+                sent.add(key.lower())
+            if "content-type" not in sent and response.mimetype:
+                self.send_header("Content-Type", response.mimetype)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: the app logs what matters
+            log.debug("%s - %s", self.address_string(), format % args)
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def serve_in_background(functions: list[Any], host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingHTTPServer, str]:
+    server = make_server(functions, host, port)
+    threading.Thread(target=server.serve_forever, name="local-host", daemon=True).start()
+    return server, f"http://{host}:{server.server_address[1]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.local_host", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7071)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from function_app import indexed_functions
+
+    server = make_server(indexed_functions(), args.host, args.port)
+    print(f"serving the HTTP functions on http://{args.host}:{args.port}/api/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
