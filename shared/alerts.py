@@ -41,6 +41,9 @@ class AlertQueue:
     def send(self, record: Mapping[str, Any]) -> None:
         self._queue.send_message(json.dumps(alert_message(record)))
 
+    def count(self) -> int:
+        return int(self._queue.get_queue_properties().approximate_message_count or 0)
+
     def peek(self, max_messages: int = 32) -> list[dict[str, Any]]:
         return [json.loads(m.content) for m in self._queue.peek_messages(max_messages=max_messages)]
 

@@ -114,6 +114,19 @@ class ProfileStore:
                 raise CommitConflict(str(exc).splitlines()[0]) from None
             raise
 
+    def backfill(self, customer_id: str, profile: CustomerProfile, overwrite: bool = False) -> bool:
+        """Store a profile built from history; an existing one is kept unless overwrite."""
+        entity = {"PartitionKey": customer_id, "RowKey": PROFILE_ROW, "state": profile.to_json(),
+                  "history_count": profile.history_count, "updated_at": datetime.now(timezone.utc)}
+        if overwrite:
+            self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+            return True
+        try:
+            self._table.create_entity(entity)
+            return True
+        except ResourceExistsError:
+            return False
+
     def pending_alert(self, customer_id: str, transaction_id: str) -> bool:
         try:
             entity = self._table.get_entity(customer_id, txn_row_key(transaction_id), select=["alert_state"])

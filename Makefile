@@ -1,0 +1,40 @@
+# Two commands on a fresh machine:  make run   (the main job)   make test   (the whole suite)
+# Each installs what it needs (.venv from pinned requirements, Azurite from package-lock.json)
+# and starts what it needs (Azurite, in memory), then stops what it started.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+INFRA_VENV := .venv-infra
+
+.PHONY: setup run test bench checkov clean help
+
+help:
+	@echo "make run    - local end-to-end run on Azurite with synthetic data (then serves the API)"
+	@echo "make test   - the whole test suite (starts its own Azurite)"
+	@echo "make bench  - benchmarks, written to docs/BENCHMARKS.md"
+
+$(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(PY_STAMP) $(NODE_STAMP)
+
+run: setup
+	$(PY) -m tools.azurite -- $(PY) -m tools.local_run $(RUN_ARGS)
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) -m tools.azurite --free-ports -- $(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) node_modules data artifacts test-output .pytest_cache
