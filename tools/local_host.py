@@ -58,7 +58,7 @@ def http_routes(functions: list[Any]) -> list[HttpRoute]:
         if trigger is None or trigger.get_binding_name() != "httpTrigger":
             continue
         binding = trigger.get_dict_repr()
-        methods = frozenset(m.upper() for m in (binding.get("methods") or ["GET", "POST"]))
+        methods = frozenset(str(getattr(m, "value", m)).upper() for m in (binding.get("methods") or ["GET", "POST"]))
         routes.append(HttpRoute(function.get_function_name(), _compile(binding.get("route") or function.get_function_name()),
                                 methods, function.get_user_function()))
     # literal routes before templated ones

@@ -8,7 +8,8 @@ The model of behaviour
 ----------------------
 *Merchants* form one population shared by all customers (ids ``M000123``). Each has a
 category (``shared.schema.MERCHANT_CATEGORIES``) and a popularity (Zipf-like, so a few
-chains and ATM networks carry much of the traffic). Categories fix how people pay there
+chains and ATM networks carry much of the traffic; everyday categories such as grocery,
+airtime, cash and transfers are busier than travel or crypto). Categories fix how people pay there
 (fuel: POS; cash: ATM or a POS agent; transfer: transfer or mobile app; ...) and how much
 a purchase costs relative to the customer's usual spend (airtime is cheap, travel dear).
 
@@ -66,7 +67,6 @@ import argparse
 import csv
 import math
 import re
-import sys
 import time as _time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -116,32 +116,33 @@ _BASE_HOURLY = np.array([
     1.30, 1.25, 1.15, 1.10, 1.10, 1.20, 1.30, 1.30, 1.15, 0.90, 0.60, 0.35,
 ])
 
-# category: (share of merchants, amount multiplier, channel weights)
-_CATEGORY_PROFILES: dict[str, tuple[float, float, dict[str, float]]] = {
-    "grocery": (0.16, 0.7, {"pos": 0.70, "online": 0.15, "mobile": 0.15}),
-    "restaurant": (0.10, 0.6, {"pos": 0.75, "online": 0.10, "mobile": 0.15}),
-    "fuel": (0.08, 0.9, {"pos": 0.90, "mobile": 0.10}),
-    "electronics": (0.04, 2.5, {"pos": 0.45, "online": 0.45, "mobile": 0.10}),
-    "fashion": (0.06, 1.4, {"pos": 0.55, "online": 0.35, "mobile": 0.10}),
-    "travel": (0.02, 3.0, {"online": 0.60, "mobile": 0.20, "pos": 0.20}),
-    "utilities": (0.05, 1.2, {"online": 0.30, "mobile": 0.50, "transfer": 0.20}),
-    "airtime": (0.10, 0.25, {"mobile": 0.75, "online": 0.15, "pos": 0.10}),
-    "entertainment": (0.04, 0.7, {"online": 0.50, "pos": 0.30, "mobile": 0.20}),
-    "health": (0.04, 1.0, {"pos": 0.70, "online": 0.10, "mobile": 0.20}),
-    "cash": (0.08, 1.3, {"atm": 0.85, "pos": 0.15}),  # ATMs and POS cash-out agents
-    "transfer": (0.15, 1.6, {"transfer": 0.60, "mobile": 0.40}),
-    "gambling": (0.03, 0.4, {"online": 0.50, "mobile": 0.50}),
-    "crypto": (0.01, 1.8, {"online": 0.40, "transfer": 0.40, "mobile": 0.20}),
-    "other": (0.04, 1.0, {"pos": 0.40, "online": 0.30, "mobile": 0.20, "transfer": 0.10}),
+# category: (share of merchants, traffic weight of a merchant, amount multiplier, channel weights)
+_CATEGORY_PROFILES: dict[str, tuple[float, float, float, dict[str, float]]] = {
+    "grocery": (0.16, 1.5, 0.7, {"pos": 0.70, "online": 0.15, "mobile": 0.15}),
+    "restaurant": (0.10, 1.0, 0.6, {"pos": 0.75, "online": 0.10, "mobile": 0.15}),
+    "fuel": (0.08, 1.2, 0.9, {"pos": 0.90, "mobile": 0.10}),
+    "electronics": (0.04, 0.4, 2.5, {"pos": 0.45, "online": 0.45, "mobile": 0.10}),
+    "fashion": (0.06, 0.5, 1.4, {"pos": 0.55, "online": 0.35, "mobile": 0.10}),
+    "travel": (0.02, 0.25, 3.0, {"online": 0.60, "mobile": 0.20, "pos": 0.20}),
+    "utilities": (0.05, 0.8, 1.2, {"online": 0.30, "mobile": 0.50, "transfer": 0.20}),
+    "airtime": (0.10, 1.5, 0.25, {"mobile": 0.75, "online": 0.15, "pos": 0.10}),
+    "entertainment": (0.04, 0.6, 0.7, {"online": 0.50, "pos": 0.30, "mobile": 0.20}),
+    "health": (0.04, 0.6, 1.0, {"pos": 0.70, "online": 0.10, "mobile": 0.20}),
+    "cash": (0.08, 1.5, 1.3, {"atm": 0.85, "pos": 0.15}),  # ATMs and POS cash-out agents
+    "transfer": (0.15, 1.5, 1.6, {"transfer": 0.60, "mobile": 0.40}),
+    "gambling": (0.03, 0.6, 0.4, {"online": 0.50, "mobile": 0.50}),
+    "crypto": (0.01, 0.3, 1.8, {"online": 0.40, "transfer": 0.40, "mobile": 0.20}),
+    "other": (0.04, 0.5, 1.0, {"pos": 0.40, "online": 0.30, "mobile": 0.20, "transfer": 0.10}),
 }
-_UNKNOWN_CATEGORY = (0.03, 1.0, {"pos": 0.4, "online": 0.3, "mobile": 0.2, "transfer": 0.1})
+_UNKNOWN_CATEGORY = (0.03, 0.5, 1.0, {"pos": 0.4, "online": 0.3, "mobile": 0.2, "transfer": 0.1})
 
 N_CATEGORIES, N_CHANNELS = len(MERCHANT_CATEGORIES), len(CHANNELS)
 _CATEGORY_SHARE = np.array([_CATEGORY_PROFILES.get(c, _UNKNOWN_CATEGORY)[0] for c in MERCHANT_CATEGORIES])
 _CATEGORY_SHARE /= _CATEGORY_SHARE.sum()
-_AMOUNT_MULTIPLIER = np.array([_CATEGORY_PROFILES.get(c, _UNKNOWN_CATEGORY)[1] for c in MERCHANT_CATEGORIES])
+_CATEGORY_TRAFFIC = np.array([_CATEGORY_PROFILES.get(c, _UNKNOWN_CATEGORY)[1] for c in MERCHANT_CATEGORIES])
+_AMOUNT_MULTIPLIER = np.array([_CATEGORY_PROFILES.get(c, _UNKNOWN_CATEGORY)[2] for c in MERCHANT_CATEGORIES])
 _CHANNEL_WEIGHTS = np.array(
-    [[_CATEGORY_PROFILES.get(c, _UNKNOWN_CATEGORY)[2].get(ch, 0.0) for ch in CHANNELS] for c in MERCHANT_CATEGORIES]
+    [[_CATEGORY_PROFILES.get(c, _UNKNOWN_CATEGORY)[3].get(ch, 0.0) for ch in CHANNELS] for c in MERCHANT_CATEGORIES]
 )
 _CHANNEL_WEIGHTS[_CHANNEL_WEIGHTS.sum(axis=1) == 0] = 1.0  # a category with no known channel: any
 
@@ -308,7 +309,8 @@ def write_jsonl(result: Transactions, path: str | Path, chunk_rows: int = 200_00
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         for start in range(0, len(result), chunk_rows):
-            handle.write("".join(_JSONL_TEMPLATE % row for row in zip(*_text_columns(result, start, start + chunk_rows))))
+            rows = zip(*_text_columns(result, start, start + chunk_rows))
+            handle.write("".join(_JSONL_TEMPLATE % row for row in rows))
     return path
 
 
@@ -328,7 +330,9 @@ def _text_columns(result: Transactions, start: int, stop: int) -> list[list[str]
     return cols
 
 
-def _lognormal_clipped(rng: np.random.Generator, median: float, sigma: float, bounds: tuple[float, float], n: int) -> np.ndarray:
+def _lognormal_clipped(
+    rng: np.random.Generator, median: float, sigma: float, bounds: tuple[float, float], n: int
+) -> np.ndarray:
     return np.clip(median * np.exp(rng.normal(0.0, sigma, n)), *bounds)
 
 
@@ -393,19 +397,26 @@ def _cumsum_within(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 
 
 def _cut_to_budget(sizes: np.ndarray, budget: int, minimum: int) -> np.ndarray:
-    """The leading incidents adding up to ``budget`` rows; the last is trimmed when it can
-    keep ``minimum`` rows (otherwise the budget is slightly exceeded)."""
+    """The leading incidents adding up to ``budget`` rows: the last ones are trimmed, none
+    below ``minimum`` rows (so a budget below ``minimum`` is exceeded by one incident)."""
     if budget <= 0:
         return sizes[:0]
     k = min(int(np.searchsorted(np.cumsum(sizes), budget)) + 1, len(sizes))
     sizes = sizes[:k].copy()
     excess = int(sizes.sum()) - budget
-    if excess > 0 and sizes[-1] - excess >= minimum:
-        sizes[-1] -= excess
+    for i in range(k - 1, -1, -1):
+        if excess <= 0:
+            break
+        cut = min(excess, int(sizes[i]) - minimum)
+        if cut > 0:
+            sizes[i] -= cut
+            excess -= cut
     return sizes
 
 
-def _round_amounts(amount: np.ndarray, channel: np.ndarray, category: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _round_amounts(
+    amount: np.ndarray, channel: np.ndarray, category: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Naira amounts as people see them: ATM cash in ₦500 notes, many transfers and airtime
     top-ups in round hundreds, card payments to the kobo."""
     amount = np.round(np.clip(amount, MIN_AMOUNT, MAX_AMOUNT), 2)
@@ -519,12 +530,14 @@ class _World:
 def _build_world(config: SimulationConfig, rng: np.random.Generator) -> _World:
     n_c, n_m, days = config.customers, config.merchant_count, config.days
     start = config.start_date
-    start_epoch = int(datetime(start.year, start.month, start.day, tzinfo=timezone(timedelta(seconds=UTC_OFFSET_SECONDS))).timestamp())
+    local_zone = timezone(timedelta(seconds=UTC_OFFSET_SECONDS))
+    start_epoch = int(datetime(start.year, start.month, start.day, tzinfo=local_zone).timestamp())
 
     # Merchants: one of each category first, then drawn by category share; Zipf popularity.
-    category = np.concatenate([np.arange(N_CATEGORIES), _choice(rng, np.arange(N_CATEGORIES), _CATEGORY_SHARE, n_m - N_CATEGORIES)])
+    all_categories = np.arange(N_CATEGORIES)
+    category = np.concatenate([all_categories, _choice(rng, all_categories, _CATEGORY_SHARE, n_m - N_CATEGORIES)])
     rank = rng.permutation(n_m) + 1
-    popularity = rank ** -0.9 * np.exp(rng.normal(0.0, 0.3, n_m))
+    popularity = rank ** -0.8 * _CATEGORY_TRAFFIC[category] * np.exp(rng.normal(0.0, 0.3, n_m))
     merchant_cdf = np.cumsum(popularity) / popularity.sum()
     merchant_cdf[-1] = 1.0
     by_category = np.argsort(category, kind="stable")
@@ -538,7 +551,9 @@ def _build_world(config: SimulationConfig, rng: np.random.Generator) -> _World:
     weekend_factor = _lognormal_clipped(rng, 1.0, 0.35, (0.4, 2.2), n_c)
 
     # Daily rhythm: city curve x (floor + the customer's 1-2 preferred times of day).
-    peak_hour = _choice(rng, np.array([8.5, 12.5, 18.5, 21.0]), np.array([0.3, 0.25, 0.35, 0.1]), 2 * n_c).reshape(n_c, 2)
+    # preferred times: morning, lunch, after work, late evening
+    peak_hour = _choice(rng, np.array([8.5, 12.5, 18.5, 21.0]), np.array([0.3, 0.25, 0.35, 0.1]), 2 * n_c)
+    peak_hour = peak_hour.reshape(n_c, 2)
     peak_hour = peak_hour + rng.normal(0.0, 1.0, (n_c, 2))
     peak_width = rng.uniform(1.5, 3.5, (n_c, 2))
     peak_height = rng.uniform(0.5, 1.5, (n_c, 2)) * np.column_stack([np.ones(n_c), rng.random(n_c) < 0.5])
@@ -564,13 +579,15 @@ def _build_world(config: SimulationConfig, rng: np.random.Generator) -> _World:
     device_first = np.cumsum(n_devices) - n_devices
     devices_allocated = int(n_devices.sum())
     upgrades = rng.random(n_c) < DEVICE_UPGRADE_SHARE
-    upgrade_time = np.where(upgrades, start_epoch + (rng.random(n_c) * days * DAY).astype(np.int64), np.iinfo(np.int64).max)
+    upgrade_at = start_epoch + (rng.random(n_c) * days * DAY).astype(np.int64)
+    upgrade_time = np.where(upgrades, upgrade_at, np.iinfo(np.int64).max)
     upgrade_device = np.full(n_c, -1, dtype=np.int64)
     upgrade_device[upgrades] = devices_allocated + np.arange(int(upgrades.sum()))
     devices_allocated += int(upgrades.sum())
 
     # Usual merchants (popular ones are usual for many), favourites first.
-    usual_merchants = np.searchsorted(merchant_cdf, rng.random((n_c, MAX_USUAL_MERCHANTS)), side="right").clip(max=n_m - 1)
+    usual_merchants = np.searchsorted(merchant_cdf, rng.random((n_c, MAX_USUAL_MERCHANTS)), side="right")
+    usual_merchants = usual_merchants.clip(max=n_m - 1)
     n_usual = rng.integers(4, MAX_USUAL_MERCHANTS + 1, n_c)
     favourites = (np.arange(MAX_USUAL_MERCHANTS) + 1.0) ** -1.1
     usual_weights = np.where(np.arange(MAX_USUAL_MERCHANTS)[None, :] < n_usual[:, None], favourites[None, :], 0.0)
@@ -685,7 +702,13 @@ def _median_by_customer(customer: np.ndarray, amount: np.ndarray, n_customers: i
 
 def _scenario_budgets(config: SimulationConfig, legit_rows: int) -> dict[str, int]:
     """Fraud rows per scenario so that fraud / (legit + fraud) == fraud_rate."""
-    total = round(config.fraud_rate * legit_rows / (1.0 - config.fraud_rate))
+    exact = config.fraud_rate * legit_rows / (1.0 - config.fraud_rate)
+    total = round(exact)
+    # Rounding must not push a rate asked for inside the 0.5-2% band outside it.
+    if total and config.fraud_rate >= 0.005 and total / (legit_rows + total) < 0.005:
+        total = math.ceil(exact)
+    if total and config.fraud_rate <= 0.02 and total / (legit_rows + total) > 0.02:
+        total = math.floor(exact)
     shares = {k: float(config.scenario_shares.get(k, 0.0)) for k in SCENARIOS}
     weight = sum(shares.values())
     budgets = {k: int(total * v / weight) for k, v in shares.items()}
@@ -697,7 +720,9 @@ def _scenario_budgets(config: SimulationConfig, legit_rows: int) -> dict[str, in
     return budgets
 
 
-def _fraud_transactions(world: _World, legit: _Batch, config: SimulationConfig, rng: np.random.Generator) -> list[_Batch]:
+def _fraud_transactions(
+    world: _World, legit: _Batch, config: SimulationConfig, rng: np.random.Generator
+) -> list[_Batch]:
     budgets = _scenario_budgets(config, len(legit))
     if sum(budgets.values()) == 0:
         return []
@@ -739,7 +764,8 @@ def _account_takeover(ctx: _FraudContext, budget: int) -> _Batch:
     usual = ctx.usual_amount[victim][incident]
     drain = np.exp(rng.normal(math.log(200_000.0), 0.5, len(incident)))  # the canonical ₦250k-ish transfer
     amount = np.maximum(usual * rng.uniform(4.0, 12.0, len(incident)), drain)
-    amount = _round_amounts(np.where(rng.random(len(incident)) < 0.5, np.round(amount, -3), amount), channel, category, rng)
+    amount = np.where(rng.random(len(incident)) < 0.5, np.round(amount, -3), amount)  # round thousands
+    amount = _round_amounts(amount, channel, category, rng)
     amount = np.maximum(amount, usual * 4.0)
     return _Batch.make("account_takeover", ctx.incidents(k)[incident], customer=victim[incident], time=time,
                        amount=np.round(amount, 2), device=device[incident], merchant=merchant, channel=channel,
@@ -803,8 +829,8 @@ def _spending_spree(ctx: _FraudContext, budget: int) -> _Batch:
     weights[weights.sum(axis=1) == 0] = 1.0
     channel = _sample_weighted(weights, rng)
     usual = ctx.usual_amount[victim][incident]
-    amount = np.maximum(_round_amounts(usual * np.exp(rng.uniform(math.log(2.5), math.log(8.0), n)), channel, category, rng),
-                        np.round(usual * 2.5, 2))
+    amount = _round_amounts(usual * np.exp(rng.uniform(math.log(2.5), math.log(8.0), n)), channel, category, rng)
+    amount = np.maximum(amount, np.round(usual * 2.5, 2))
     return _Batch.make("spending_spree", ctx.incidents(k)[incident], customer=victim[incident], time=time,
                        amount=amount, device=device[incident], merchant=merchant, channel=channel,
                        country=ctx.foreign_country(k, 0.10)[incident])
@@ -812,7 +838,15 @@ def _spending_spree(ctx: _FraudContext, budget: int) -> _Batch:
 
 def _compromised_merchants(ctx: _FraudContext, legit: _Batch, budget: int) -> _Batch:
     """A few busy merchants are breached for 3-10 days; 20-40% of their traffic in that
-    window is fraud on their own (otherwise normal-looking) customers."""
+    window is fraud on their own (otherwise normal-looking) customers.
+
+    Merchants are tried busiest-first (randomised by traffic). A breach is taken whole
+    when it fits the remaining budget (and half the scenario's rows, so that there are at
+    least two breaches) and has at least max(10, budget / 10) fraud rows; a breach too
+    big is shortened (to no less than 2 days). Only if that leaves the scenario
+    empty (tiny data sets) are shorter or smaller breaches allowed. Rows left over go to
+    the other scenarios.
+    """
     rng, world = ctx.rng, ctx.world
     empty = _Batch.make("compromised_merchant", customer=np.zeros(0), time=np.zeros(0), amount=np.zeros(0),
                         device=np.zeros(0), merchant=np.zeros(0), channel=np.zeros(0))
@@ -821,45 +855,55 @@ def _compromised_merchants(ctx: _FraudContext, legit: _Batch, budget: int) -> _B
     order = np.lexsort((legit.time, legit.merchant))
     by_merchant, times, customers = legit.merchant[order], legit.time[order], legit.customer[order]
     traffic = np.bincount(legit.merchant, minlength=world.merchant_total)
-    busiest = np.argsort(-traffic, kind="stable")[: max(5, world.merchant_total // 20)]
-    busiest = busiest[traffic[busiest] > 0]
-    candidates = rng.choice(busiest, size=len(busiest), replace=False, p=traffic[busiest] / traffic[busiest].sum())
+    busy = np.flatnonzero(traffic >= 5)
+    if len(busy) == 0:
+        return empty
+    candidates = rng.choice(busy, size=len(busy), replace=False, p=traffic[busy] / traffic[busy].sum())
+    available_days = max(1, world.days - world.fraud_warmup_days)
 
     parts: list[_Batch] = []
     remaining = budget
-    available_days = max(1, world.days - world.fraud_warmup_days)
-    for merchant in candidates.tolist():
-        if remaining <= 0:
-            break
-        lo, hi = np.searchsorted(by_merchant, [merchant, merchant + 1])
-        span = min(int(rng.integers(3, 11)), available_days) * DAY
-        t0 = int(world.midnight(world.fraud_days(rng, 1, span // DAY)[0]))
-        share = rng.uniform(0.2, 0.4)
-
-        def window_rows(t1: int) -> np.ndarray:
-            a, b = np.searchsorted(times[lo:hi], [t0, t1])
-            return np.arange(lo + a, lo + b)
-
-        rows = window_rows(t0 + span)
-        wanted = round(len(rows) * share / (1.0 - share))
-        if wanted > remaining:  # shorten the breach so that the share holds
-            rows = window_rows(t0 + int(span * remaining / wanted))
-            wanted = round(len(rows) * share / (1.0 - share))
-        if len(rows) < 5 or wanted < 1:
-            continue
-        k = min(wanted, remaining)
-        # Fraud follows the merchant's own traffic pattern, on the merchant's customers.
-        time = times[rng.choice(rows, k)] + rng.integers(-30 * MINUTE, 30 * MINUTE, k)
-        customer = customers[rng.integers(lo, hi, k)]
-        category = np.full(k, world.merchant_category[merchant])
-        channel = _sample_weighted(_CHANNEL_WEIGHTS[category] * world.channel_preference[customer], rng)
-        usual = ctx.usual_amount[customer]
-        amount = np.maximum(_round_amounts(usual * rng.uniform(1.5, 4.0, k), channel, category, rng), np.round(usual * 1.5, 2))
-        parts.append(_Batch.make("compromised_merchant", ctx.incidents(1)[0], customer=customer, time=time,
-                                 amount=amount, device=world.main_device(customer, time),
-                                 merchant=np.full(k, merchant), channel=channel))
-        remaining -= k
+    min_rows = max(10, budget // 10)  # a few sizeable breaches, not many small ones ...
+    per_breach = max(min_rows, math.ceil(budget / 2))  # ... but at least two, at different times
+    for min_breach_days in (min(2, available_days), 0):
+        for merchant in candidates[:50].tolist():
+            if remaining <= 0 or (parts and min_breach_days == 0):
+                break
+            lo, hi = np.searchsorted(by_merchant, [merchant, merchant + 1])
+            span = min(int(rng.integers(3, 11)), available_days) * DAY
+            t0 = int(world.midnight(world.fraud_days(rng, 1, span // DAY)[0]))
+            share = rng.uniform(0.2, 0.4)
+            a, b = np.searchsorted(times[lo:hi], [t0, t0 + span])
+            wanted = round((b - a) * share / (1.0 - share))
+            cap = min(remaining, per_breach)
+            if wanted > cap:  # shorten the breach so that the share holds
+                span = int(span * cap / wanted)
+                a, b = np.searchsorted(times[lo:hi], [t0, t0 + span])
+                wanted = round((b - a) * share / (1.0 - share))
+            k = min(wanted, cap)
+            if span < min_breach_days * DAY or b - a < 5 or k < (min_rows if min_breach_days else 1):
+                continue
+            parts.append(_breach(ctx, merchant, times[lo + a: lo + b], customers[lo:hi], k))
+            remaining -= k
     return _Batch.concat(parts) if parts else empty
+
+
+def _breach(
+    ctx: _FraudContext, merchant: int, window_times: np.ndarray, merchant_customers: np.ndarray, k: int
+) -> _Batch:
+    """``k`` fraud rows at a breached merchant: they follow the merchant's own traffic in the
+    window (times), hit its usual customers with their usual device and channel habits,
+    and are 1.5-4x the customer's usual amount."""
+    rng, world = ctx.rng, ctx.world
+    time = window_times[rng.integers(0, len(window_times), k)] + rng.integers(-30 * MINUTE, 30 * MINUTE, k)
+    customer = merchant_customers[rng.integers(0, len(merchant_customers), k)]
+    category = np.full(k, world.merchant_category[merchant])
+    channel = _sample_weighted(_CHANNEL_WEIGHTS[category] * world.channel_preference[customer], rng)
+    usual = ctx.usual_amount[customer]
+    amount = _round_amounts(usual * rng.uniform(1.5, 4.0, k), channel, category, rng)
+    amount = np.maximum(amount, np.round(usual * 1.5, 2))
+    return _Batch.make("compromised_merchant", ctx.incidents(1)[0], customer=customer, time=time, amount=amount,
+                       device=world.main_device(customer, time), merchant=np.full(k, merchant), channel=channel)
 
 
 _SCENARIO_BUILDERS = {

@@ -55,6 +55,9 @@ param alwaysReady array = []
 @maxValue(1000)
 param httpPerInstanceConcurrency int = 0
 
+@description('Zone-redundant Flex Consumption plan (regions that support it only). The platform then keeps at least 2 always-ready instances per function group.')
+param zoneRedundant bool = false
+
 // --- Event Hubs -------------------------------------------------------------------------
 
 @description('Event Hubs tier: Standard (throughput units) or Premium (processing units).')
@@ -282,6 +285,7 @@ module functionApp 'modules/functionapp.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     alwaysReady: alwaysReady
     httpPerInstanceConcurrency: httpPerInstanceConcurrency
+    zoneRedundant: zoneRedundant
     appSettings: union(appSettings, appSettingOverrides)
     tags: tags
   }

@@ -1,8 +1,8 @@
 // Event Grid system topic on the storage account. The blob-triggered retraining functions
 // use the Event Grid blob trigger source (the only one Flex Consumption supports): Event
 // Grid pushes BlobCreated events to the app's blob extension webhook. The event
-// subscription needs the deployed app's blobs_extension system key, which a template must
-// not read (no listKeys), so it is created after deployment by infra/post-deploy.sh (see
+// subscription needs the deployed app's blobs_extension system key, and no template here
+// reads keys, so it is created after deployment by infra/post-deploy.sh (see
 // docs/DEPLOY.md).
 
 @description('Azure region (the storage account\'s).')
