@@ -14,13 +14,15 @@ a transaction is applied once, whatever the delivery.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables import UpdateMode
 
 from shared.features import CustomerProfile
 
@@ -45,9 +47,50 @@ def txn_row_key(transaction_id: str) -> str:
     return TXN_PREFIX + transaction_id
 
 
+class ProfileCache:
+    """Recently committed profiles (JSON + ETag), newest last; bounded.
+
+    Event Hubs sends a customer's events to one partition (partition key = customer id),
+    so one instance keeps seeing the same customers: after the first read, their profile
+    comes from here and the commit's ETag condition proves it is still current. A stale
+    entry (another instance or the HTTP path wrote meanwhile) fails the condition, is
+    evicted and re-read: correctness never depends on the cache.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, customer_id: str) -> tuple[str, str] | None:
+        with self._lock:
+            entry = self._entries.get(customer_id)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(customer_id)
+            self.hits += 1
+            return entry
+
+    def put(self, customer_id: str, state: str, etag: str) -> None:
+        if self.capacity <= 0:
+            return
+        with self._lock:
+            self._entries[customer_id] = (state, etag)
+            self._entries.move_to_end(customer_id)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def evict(self, customer_id: str) -> None:
+        with self._lock:
+            self._entries.pop(customer_id, None)
+
+
 class ProfileStore:
-    def __init__(self, table_client: Any) -> None:
+    def __init__(self, table_client: Any, cache_size: int = 0) -> None:
         self._table = table_client
+        self.cache = ProfileCache(cache_size)
 
     def ensure_table(self) -> None:
         try:
@@ -56,6 +99,9 @@ class ProfileStore:
             pass
 
     def load(self, customer_id: str) -> StoredProfile:
+        cached = self.cache.get(customer_id)
+        if cached is not None:
+            return StoredProfile(customer_id, CustomerProfile.from_json(cached[0]), cached[1])
         try:
             entity = self._table.get_entity(customer_id, PROFILE_ROW)
         except ResourceNotFoundError:
@@ -104,15 +150,18 @@ class ProfileStore:
                 "applied_at": now,
             }))
         try:
-            self._table.submit_transaction(operations)
-        except TableTransactionError as exc:
+            results = self._table.submit_transaction(operations)
+        except HttpResponseError as exc:  # TableTransactionError is one
+            self.cache.evict(stored.customer_id)
             if exc.status_code in (409, 412):
                 raise CommitConflict(str(exc).splitlines()[0]) from None
             raise
-        except HttpResponseError as exc:
-            if exc.status_code in (409, 412):
-                raise CommitConflict(str(exc).splitlines()[0]) from None
+        except Exception:
+            self.cache.evict(stored.customer_id)
             raise
+        etag = results[0].get("etag") if results else None
+        if etag:
+            self.cache.put(stored.customer_id, profile_entity["state"], etag)
 
     def backfill(self, customer_id: str, profile: CustomerProfile, overwrite: bool = False) -> bool:
         """Store a profile built from history; an existing one is kept unless overwrite."""

@@ -90,7 +90,8 @@ class AppServices:
 
     @cached_property
     def profiles(self) -> ProfileStore:
-        return ProfileStore(self.table_service.get_table_client(setting("FRAUD_PROFILE_TABLE", self.env)))
+        return ProfileStore(self.table_service.get_table_client(setting("FRAUD_PROFILE_TABLE", self.env)),
+                            cache_size=setting_int("FRAUD_PROFILE_CACHE_SIZE", self.env))
 
     @cached_property
     def audit(self) -> AuditLog:

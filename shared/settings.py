@@ -61,6 +61,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAUD_RULES", "", "Decision rules as JSON (block-lists, amount ceilings per channel)."),
     Setting("FRAUD_RULES_BLOB", "", "Decision rules as a blob, 'container/name'; used when FRAUD_RULES is empty."),
     Setting("FRAUD_PROFILE_TABLE", "profiles", "Table of customer profiles and their scored transactions."),
+    Setting(
+        "FRAUD_PROFILE_CACHE_SIZE",
+        "20000",
+        "Customer profiles kept in memory per process (ETag-checked at commit; 0 disables).",
+    ),
     Setting("FRAUD_AUDIT_TABLE", "scores", "Audit log table of every decision."),
     Setting("FRAUD_AUDIT_SHARDS", "8", "Shards per hour of the audit log's partitions."),
     Setting("FRAUD_ALERT_QUEUE", "fraud-alerts", "Storage queue receiving High decisions."),

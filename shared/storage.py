@@ -71,10 +71,25 @@ class StorageAccount:
             retries=retries,
         )
 
+    @cached_property
+    def _transport(self) -> Any:
+        """One pooled HTTP session for every client. Without proxy settings in the
+        environment, requests' per-call proxy lookup is skipped (about 1 ms a call)."""
+        import requests
+        from azure.core.pipeline.transport import RequestsTransport
+
+        session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        if not any(k.lower() in ("http_proxy", "https_proxy", "all_proxy") for k in os.environ):
+            session.trust_env = False
+        return RequestsTransport(session=session, session_owner=False)
+
     def _retry_kwargs(self) -> dict[str, Any]:
         # azure-core's exponential retry: 0.8s, 1.6s, 3.2s ... bounded by retry_total.
         return {"retry_total": self.retries, "retry_backoff_factor": 0.8, "retry_backoff_max": 20,
-                "connection_timeout": 5, "read_timeout": 30}
+                "connection_timeout": 5, "read_timeout": 30, "transport": self._transport}
 
     @cached_property
     def _credential(self) -> Any:
