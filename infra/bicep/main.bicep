@@ -256,6 +256,7 @@ var appSettings = {
   FRAUD_RULES: ''
   FRAUD_RULES_BLOB: ''
   FRAUD_PROFILE_TABLE: 'profiles'
+  FRAUD_PROFILE_CACHE_SIZE: '20000'
   FRAUD_AUDIT_TABLE: 'scores'
   FRAUD_AUDIT_SHARDS: '8'
   FRAUD_ALERT_QUEUE: 'fraud-alerts'
