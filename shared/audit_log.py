@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import zlib
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
 from azure.core.exceptions import ResourceExistsError
-from azure.data.tables import UpdateMode
+
+from shared.table_batch import submit_batch
 
 MAX_BATCH = 100
 # The seed's log structure first, then what we add.
@@ -41,6 +43,7 @@ class AuditLog:
     def __init__(self, table_client: Any, shards: int = 8) -> None:
         self._table = table_client
         self.shards = shards
+        self._pool: ThreadPoolExecutor | None = None
 
     def ensure_table(self) -> None:
         try:
@@ -80,14 +83,15 @@ class AuditLog:
                 "source": record.get("source") or "",
             }
             by_partition[entity["PartitionKey"]].append(entity)
-        written = 0
-        for entities in by_partition.values():
-            for start in range(0, len(entities), MAX_BATCH):
-                chunk = entities[start:start + MAX_BATCH]
-                # MERGE keeps a label already joined if a decision is written again.
-                self._table.submit_transaction([("upsert", e, {"mode": UpdateMode.MERGE}) for e in chunk])
-                written += len(chunk)
-        return written
+        chunks = [entities[start:start + MAX_BATCH] for entities in by_partition.values()
+                  for start in range(0, len(entities), MAX_BATCH)]
+        # MERGE keeps a label already joined if a decision is written again.
+        write = lambda chunk: len(submit_batch(self._table, [("upsert", e) for e in chunk]))  # noqa: E731
+        if len(chunks) <= 1:
+            return sum(map(write, chunks))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="audit-write")
+        return sum(self._pool.map(write, chunks))
 
     def partitions(self, start: datetime, end: datetime) -> Iterator[str]:
         hour = start.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)

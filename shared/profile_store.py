@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.features import CustomerProfile
+from shared.table_batch import read_entity, submit_batch
 
 PROFILE_ROW = "profile"
 TXN_PREFIX = "txn:"
@@ -102,11 +102,11 @@ class ProfileStore:
         cached = self.cache.get(customer_id)
         if cached is not None:
             return StoredProfile(customer_id, CustomerProfile.from_json(cached[0]), cached[1])
-        try:
-            entity = self._table.get_entity(customer_id, PROFILE_ROW)
-        except ResourceNotFoundError:
+        found = read_entity(self._table, customer_id, PROFILE_ROW)
+        if found is None:
             return StoredProfile(customer_id, CustomerProfile(), None)
-        return StoredProfile(customer_id, CustomerProfile.from_json(entity["state"]), entity.metadata["etag"])
+        entity, etag = found
+        return StoredProfile(customer_id, CustomerProfile.from_json(entity["state"]), etag)
 
     def applied(self, customer_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The stored decision records of those transactions already applied."""
@@ -139,8 +139,7 @@ class ProfileStore:
         if stored.etag is None:
             operations: list[tuple] = [("create", profile_entity)]
         else:
-            operations = [("update", profile_entity,
-                           {"mode": UpdateMode.REPLACE, "etag": stored.etag, "match_condition": MatchConditions.IfNotModified})]
+            operations = [("update", profile_entity, {"etag": stored.etag})]
         for record in decisions:
             operations.append(("create", {
                 "PartitionKey": stored.customer_id,
@@ -150,7 +149,7 @@ class ProfileStore:
                 "applied_at": now,
             }))
         try:
-            results = self._table.submit_transaction(operations)
+            etags = submit_batch(self._table, operations)
         except HttpResponseError as exc:  # TableTransactionError is one
             self.cache.evict(stored.customer_id)
             if exc.status_code in (409, 412):
@@ -159,7 +158,7 @@ class ProfileStore:
         except Exception:
             self.cache.evict(stored.customer_id)
             raise
-        etag = results[0].get("etag") if results else None
+        etag = etags[0]
         if etag:
             self.cache.put(stored.customer_id, profile_entity["state"], etag)
 

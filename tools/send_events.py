@@ -80,7 +80,7 @@ def feed_locally(bodies: list[Any], batch_size: int = HOST_BATCH, partitions: in
 def send_to_event_hub(bodies: Iterable[dict[str, Any]], hub: str, namespace: str | None = None,
                       connection_string: str | None = None, progress: Callable[[int], None] | None = None) -> int:
     """Send with azure-eventhub, batched per customer (partition key), as large as the hub allows."""
-    from azure.eventhub import EventData, EventHubProducerClient
+    from azure.eventhub import EventHubProducerClient
 
     if connection_string:
         producer = EventHubProducerClient.from_connection_string(connection_string, eventhub_name=hub)
@@ -89,27 +89,34 @@ def send_to_event_hub(bodies: Iterable[dict[str, Any]], hub: str, namespace: str
 
         producer = EventHubProducerClient(fully_qualified_namespace=namespace, eventhub_name=hub,
                                           credential=DefaultAzureCredential())
-    by_customer: dict[str, list[dict[str, Any]]] = {}
-    for body in bodies:
-        by_customer.setdefault(str(body.get("customer_id", "")), []).append(body)
     sent = 0
     with producer:
-        for customer, items in by_customer.items():
-            batch = producer.create_batch(partition_key=customer or None)
-            for body in items:
-                event = EventData(json.dumps(body))
-                try:
-                    batch.add(event)
-                except ValueError:  # batch full: send it and start another
-                    producer.send_batch(batch)
-                    sent += len(batch)
-                    batch = producer.create_batch(partition_key=customer or None)
-                    batch.add(event)
+        for batch in pack_batches(bodies, lambda key: producer.create_batch(partition_key=key)):
             producer.send_batch(batch)
             sent += len(batch)
             if progress:
                 progress(sent)
     return sent
+
+
+def pack_batches(bodies: Iterable[dict[str, Any]], new_batch: Callable[[str | None], Any]) -> Iterable[Any]:
+    """EventDataBatches per customer (the partition key), each as full as the hub allows."""
+    from azure.eventhub import EventData
+
+    by_customer: dict[str, list[dict[str, Any]]] = {}
+    for body in bodies:
+        by_customer.setdefault(str(body.get("customer_id", "")), []).append(body)
+    for customer, items in by_customer.items():
+        batch = new_batch(customer or None)
+        for body in items:
+            event = EventData(json.dumps(body))
+            try:
+                batch.add(event)
+            except ValueError:  # full: hand it over and start another
+                yield batch
+                batch = new_batch(customer or None)
+                batch.add(event)
+        yield batch
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,146 @@
+"""A lean entity-group transaction (Table Storage ``$batch``) for the scoring hot path.
+
+``azure-data-tables``' ``submit_transaction`` spends ~8 ms of Python CPU per call building
+and parsing the multipart body through the ``email`` package (measured on this machine;
+see docs/BENCHMARKS.md). This module writes the same OData batch body with plain string
+formatting and parses the reply's status lines and ETags, but sends it through the table
+client's own pipeline, so authentication (shared key or Entra ID), retries and transport
+are the SDK's. The wire format is the documented one:
+https://learn.microsoft.com/rest/api/storageservices/performing-entity-group-transactions
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping
+from urllib.parse import quote
+
+from azure.core.exceptions import HttpResponseError
+from azure.core.rest import HttpRequest
+
+MAX_OPERATIONS = 100
+_STATUS = re.compile(rb"^HTTP/1\.1 (\d{3})", re.MULTILINE)
+_ETAG = re.compile(rb"^ETag: (.+?)\r?$", re.MULTILINE | re.IGNORECASE)
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+class BatchRejected(HttpResponseError):
+    """The service refused the transaction; ``status_code`` is the failing operation's."""
+
+    def __init__(self, status: int, message: str, index: int | None) -> None:
+        super().__init__(message=message)
+        self.status_code = status
+        self.index = index
+
+
+def _odata_value(name: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        out[name] = value
+    elif isinstance(value, int):
+        if _INT32[0] <= value <= _INT32[1]:
+            out[name] = value
+        else:
+            out[name] = str(value)
+            out[f"{name}@odata.type"] = "Edm.Int64"
+    elif isinstance(value, float):
+        out[name] = value
+        out[f"{name}@odata.type"] = "Edm.Double"
+    elif isinstance(value, datetime):
+        moment = value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        out[name] = moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+        out[f"{name}@odata.type"] = "Edm.DateTime"
+    else:
+        raise TypeError(f"property {name}: unsupported type {type(value).__name__}")
+
+
+def entity_json(entity: Mapping[str, Any]) -> str:
+    body: dict[str, Any] = {}
+    for name, value in entity.items():
+        _odata_value(name, value, body)
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _key(value: str) -> str:
+    return quote(value.replace("'", "''"), safe="")
+
+
+def submit_batch(table_client: Any, operations: Iterable[tuple]) -> list[str | None]:
+    """Commit operations atomically; returns each operation's new ETag (None if not given).
+
+    operations: ("create", entity) | ("update", entity, {"etag": e}) [replace, If-Match]
+                | ("upsert", entity) [merge, no condition] | ("upsert_replace", entity)
+    Raises ``BatchRejected`` (status 409, 412, ...) when the service refuses it.
+    """
+    ops = list(operations)
+    if not 0 < len(ops) <= MAX_OPERATIONS:
+        raise ValueError(f"a transaction takes 1-{MAX_OPERATIONS} operations, got {len(ops)}")
+    base = f"{table_client.scheme}://{table_client._primary_hostname}"
+    table = table_client.table_name
+    batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
+    parts = []
+    for op in ops:
+        kind, entity = op[0], op[1]
+        options = op[2] if len(op) > 2 else {}
+        headers = ["Content-Type: application/json", "Accept: application/json;odata=minimalmetadata",
+                   "DataServiceVersion: 3.0"]
+        if kind == "create":
+            line = f"POST {base}/{table} HTTP/1.1"
+            headers.append("Prefer: return-no-content")
+        else:
+            target = f"{base}/{table}(PartitionKey='{_key(entity['PartitionKey'])}',RowKey='{_key(entity['RowKey'])}')"
+            if kind == "update":
+                line = f"PUT {target} HTTP/1.1"
+                headers.append(f"If-Match: {options['etag']}")
+            elif kind == "upsert":
+                line = f"MERGE {target} HTTP/1.1"
+            elif kind == "upsert_replace":
+                line = f"PUT {target} HTTP/1.1"
+            else:
+                raise ValueError(f"unknown operation {kind!r}")
+        parts.append(
+            f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+            f"{line}\r\n" + "\r\n".join(headers) + "\r\n\r\n" + entity_json(entity) + "\r\n"
+        )
+    body = (
+        f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"
+        + "".join(parts) + f"--{changeset}--\r\n--{batch}--\r\n"
+    ).encode()
+    request = HttpRequest(
+        "POST", f"{base}/$batch", content=body,
+        headers={"Content-Type": f"multipart/mixed; boundary={batch}", "Accept": "application/json",
+                 "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
+                 "x-ms-version": table_client.api_version},
+    )
+    response = table_client._client.send_request(request, stream=True)
+    if response.status_code != 202:
+        raise BatchRejected(response.status_code, f"batch refused with HTTP {response.status_code}: {response.read()[:300]!r}", None)
+    content = response.read()
+    statuses = [int(s) for s in _STATUS.findall(content)]
+    failed = [s for s in statuses if not 200 <= s < 300]
+    if failed or not statuses:
+        message = content.decode("utf-8", "replace")
+        found = re.search(r'"value"\s*:\s*"(\d+):', message)
+        index = int(found.group(1)) if found else None
+        detail = re.search(r'"code"\s*:\s*"([^"]*)"', message)
+        raise BatchRejected(failed[0] if failed else 500,
+                            f"transaction refused: HTTP {failed[0] if failed else '?'} {detail.group(1) if detail else ''}".strip(),
+                            index)
+    etags = [e.decode().strip() for e in _ETAG.findall(content)]
+    return (etags + [None] * len(ops))[: len(ops)]
+
+
+def read_entity(table_client: Any, partition_key: str, row_key: str) -> tuple[dict[str, Any], str] | None:
+    """Point read (properties as JSON types, no typed conversion) and its ETag; None if absent."""
+    base = f"{table_client.scheme}://{table_client._primary_hostname}"
+    url = f"{base}/{table_client.table_name}(PartitionKey='{_key(partition_key)}',RowKey='{_key(row_key)}')"
+    request = HttpRequest("GET", url, headers={"Accept": "application/json;odata=nometadata", "DataServiceVersion": "3.0",
+                                               "MaxDataServiceVersion": "3.0;NetFx", "x-ms-version": table_client.api_version})
+    response = table_client._client.send_request(request, stream=True)
+    content = response.read()
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise BatchRejected(response.status_code, f"read refused with HTTP {response.status_code}: {content[:200]!r}", None)
+    return json.loads(content), response.headers["ETag"]

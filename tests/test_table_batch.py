@@ -1,0 +1,66 @@
+"""The lean entity-group transaction against Azurite: atomic, conditional, typed."""
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from shared.table_batch import BatchRejected, submit_batch
+
+
+@pytest.fixture
+def table(services):
+    name = "batch" + uuid.uuid4().hex[:8]
+    services.table_service.create_table(name)
+    return services.table_service.get_table_client(name)
+
+
+def test_properties_round_trip_with_their_types(table):
+    moment = datetime(2026, 3, 1, 2, 0, 5, 123000, tzinfo=timezone.utc)
+    etags = submit_batch(table, [("create", {"PartitionKey": "C'1:x@y", "RowKey": "profile", "text": "naïve ₦", "flag": True,
+                                             "small": 7, "big": 2**40, "ratio": 2.0, "when": moment, "none": None})])
+    entity = table.get_entity("C'1:x@y", "profile")
+    assert etags[0] == entity.metadata["etag"]
+    assert (entity["text"], entity["flag"], entity["small"], entity["big"].value, entity["ratio"]) == ("naïve ₦", True, 7, 2**40, 2.0)
+    assert entity["big"].edm_type == "Edm.Int64" and "none" not in entity
+    assert isinstance(entity["ratio"], float)
+    assert entity["when"] == moment
+
+
+def test_all_or_nothing_and_conditions(table):
+    first = submit_batch(table, [("create", {"PartitionKey": "C", "RowKey": "profile", "n": 1}),
+                                 ("create", {"PartitionKey": "C", "RowKey": "txn:1"})])
+    # a duplicate create rejects the whole transaction: the profile update is not applied
+    with pytest.raises(BatchRejected) as duplicate:
+        submit_batch(table, [("update", {"PartitionKey": "C", "RowKey": "profile", "n": 2}, {"etag": first[0]}),
+                             ("create", {"PartitionKey": "C", "RowKey": "txn:1"})])
+    assert duplicate.value.status_code == 409
+    assert table.get_entity("C", "profile")["n"] == 1
+    # the right ETag wins once; the same stale ETag then loses with 412
+    second = submit_batch(table, [("update", {"PartitionKey": "C", "RowKey": "profile", "n": 2}, {"etag": first[0]}),
+                                  ("create", {"PartitionKey": "C", "RowKey": "txn:2"})])
+    with pytest.raises(BatchRejected) as stale:
+        submit_batch(table, [("update", {"PartitionKey": "C", "RowKey": "profile", "n": 3}, {"etag": first[0]})])
+    assert stale.value.status_code == 412
+    assert table.get_entity("C", "profile").metadata["etag"] == second[0]
+
+
+def test_upsert_merges_and_keeps_other_properties(table):
+    submit_batch(table, [("upsert", {"PartitionKey": "H", "RowKey": "T1", "score": 0.5, "label": "1"})])
+    submit_batch(table, [("upsert", {"PartitionKey": "H", "RowKey": "T1", "score": 0.5})])
+    assert table.get_entity("H", "T1")["label"] == "1"
+
+
+def test_operation_count_is_bounded(table):
+    with pytest.raises(ValueError):
+        submit_batch(table, [])
+    with pytest.raises(ValueError):
+        submit_batch(table, [("upsert", {"PartitionKey": "H", "RowKey": str(i)}) for i in range(101)])
+
+
+def test_point_read_returns_properties_and_the_etag(table):
+    from shared.table_batch import read_entity
+
+    (etag,) = submit_batch(table, [("create", {"PartitionKey": "C@1", "RowKey": "profile", "state": "{}", "n": 3})])
+    entity, read_etag = read_entity(table, "C@1", "profile")
+    assert entity["state"] == "{}" and entity["n"] == 3 and read_etag == etag
+    assert read_entity(table, "C@1", "missing") is None

@@ -1,0 +1,111 @@
+"""Local tools: the HTTP host on a real socket, the producer's batching, the audit export."""
+import csv
+import json
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from azure.eventhub import EventDataBatch
+
+from fraud_events import event_hub_batch, transaction
+from function_app import indexed_functions
+from functions.score_stream import score_stream
+from tools.export_audit import export, parse_moment
+from tools.local_host import serve_in_background
+from tools.send_events import pack_batches, read_transactions
+
+
+def request(url, body=None, method=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_local_host_serves_the_registered_http_functions(published):
+    server, base = serve_in_background(indexed_functions())
+    try:
+        status, body = request(f"{base}/api/score", transaction(1))
+        assert status == 200 and body["transaction_id"] == "T1" and body["model_version"] == published.version
+        assert request(f"{base}/api/predict", {"customer_id": "x/y"})[0] == 400
+        assert request(f"{base}/api/health")[0] == 200
+        assert request(f"{base}/api/nowhere")[0] == 404
+        assert request(f"{base}/api/score", method="GET")[0] == 405
+    finally:
+        server.shutdown()
+
+
+def test_producer_packs_per_customer_batches_that_respect_the_size_limit(tmp_path):
+    rows = [transaction(i, customer=f"C{i % 2}", merchant_category="x" * 300) for i in range(40)]
+    path = tmp_path / "tx.jsonl"
+    path.write_text("\n".join(json.dumps({**r, "is_fraud": 0}) for r in rows))
+    bodies = read_transactions(path)
+    assert all("is_fraud" not in b for b in bodies)
+    batches = list(pack_batches(bodies, lambda key: EventDataBatch(max_size_in_bytes=4096, partition_key=key)))
+    assert sum(len(b) for b in batches) == 40
+    assert len(batches) > 2  # split by size, not only by customer
+    assert all(b.size_in_bytes <= 4096 for b in batches)
+
+
+def test_csv_rows_become_typed_event_payloads(tmp_path):
+    path = tmp_path / "tx.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(transaction(0)) + ["is_fraud", "fraud_scenario"])
+        writer.writeheader()
+        writer.writerow({**transaction(0, amount=12.5), "is_fraud": 1, "fraud_scenario": "card_testing", "country": ""})
+    (body,) = read_transactions(path)
+    assert body["transaction_amount"] == 12.5 and "country" not in body and "fraud_scenario" not in body
+
+
+def test_audit_export_writes_the_seeds_log_columns_for_a_time_range(published, services, tmp_path):
+    bodies = [transaction(i, when=f"2026-11-20T{10 + i:02d}:00:00+01:00") for i in range(4)]
+    score_stream(event_hub_batch(bodies))
+    out = tmp_path / "logs" / "transactions_log.csv"
+    count = export(services.audit, parse_moment("2026-11-20T10:00:00+00:00"), parse_moment("2026-11-20T12:00:00+00:00"), out)
+    rows = list(csv.DictReader(open(out)))
+    assert count == 2 and [r["transaction_id"] for r in rows] == ["T1", "T2"]  # 11:00 and 12:00 Lagos = 10:00, 11:00 UTC
+    for column in ("transaction_id", "customer_id", "transaction_amount", "fraud_score", "risk_level", "timestamp", "label"):
+        assert column in rows[0]
+    assert rows[0]["label"] == ""
+
+
+def test_high_alerts_reach_the_webhook(published, services, monkeypatch):
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("FRAUD_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_address[1]}/hook")
+    monkeypatch.setenv("FRAUD_HIGH_THRESHOLD", "0.0")
+    monkeypatch.setenv("FRAUD_MEDIUM_THRESHOLD", "0.0")
+    from shared.runtime import app_services, reset_app_services
+
+    reset_app_services()
+    score_stream(event_hub_batch([transaction(1)]))
+    app_services().scoring.webhook._pool.shutdown(wait=True)
+    server.shutdown()
+    assert len(received) == 1 and received[0]["alert"]["transaction_id"] == "T1"
+    assert "High risk" in received[0]["text"]
+
+
+def test_rules_from_a_blob_raise_the_risk(published, services, monkeypatch):
+    container = services.blob_service.get_container_client("rules-" + services.env["FRAUD_PROFILE_TABLE"][-8:])
+    container.create_container()
+    container.upload_blob("rules.json", json.dumps({"block_customers": ["C-blocked"]}))
+    monkeypatch.setenv("FRAUD_RULES_BLOB", f"{container.container_name}/rules.json")
+    from shared.runtime import app_services, reset_app_services
+
+    reset_app_services()
+    outcome = app_services().scoring.score_request(transaction(8, customer="C-blocked", amount=10.0))
+    assert outcome.decision["risk_level"] == "High" and outcome.decision["rules_fired"] == ["blocked_customer"]
