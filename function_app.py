@@ -1,12 +1,16 @@
 """The Function App (Python v2 programming model): registers the blueprints in functions/."""
 import azure.functions as func
 
+from functions.labels_http import bp as labels_http
+from functions.monitor_timer import bp as monitor_timer
 from functions.score_http import bp as score_http
 from functions.score_stream import bp as score_stream
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(score_stream)
 app.register_functions(score_http)
+app.register_functions(labels_http)
+app.register_functions(monitor_timer)
 
 
 _indexed = None

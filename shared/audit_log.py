@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from azure.core.exceptions import ResourceExistsError
 
-from shared.table_batch import submit_batch
+from shared.table_batch import read_entity, submit_batch
 
 MAX_BATCH = 100
 # The seed's log structure first, then what we add.
@@ -37,6 +37,14 @@ def hour_key(moment: datetime) -> str:
 
 def partition_key(event_time: datetime, transaction_id: str, shards: int) -> str:
     return f"{hour_key(event_time)}-{shard_of(transaction_id, shards):02d}"
+
+
+INDEX_SHARDS = 16
+
+
+def index_partition(transaction_id: str) -> str:
+    """Where the transaction id -> audit row pointer lives (labels arrive with the id only)."""
+    return f"idx-{zlib.crc32(b'i' + transaction_id.encode()) % INDEX_SHARDS:02d}"
 
 
 class AuditLog:
@@ -83,6 +91,11 @@ class AuditLog:
                 "source": record.get("source") or "",
             }
             by_partition[entity["PartitionKey"]].append(entity)
+            by_partition[index_partition(record["transaction_id"])].append({
+                "PartitionKey": index_partition(record["transaction_id"]), "RowKey": record["transaction_id"],
+                "audit_pk": entity["PartitionKey"], "customer_id": record["customer_id"],
+                "event_time": entity["event_time"].isoformat(),
+            })
         chunks = [entities[start:start + MAX_BATCH] for entities in by_partition.values()
                   for start in range(0, len(entities), MAX_BATCH)]
         # MERGE keeps a label already joined if a decision is written again.
@@ -112,12 +125,35 @@ class AuditLog:
                 yield dict(row)
 
     def get(self, transaction_id: str, event_time: datetime) -> dict[str, Any] | None:
-        from azure.core.exceptions import ResourceNotFoundError
+        found = read_entity(self._table, partition_key(event_time, transaction_id, self.shards), transaction_id)
+        return found[0] if found else None
 
-        try:
-            return dict(self._table.get_entity(partition_key(event_time, transaction_id, self.shards), transaction_id))
-        except ResourceNotFoundError:
-            return None
+    def locate(self, transaction_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """transaction id -> {audit_pk, customer_id} for the ids that were scored."""
+        found: dict[str, dict[str, Any]] = {}
+        by_partition: dict[str, list[str]] = defaultdict(list)
+        for txn_id in dict.fromkeys(transaction_ids):
+            by_partition[index_partition(txn_id)].append(txn_id)
+        for pk, ids in by_partition.items():
+            for start in range(0, len(ids), 15):
+                chunk = ids[start:start + 15]
+                params = {"pk": pk, **{f"r{i}": t for i, t in enumerate(chunk)}}
+                rows = " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk)))
+                for entity in self._table.query_entities(f"PartitionKey eq @pk and ( {rows} )", parameters=params):
+                    found[entity["RowKey"]] = {"audit_pk": entity["audit_pk"], "customer_id": entity["customer_id"],
+                                               "event_time": entity.get("event_time")}
+        return found
+
+    def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int:
+        """Merge label fields into audit rows: (audit_pk, transaction_id, fields); idempotent."""
+        by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for pk, txn_id, fields in labelled:
+            by_partition[pk].append({"PartitionKey": pk, "RowKey": txn_id, **fields})
+        written = 0
+        for entities in by_partition.values():
+            for start in range(0, len(entities), MAX_BATCH):
+                written += len(submit_batch(self._table, [("upsert", e) for e in entities[start:start + MAX_BATCH]]))
+        return written
 
 
 def export_row(entity: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,10 @@ from shared.audit_log import AuditLog
 from shared.dead_letter import DeadLetterStore
 from shared.decision import DecisionPolicy, DecisionRules, Thresholds
 from shared.model import FraudModel
+from shared.label_store import LabelStore
 from shared.model_registry import ModelRegistry
+from shared.monitoring import MonitoringConfig, MonitoringService
+from shared.monitoring_store import LabelFileContainer, MonitoringBlobs
 from shared.profile_store import CommitConflict, ProfileStore
 from shared.scoring import FraudScoringService
 from shared.serving_model import ServingModel
@@ -135,6 +138,40 @@ class AppServices:
             max_amount=float(setting("FRAUD_MAX_AMOUNT", self.env)),
         )
 
+    @cached_property
+    def label_store(self) -> LabelStore:
+        return LabelStore(self.table_service.get_table_client(setting("FRAUD_LABEL_TABLE", self.env)))
+
+    @cached_property
+    def label_files(self) -> LabelFileContainer:
+        return LabelFileContainer(self.blob_service, setting("FRAUD_LABELS_CONTAINER", self.env))
+
+    @cached_property
+    def monitoring_blobs(self) -> MonitoringBlobs:
+        return MonitoringBlobs(self.blob_service, setting("FRAUD_MONITORING_CONTAINER", self.env),
+                               setting("FRAUD_RETRAIN_CONTAINER", self.env))
+
+    def serving_manifest(self) -> dict | None:
+        """The manifest of the model serving now (or the registry's current one)."""
+        model = self.serving_model.loaded
+        if model is not None:
+            return model.manifest
+        current = self.registry.current()
+        return self.registry.manifest(current.version) if current.version else None
+
+    @cached_property
+    def monitoring(self) -> MonitoringService:
+        config = MonitoringConfig(
+            window_hours=float(setting("FRAUD_MONITOR_WINDOW_HOURS", self.env)),
+            psi_warn=float(setting("FRAUD_PSI_WARN", self.env)),
+            psi_alert=float(setting("FRAUD_PSI_ALERT", self.env)),
+            retrain_cooldown_hours=float(setting("FRAUD_RETRAIN_COOLDOWN_HOURS", self.env)),
+            min_labelled_fraud=setting_int("FRAUD_RETRAIN_MIN_LABELLED_FRAUD", self.env),
+            min_recall=float(setting("FRAUD_RETRAIN_MIN_RECALL", self.env)),
+        )
+        return MonitoringService(self.audit, self.label_store, self.label_files, self.monitoring_blobs,
+                                 self.serving_manifest, config)
+
     def ensure_resources(self) -> None:
         """Create the tables, containers and queue if missing (idempotent; local runs and tests)."""
         self.profiles.ensure_table()
@@ -142,6 +179,9 @@ class AppServices:
         self.alerts.ensure_queue()
         self.dead_letters.ensure_container()
         self.registry.ensure_container()
+        self.label_store.ensure_table()
+        self.label_files.ensure_container()
+        self.monitoring_blobs.ensure_containers()
 
 
 _services: AppServices | None = None

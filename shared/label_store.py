@@ -1,0 +1,112 @@
+"""Labels awaiting and done, label files already read, compromised customers: a Table adapter.
+
+Table ``labels`` (``FRAUD_LABEL_TABLE``):
+
+* ``lbl-<shard>`` / transaction id: the latest label for a transaction and its status
+  (``pending`` until joined to the audit log, ``joined``, or ``unknown`` while no decision
+  with that id exists yet — kept and retried, never dropped);
+* ``files`` / hash of blob name + ETag: a label file already read, with its counts and
+  rejected lines;
+* ``compromised`` / customer id: the event time from which the customer is known to be
+  compromised (their earliest transaction labelled fraud).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any, Iterable, Iterator
+
+from azure.core.exceptions import ResourceExistsError
+
+from shared.labels import Label
+from shared.table_batch import read_entity, submit_batch
+
+SHARDS = 16
+
+
+def label_partition(transaction_id: str) -> str:
+    return f"lbl-{zlib.crc32(transaction_id.encode()) % SHARDS:02d}"
+
+
+class LabelStore:
+    def __init__(self, table_client: Any) -> None:
+        self._table = table_client
+
+    def ensure_table(self) -> None:
+        try:
+            self._table.create_table()
+        except ResourceExistsError:
+            pass
+
+    # -- labels ---------------------------------------------------------------------------
+    def put(self, labels: Iterable[Label], now: datetime | None = None) -> int:
+        """Record labels as pending; the same label again changes nothing."""
+        now = now or datetime.now(timezone.utc)
+        latest: dict[str, Label] = {}
+        for label in labels:
+            latest[label.transaction_id] = label  # the last word in a batch wins
+        by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        changed = 0
+        for txn_id, label in latest.items():
+            pk = label_partition(txn_id)
+            found = read_entity(self._table, pk, txn_id)
+            if found and found[0].get("label") == int(label.is_fraud) and found[0].get("status") == "joined":
+                continue
+            changed += 1
+            by_partition[pk].append({
+                "PartitionKey": pk, "RowKey": txn_id, "label": int(label.is_fraud), "customer_id": label.customer_id or "",
+                "labelled_at": label.labelled_at.isoformat() if label.labelled_at else "", "source": label.source,
+                "status": "pending", "received_at": now,
+            })
+        for entities in by_partition.values():
+            for start in range(0, len(entities), 100):
+                submit_batch(self._table, [("upsert", e) for e in entities[start:start + 100]])
+        return changed
+
+    def awaiting(self) -> Iterator[dict[str, Any]]:
+        """Labels not yet joined (pending or unknown), shard by shard."""
+        for shard in range(SHARDS):
+            yield from self._table.query_entities(
+                "PartitionKey eq @pk and status ne @joined", parameters={"pk": f"lbl-{shard:02d}", "joined": "joined"})
+
+    def mark(self, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Merge status fields into label rows: (partition, transaction id, fields)."""
+        by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for pk, txn_id, fields in rows:
+            by_partition[pk].append({"PartitionKey": pk, "RowKey": txn_id, **fields})
+        for entities in by_partition.values():
+            for start in range(0, len(entities), 100):
+                submit_batch(self._table, [("upsert", e) for e in entities[start:start + 100]])
+
+    def get(self, transaction_id: str) -> dict[str, Any] | None:
+        found = read_entity(self._table, label_partition(transaction_id), transaction_id)
+        return found[0] if found else None
+
+    # -- label files ----------------------------------------------------------------------
+    @staticmethod
+    def file_key(name: str, etag: str) -> str:
+        return hashlib.sha256(f"{name}\0{etag}".encode()).hexdigest()[:32]
+
+    def file_seen(self, name: str, etag: str) -> bool:
+        return read_entity(self._table, "files", self.file_key(name, etag)) is not None
+
+    def record_file(self, name: str, etag: str, labels: int, rejected: list[dict[str, Any]]) -> None:
+        submit_batch(self._table, [("upsert", {
+            "PartitionKey": "files", "RowKey": self.file_key(name, etag), "name": name, "labels": labels,
+            "rejected_count": len(rejected), "rejected": json.dumps(rejected)[:30000],
+            "read_at": datetime.now(timezone.utc)})])
+
+    # -- compromised customers ------------------------------------------------------------
+    def mark_compromised(self, customer_id: str, since: datetime) -> None:
+        found = read_entity(self._table, "compromised", customer_id)
+        if found and found[0].get("since", "9999") <= since.isoformat():
+            return
+        submit_batch(self._table, [("upsert", {"PartitionKey": "compromised", "RowKey": customer_id,
+                                                "since": since.astimezone(timezone.utc).isoformat()})])
+
+    def compromised_since(self, customer_id: str) -> str | None:
+        found = read_entity(self._table, "compromised", customer_id)
+        return found[0]["since"] if found else None
