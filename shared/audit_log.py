@@ -94,7 +94,7 @@ class AuditLog:
             by_partition[index_partition(record["transaction_id"])].append({
                 "PartitionKey": index_partition(record["transaction_id"]), "RowKey": record["transaction_id"],
                 "audit_pk": entity["PartitionKey"], "customer_id": record["customer_id"],
-                "event_time": entity["event_time"].isoformat(),
+                "event_time": entity["event_time"].isoformat(), "merchant_id": entity["merchant_id"],
             })
         chunks = [entities[start:start + MAX_BATCH] for entities in by_partition.values()
                   for start in range(0, len(entities), MAX_BATCH)]
@@ -114,15 +114,18 @@ class AuditLog:
             hour += timedelta(hours=1)
 
     def read(self, start: datetime, end: datetime, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
-        """Every decision whose event time is in [start, end), partition by partition."""
-        for pk in self.partitions(start, end):
-            rows = self._table.query_entities(
-                "PartitionKey eq @pk and event_time ge @start and event_time lt @end",
-                parameters={"pk": pk, "start": start.astimezone(timezone.utc), "end": end.astimezone(timezone.utc)},
-                select=select,
-            )
-            for row in rows:
-                yield dict(row)
+        """Every decision whose event time is in [start, end): one range scan over the
+        partitions of those hours (they sort by hour), filtered by event time."""
+        first = hour_key(start)
+        last = hour_key(end)
+        rows = self._table.query_entities(
+            "PartitionKey ge @lo and PartitionKey lt @hi and event_time ge @start and event_time lt @end",
+            parameters={"lo": f"{first}-", "hi": f"{last}-~", "start": start.astimezone(timezone.utc),
+                        "end": end.astimezone(timezone.utc)},
+            select=select, results_per_page=1000,
+        )
+        for row in rows:
+            yield dict(row)
 
     def get(self, transaction_id: str, event_time: datetime) -> dict[str, Any] | None:
         found = read_entity(self._table, partition_key(event_time, transaction_id, self.shards), transaction_id)
@@ -141,7 +144,8 @@ class AuditLog:
                 rows = " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk)))
                 for entity in self._table.query_entities(f"PartitionKey eq @pk and ( {rows} )", parameters=params):
                     found[entity["RowKey"]] = {"audit_pk": entity["audit_pk"], "customer_id": entity["customer_id"],
-                                               "event_time": entity.get("event_time")}
+                                               "event_time": entity.get("event_time"),
+                                               "merchant_id": entity.get("merchant_id") or ""}
         return found
 
     def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int:

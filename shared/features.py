@@ -34,9 +34,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from shared.merchant_risk import MERCHANT_FEATURES, NO_MERCHANT, MerchantRiskReplay
 from shared.schema import CHANNELS, MERCHANT_CATEGORIES, Transaction
 
-FEATURE_DEFINITION_VERSION = 1
+FEATURE_DEFINITION_VERSION = 2  # 2: merchant risk features
 
 MINUTE = 60
 HOUR = 3600
@@ -83,6 +84,7 @@ BASE_FEATURES = (
 )
 FEATURE_NAMES: tuple[str, ...] = (
     BASE_FEATURES
+    + MERCHANT_FEATURES
     + tuple(f"channel_{c}" for c in CHANNELS)
     + tuple(f"category_{c}" for c in MERCHANT_CATEGORIES)
 )
@@ -102,6 +104,7 @@ def _schema_hash() -> str:
         "limits": [MAX_DEVICES, MAX_MERCHANTS, MAX_CATEGORIES, MAX_COUNTRIES],
         "night": sorted(NIGHT_HOURS),
         "missing": MISSING,
+        "merchant_risk": "as-of-hour windows 1/7/30d, labels known at labelled_at or event time + delay",
     }
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -258,8 +261,13 @@ def _ratio(amount: float, denominator: float, count: int) -> float:
     return amount / denominator if count > 0 and denominator > 0 else MISSING
 
 
-def transaction_features(profile: CustomerProfile, txn: Transaction) -> list[float]:
-    """Features of ``txn`` against the profile *before* it is applied (event-time based)."""
+def transaction_features(profile: CustomerProfile, txn: Transaction,
+                         merchant_values: Sequence[float] = NO_MERCHANT) -> list[float]:
+    """Features of ``txn`` against the profile *before* it is applied (event-time based).
+
+    ``merchant_values`` are the merchant risk values at the transaction's time
+    (``shared.merchant_risk``), from the timer's table when serving, from the replay in training.
+    """
     t = txn.epoch_seconds
     amount = txn.transaction_amount
     local = txn.timestamp
@@ -314,6 +322,7 @@ def transaction_features(profile: CustomerProfile, txn: Transaction) -> list[flo
         1.0 if country_new and n > 0 else 0.0,
         float(min(n, 100_000)),
     ]
+    values.extend(merchant_values)
     values.extend(1.0 if txn.channel == c else 0.0 for c in CHANNELS)
     category = txn.merchant_category if txn.merchant_category in MERCHANT_CATEGORIES else "other"
     if txn.merchant_category is None:
@@ -322,14 +331,16 @@ def transaction_features(profile: CustomerProfile, txn: Transaction) -> list[flo
     return values
 
 
-def score_and_apply(profile: CustomerProfile, txn: Transaction) -> list[float]:
+def score_and_apply(profile: CustomerProfile, txn: Transaction,
+                    merchant_values: Sequence[float] = NO_MERCHANT) -> list[float]:
     """The step training and serving share: features before the transaction, then apply it."""
-    values = transaction_features(profile, txn)
+    values = transaction_features(profile, txn, merchant_values)
     profile.apply(txn)
     return values
 
 
-def replay(transactions: Iterable[Transaction], progress: Any = None) -> np.ndarray:
+def replay(transactions: Iterable[Transaction], progress: Any = None,
+           merchants: MerchantRiskReplay | None = None) -> np.ndarray:
     """Feature matrix (float32) for transactions replayed in the given (event-time) order.
 
     Each customer's profile is built from their earlier transactions only, exactly as
@@ -341,7 +352,8 @@ def replay(transactions: Iterable[Transaction], progress: Any = None) -> np.ndar
         profile = profiles.get(txn.customer_id)
         if profile is None:
             profile = profiles[txn.customer_id] = CustomerProfile()
-        rows.append(score_and_apply(profile, txn))
+        merchant_values = merchants.features_then_add(txn.merchant_id, txn.epoch_seconds) if merchants else NO_MERCHANT
+        rows.append(score_and_apply(profile, txn, merchant_values))
         if progress is not None and i % 100_000 == 0:
             progress(i)
     if not rows:

@@ -19,6 +19,7 @@ import numpy as np
 
 from shared.drift import DriftAccumulator, ReferenceHistogram, population_stability_index
 from shared.labels import Label, parse_label_file
+from shared.merchant_risk import as_of_hour, label_known_at
 from shared.metrics import percentiles, summarize
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ class MonitoringConfig:
     min_labelled_fraud: int = 20
     min_recall: float = 0.5
     top_k: int = 20
+    label_delay_days: float = 7.0
+    merchant_recount_hours: int = 48
 
 
 class LabelFiles(Protocol):
@@ -53,6 +56,7 @@ class MonitoringService:
     label_files: LabelFiles
     reports: Reports
     manifest: Callable[[], dict[str, Any] | None]  # the serving model's manifest
+    merchants: Any = None  # MerchantRiskStore
     config: MonitoringConfig = field(default_factory=MonitoringConfig)
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
@@ -78,7 +82,7 @@ class MonitoringService:
     def join_labels(self, only: set[str] | None = None) -> dict[str, Any]:
         awaiting = [row for row in self.labels.awaiting() if only is None or row["RowKey"] in only]
         located = self.audit.locate([row["RowKey"] for row in awaiting])
-        to_audit, marks, unknown = [], [], []
+        to_audit, marks, unknown, frauds = [], [], [], []
         now = self.clock()
         for row in awaiting:
             txn_id = row["RowKey"]
@@ -93,7 +97,13 @@ class MonitoringService:
                                                           "label_source": row.get("source", "")}))
             marks.append((row["PartitionKey"], txn_id, {"status": "joined", "joined_at": now, "audit_pk": where["audit_pk"]}))
             if int(row["label"]) == 1 and where.get("event_time"):
-                self.labels.mark_compromised(where["customer_id"], datetime.fromisoformat(where["event_time"]))
+                event_time = datetime.fromisoformat(where["event_time"])
+                self.labels.mark_compromised(where["customer_id"], event_time)
+                known = datetime.fromisoformat(labelled_at).timestamp() if labelled_at else None
+                frauds.append((where.get("merchant_id", ""), txn_id, event_time.timestamp(),
+                               label_known_at(event_time.timestamp(), known, self.config.label_delay_days)))
+        if frauds and self.merchants is not None:
+            self.merchants.add_frauds(frauds)  # before the labels are marked joined: a crash re-joins them
         if to_audit:
             self.audit.set_labels(to_audit)
         if marks:
@@ -101,6 +111,22 @@ class MonitoringService:
         if unknown:
             log.warning("%d labels name transactions never scored (kept, retried next run): %s", len(unknown), unknown[:10])
         return {"joined": len(to_audit), "unknown": len(unknown), "unknown_transaction_ids": unknown[:100]}
+
+    # -- merchant risk --------------------------------------------------------------------
+    def refresh_merchant_risk(self, now: datetime) -> dict[str, Any]:
+        """Recount the last hours' transactions per merchant from the audit log (idempotent)."""
+        if self.merchants is None:
+            return {}
+        as_of = as_of_hour(now.timestamp())
+        first_hour = int(as_of // 3600) - self.config.merchant_recount_hours
+        start = datetime.fromtimestamp(first_hour * 3600, timezone.utc)
+        hourly: dict[str, Counter] = {}
+        for row in self.audit.read(start, datetime.fromtimestamp(as_of, timezone.utc), select=["merchant_id", "event_time"]):
+            merchant = row.get("merchant_id")
+            if merchant:
+                hourly.setdefault(merchant, Counter())[int(row["event_time"].timestamp() // 3600)] += 1
+        merchants = self.merchants.refresh_counts({m: dict(c) for m, c in hourly.items()}, first_hour, as_of)
+        return {"merchants": merchants, "as_of": datetime.fromtimestamp(as_of, timezone.utc).isoformat()}
 
     # -- drift and performance ------------------------------------------------------------
     def evaluate(self, now: datetime) -> dict[str, Any]:
@@ -195,9 +221,11 @@ class MonitoringService:
         now = self.clock()
         ingested = self.ingest_label_files()
         joined = self.join_labels()
+        merchant_risk = self.refresh_merchant_risk(now)
         evaluation = self.evaluate(now)
         reasons = self.breaches(evaluation)
-        report = {"run_at": now.isoformat(), "labels": {**ingested, **joined}, **evaluation, "breaches": reasons}
+        report = {"run_at": now.isoformat(), "labels": {**ingested, **joined}, "merchant_risk": merchant_risk,
+                  **evaluation, "breaches": reasons}
         report["retrain_request"] = None
         if reasons:
             report["retrain_request"] = self.reports.request_retrain(

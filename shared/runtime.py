@@ -19,6 +19,7 @@ from shared.dead_letter import DeadLetterStore
 from shared.decision import DecisionPolicy, DecisionRules, Thresholds
 from shared.model import FraudModel
 from shared.label_store import LabelStore
+from shared.merchant_store import MerchantRiskCache, MerchantRiskStore
 from shared.model_registry import ModelRegistry
 from shared.monitoring import MonitoringConfig, MonitoringService
 from shared.monitoring_store import LabelFileContainer, MonitoringBlobs
@@ -134,6 +135,7 @@ class AppServices:
             policy_for=self.policy_for,
             conflict_error=CommitConflict,
             webhook=AlertWebhook(webhook_url) if webhook_url else None,
+            merchants=self.merchant_cache,
             default_currency=setting("FRAUD_DEFAULT_CURRENCY", self.env),
             max_amount=float(setting("FRAUD_MAX_AMOUNT", self.env)),
         )
@@ -168,9 +170,18 @@ class AppServices:
             retrain_cooldown_hours=float(setting("FRAUD_RETRAIN_COOLDOWN_HOURS", self.env)),
             min_labelled_fraud=setting_int("FRAUD_RETRAIN_MIN_LABELLED_FRAUD", self.env),
             min_recall=float(setting("FRAUD_RETRAIN_MIN_RECALL", self.env)),
+            label_delay_days=float(setting("FRAUD_LABEL_DELAY_DAYS", self.env)),
         )
         return MonitoringService(self.audit, self.label_store, self.label_files, self.monitoring_blobs,
-                                 self.serving_manifest, config)
+                                 self.serving_manifest, merchants=self.merchant_store, config=config)
+
+    @cached_property
+    def merchant_store(self) -> MerchantRiskStore:
+        return MerchantRiskStore(self.table_service.get_table_client(setting("FRAUD_MERCHANT_TABLE", self.env)))
+
+    @cached_property
+    def merchant_cache(self) -> MerchantRiskCache:
+        return MerchantRiskCache(self.merchant_store, float(setting("FRAUD_MERCHANT_CACHE_SECONDS", self.env)))
 
     def ensure_resources(self) -> None:
         """Create the tables, containers and queue if missing (idempotent; local runs and tests)."""
@@ -180,6 +191,7 @@ class AppServices:
         self.dead_letters.ensure_container()
         self.registry.ensure_container()
         self.label_store.ensure_table()
+        self.merchant_store.ensure_table()
         self.label_files.ensure_container()
         self.monitoring_blobs.ensure_containers()
 

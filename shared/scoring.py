@@ -23,6 +23,7 @@ import numpy as np
 from shared.dead_letter import DeadLetter
 from shared.decision import DecisionPolicy, verdict_to_dict
 from shared.features import CustomerProfile, as_matrix, score_and_apply
+from shared.merchant_risk import NO_MERCHANT
 from shared.model import FraudModel
 from shared.schema import FieldError, Transaction, ValidationOutcome, validate_transaction
 
@@ -163,6 +164,7 @@ class FraudScoringService:
     policy_for: Callable[[FraudModel], DecisionPolicy]
     conflict_error: type[Exception] = CommitConflictLike
     webhook: Any = None
+    merchants: Any = None  # MerchantRiskCache: merchant risk values at a transaction's time
     default_currency: str = "NGN"
     max_amount: float = 1e9
     max_conflicts: int = 25
@@ -243,11 +245,16 @@ class FraudScoringService:
         while pending:
             chunks = {c: txns[:MAX_TXNS_PER_COMMIT] for c, txns in pending.items()}
             stored = dict(zip(chunks, self._map(self.profiles.load, list(chunks))))
+            if self.merchants is not None:
+                merchant_ids = sorted({t.merchant_id for chunk in chunks.values() for t in chunk if t.merchant_id})
+                self._map(lambda m: self.merchants.prefetch([m]), merchant_ids)
             rows, owners = [], []
             for customer, chunk in chunks.items():
                 profile = stored[customer].profile
                 for txn in chunk:
-                    rows.append(score_and_apply(profile, txn))
+                    merchant_values = (self.merchants.values(txn.merchant_id, txn.epoch_seconds)
+                                       if self.merchants is not None else NO_MERCHANT)
+                    rows.append(score_and_apply(profile, txn, merchant_values))
                     owners.append(txn)
             features = as_matrix(rows)
             scores = model.predict(features)

@@ -82,6 +82,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAUD_RETRAIN_MIN_RECALL", "0.5", "Live recall at the review threshold below which retraining is asked for."),
     Setting("FRAUD_RETRAIN_MIN_LABELLED_FRAUD", "20", "Labelled fraud needed in the window before recall is judged."),
     Setting("FRAUD_RETRAIN_COOLDOWN_HOURS", "24", "At most one retrain request per this many hours."),
+    Setting("FRAUD_MERCHANT_TABLE", "merchantrisk", "Table of per-merchant risk (hourly counts, known fraud), written by the timer."),
+    Setting("FRAUD_MERCHANT_CACHE_SECONDS", "600", "How long a scoring process reuses a merchant's risk row."),
+    Setting("FRAUD_LABEL_DELAY_DAYS", "7", "When a label has no labelled_at, it counts as known this long after the transaction."),
     Setting("FRAUD_HTTP_MAX_BODY_BYTES", "65536", "Largest HTTP request body accepted (413 above)."),
     Setting("FRAUD_STORAGE_RETRIES", "5", "Retries of a storage call on transient errors (exponential backoff)."),
 )

@@ -48,7 +48,9 @@ def test_the_pointer_cannot_name_an_unpublished_version(services):
 
 def test_loading_verifies_sha_and_feature_schema():
     good = make_artifact("v1")
-    assert load_model(good).predict(__import__("numpy").zeros((3, 48), dtype="float32")).shape == (3,)
+    from shared.features import N_FEATURES
+
+    assert load_model(good).predict(__import__("numpy").zeros((3, N_FEATURES), dtype="float32")).shape == (3,)
     tampered = ModelArtifact(good.onnx_bytes[:-1] + b"x", good.manifest)
     with pytest.raises(ModelRejected, match="sha256"):
         load_model(tampered)

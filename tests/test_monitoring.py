@@ -15,7 +15,7 @@ from functions.score_stream import score_stream
 from shared.drift import chi_square_binary, ks_from_counts
 from shared.features import FEATURE_NAMES, feature_index, replay
 from shared.model import load_model
-from training.dataset import read_labelled_csv
+from training.dataset import merchant_risk_replay, read_labelled_csv
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 
@@ -23,7 +23,7 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 @pytest.fixture(scope="module")
 def replayed(simulated_csv):
     data = read_labelled_csv(simulated_csv)
-    return data, replay(data.transactions)
+    return data, replay(data.transactions, merchants=merchant_risk_replay(data, 7.0))  # as training did
 
 
 def log_decisions(services, artifact, X, y, start, tag):

@@ -15,7 +15,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from shared.schema import Transaction, validate_transaction
+from shared.merchant_risk import MerchantRiskReplay, label_known_at
+from shared.schema import Transaction, parse_timestamp, validate_transaction
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 NUMERIC = ("transaction_amount",)
@@ -27,6 +28,7 @@ class LabelledTransactions:
     labels: np.ndarray  # int8, 1 = fraud
     scenarios: list[str]
     rejected: Counter = field(default_factory=Counter)
+    labelled_at: list[float | None] = field(default_factory=list)  # epoch seconds, when the bank says
 
     def __len__(self) -> int:
         return len(self.transactions)
@@ -66,6 +68,7 @@ def read_labelled_csv(
     transactions: list[Transaction] = []
     labels: list[int] = []
     scenarios: list[str] = []
+    labelled: list[float | None] = []
     rejected: Counter = Counter()
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
@@ -73,6 +76,12 @@ def read_labelled_csv(
             row = {column_map.get(k, k): v for k, v in raw.items()}
             label = parse_label(row.pop(label_column, None))
             scenario = row.pop("fraud_scenario", None) or ""
+            labelled_text = row.pop("labelled_at", None)
+            try:
+                labelled_at = parse_timestamp(labelled_text).timestamp() if labelled_text else None
+            except ValueError:
+                rejected["labelled_at"] += 1
+                continue
             outcome = validate_transaction(_coerce(row), now=FAR_FUTURE)
             if not outcome.ok:
                 rejected[outcome.errors[0].field] += 1
@@ -83,12 +92,14 @@ def read_labelled_csv(
             transactions.append(outcome.transaction)
             labels.append(label)
             scenarios.append(scenario)
+            labelled.append(labelled_at)
     order = sorted(range(len(transactions)), key=lambda i: (transactions[i].epoch_seconds, i))
     return LabelledTransactions(
         [transactions[i] for i in order],
         np.asarray([labels[i] for i in order], dtype=np.int8),
         [scenarios[i] for i in order],
         rejected,
+        [labelled[i] for i in order],
     )
 
 
@@ -100,3 +111,14 @@ def parse_column_map(pairs: Iterable[str]) -> dict[str, str]:
             raise ValueError(f"--map takes old=new, got {pair!r}")
         mapping[old] = new
     return mapping
+
+
+def merchant_risk_replay(data: LabelledTransactions, delay_days: float) -> MerchantRiskReplay:
+    """Merchant risk as serving would have known it: fraud labels known at labelled_at or
+    at event time + delay."""
+    frauds: dict[str, list[tuple[str, float, float]]] = {}
+    for txn, label, labelled_at in zip(data.transactions, data.labels, data.labelled_at):
+        if label == 1 and txn.merchant_id:
+            t = txn.epoch_seconds
+            frauds.setdefault(txn.merchant_id, []).append((txn.transaction_id, t, label_known_at(t, labelled_at, delay_days)))
+    return MerchantRiskReplay(frauds)

@@ -25,7 +25,7 @@ from shared.drift import reference_histogram, score_histogram
 from shared.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH, replay
 from shared.metrics import precision_recall_curve, summarize, threshold_report
 from shared.model import DEFAULT_THRESHOLDS, ModelArtifact, sha256_hex
-from training.dataset import LabelledTransactions, parse_column_map, read_labelled_csv
+from training.dataset import LabelledTransactions, merchant_risk_replay, parse_column_map, read_labelled_csv
 
 ONNX_TOLERANCE = 1e-5
 SCENARIOS = ("account_takeover", "card_testing", "compromised_merchant", "spending_spree")
@@ -180,7 +180,8 @@ def train(args: argparse.Namespace) -> ModelArtifact:
     windows = choose_windows(times, args)
     log(f"replaying {len(data)} transactions through the feature engine")
     replay_started = time.perf_counter()
-    X = replay(data.transactions, progress=lambda i: log(f"  replayed {i:,}"))
+    merchants = None if args.no_merchant_risk else merchant_risk_replay(data, args.label_delay_days)
+    X = replay(data.transactions, progress=lambda i: log(f"  replayed {i:,}"), merchants=merchants)
     replay_seconds = time.perf_counter() - replay_started
     y = data.labels
     scenarios = np.asarray(data.scenarios)
@@ -229,7 +230,7 @@ def train(args: argparse.Namespace) -> ModelArtifact:
         "created_at": created.isoformat(),
         "algorithm": "sklearn.HistGradientBoostingClassifier",
         "hyperparameters": {"max_iter": args.max_iter, "learning_rate": 0.1, "max_leaf_nodes": 31, "fraud_weight": weight},
-        "data": {"source": str(args.data), "windows": windows.describe(), "label_delay_days": args.label_delay_days,
+        "data": {"source": str(args.data), "windows": windows.describe(), "label_delay_days": args.label_delay_days, "merchant_risk": not args.no_merchant_risk,
                  "skipped_rows": dict(data.rejected)},
         "rows": {"total": len(data), "train": int(in_fit.sum()), "validation": int(in_valid.sum()), "test": int(in_test.sum()),
                  "train_fraud": int(y[in_fit].sum()), "test_fraud": int(y[in_test].sum())},
@@ -283,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", help="model version (default: time + sha)")
     p.add_argument("--scores-out", help="write transaction_id,score for the test rows")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--no-merchant-risk", action="store_true",
+                   help="leave the merchant risk features at 'unknown' (to measure what they add)")
     return p
 
 

@@ -1,0 +1,126 @@
+"""Merchant risk in Table Storage (written by the timer) and its read cache (used when scoring).
+
+Table ``merchantrisk``: PartitionKey ``m-<shard>``, RowKey the merchant id; properties
+``hours`` (JSON hour index -> transactions), ``frauds`` (JSON transaction id -> [event
+time, label known at]) and ``as_of`` (epoch seconds: counts are complete up to here).
+Only the timer writes it, once per run per merchant seen: no per-transaction write, so a
+big merchant never becomes a hot partition. Scoring reads a merchant at most once per
+``FRAUD_MERCHANT_CACHE_SECONDS`` per process.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections import defaultdict
+from typing import Any, Callable, Iterable
+
+from azure.core.exceptions import ResourceExistsError
+
+from shared.merchant_risk import NO_MERCHANT, MerchantHistory, as_of_hour
+from shared.table_batch import read_entity, submit_batch
+
+SHARDS = 16
+
+
+def merchant_partition(merchant_id: str) -> str:
+    return f"m-{zlib.crc32(merchant_id.encode()) % SHARDS:02d}"
+
+
+class MerchantRiskStore:
+    def __init__(self, table_client: Any) -> None:
+        self._table = table_client
+
+    def ensure_table(self) -> None:
+        try:
+            self._table.create_table()
+        except ResourceExistsError:
+            pass
+
+    def load(self, merchant_id: str) -> tuple[MerchantHistory, float | None]:
+        found = read_entity(self._table, merchant_partition(merchant_id), merchant_id)
+        if found is None:
+            return MerchantHistory(), None
+        entity = found[0]
+        as_of = entity.get("as_of")
+        return MerchantHistory.from_json(entity["hours"], entity["frauds"]), (float(as_of) if as_of is not None else None)
+
+    def save(self, histories: dict[str, MerchantHistory], as_of: float | None) -> int:
+        by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for merchant_id, history in histories.items():
+            hours, frauds = history.to_json()
+            entity = {"PartitionKey": merchant_partition(merchant_id), "RowKey": merchant_id, "hours": hours, "frauds": frauds}
+            if as_of is not None:
+                entity["as_of"] = float(as_of)
+            by_partition[entity["PartitionKey"]].append(entity)
+        for entities in by_partition.values():
+            for start in range(0, len(entities), 100):
+                submit_batch(self._table, [("upsert", e) for e in entities[start:start + 100]])
+        return len(histories)
+
+    def add_frauds(self, frauds: Iterable[tuple[str, str, float, float]]) -> int:
+        """(merchant, transaction id, event time, known at) for newly joined fraud labels; idempotent."""
+        grouped: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+        for merchant, txn_id, t, known in frauds:
+            if merchant:
+                grouped[merchant].append((txn_id, t, known))
+        histories = {}
+        for merchant, items in grouped.items():
+            history, as_of = self.load(merchant)
+            for txn_id, t, known in items:
+                history.add_fraud(txn_id, t, known)
+            histories[merchant] = history
+        self.save(histories, None)  # MERGE without as_of keeps the stored one
+        return len(histories)
+
+    def refresh_counts(self, hourly: dict[str, dict[int, int]], first_hour: int, as_of: float) -> int:
+        """Replace the counts of hours [first_hour, as_of) with ``hourly`` (recounted from the
+        audit log, so late events are included and a repeated run changes nothing)."""
+        end = int(as_of // 3600)
+        histories = {}
+        for merchant, counts in hourly.items():
+            history, _ = self.load(merchant)
+            for h in range(first_hour, end):
+                history.hours.pop(h, None)
+            for h, c in counts.items():
+                if first_hour <= h < end:
+                    history.set_hour(h, c)
+            history.prune(as_of)
+            histories[merchant] = history
+        return self.save(histories, as_of)
+
+
+class MerchantRiskCache:
+    """What scoring sees: merchant risk values at a transaction's time, cached per merchant."""
+
+    def __init__(self, store: MerchantRiskStore, ttl_seconds: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.ttl = ttl_seconds
+        self.clock = clock
+        self._entries: dict[str, tuple[float, MerchantHistory, float | None]] = {}
+        self._lock = threading.Lock()
+
+    def _entry(self, merchant_id: str) -> tuple[MerchantHistory, float | None]:
+        with self._lock:
+            entry = self._entries.get(merchant_id)
+        if entry is not None and self.clock() - entry[0] < self.ttl:
+            return entry[1], entry[2]
+        history, as_of = self.store.load(merchant_id)
+        with self._lock:
+            self._entries[merchant_id] = (self.clock(), history, as_of)
+            if len(self._entries) > 50_000:
+                self._entries.pop(next(iter(self._entries)))
+        return history, as_of
+
+    def prefetch(self, merchant_ids: Iterable[str]) -> None:
+        for merchant_id in merchant_ids:
+            self._entry(merchant_id)
+
+    def values(self, merchant_id: str | None, t: float) -> list[float]:
+        if not merchant_id:
+            return list(NO_MERCHANT)
+        history, stored_as_of = self._entry(merchant_id)
+        if stored_as_of is None:
+            return list(NO_MERCHANT)
+        return history.features(min(as_of_hour(t), stored_as_of))
