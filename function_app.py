@@ -2,7 +2,9 @@
 import azure.functions as func
 
 from functions.labels_http import bp as labels_http
+from functions.model_http import bp as model_http
 from functions.monitor_timer import bp as monitor_timer
+from functions.retrain_blob import bp as retrain_blob
 from functions.score_http import bp as score_http
 from functions.score_stream import bp as score_stream
 
@@ -11,6 +13,8 @@ app.register_functions(score_stream)
 app.register_functions(score_http)
 app.register_functions(labels_http)
 app.register_functions(monitor_timer)
+app.register_functions(model_http)
+app.register_functions(retrain_blob)
 
 
 _indexed = None

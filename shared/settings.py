@@ -85,6 +85,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAUD_MERCHANT_TABLE", "merchantrisk", "Table of per-merchant risk (hourly counts, known fraud), written by the timer."),
     Setting("FRAUD_MERCHANT_CACHE_SECONDS", "600", "How long a scoring process reuses a merchant's risk row."),
     Setting("FRAUD_LABEL_DELAY_DAYS", "7", "When a label has no labelled_at, it counts as known this long after the transaction."),
+    Setting("FRAUD_TRAINING_CONTAINER", "training-data", "Blob container of base training data; a new CSV starts a retrain."),
+    Setting("FRAUD_RETRAIN_MAX_ROWS", "300000", "Row cap of a retrain (all fraud kept, legitimate rows sampled)."),
+    Setting("FRAUD_RETRAIN_LOOKBACK_DAYS", "30", "Labelled decisions from the audit log this far back join the training set."),
+    Setting("FRAUD_PROMOTION_MIN_AP_GAIN", "0.005", "Average-precision gain a challenger needs over the champion to be promoted."),
     Setting("FRAUD_HTTP_MAX_BODY_BYTES", "65536", "Largest HTTP request body accepted (413 above)."),
     Setting("FRAUD_STORAGE_RETRIES", "5", "Retries of a storage call on transient errors (exponential backoff)."),
 )

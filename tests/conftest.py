@@ -82,8 +82,9 @@ def published(services, trained_artifact):
     return trained_artifact
 
 
-def make_artifact(version: str, seed: int = 0, **manifest_overrides):
-    """A small but real ONNX model over the current feature list (for registry and swap tests)."""
+def make_artifact(version: str, seed: int = 0, X=None, y=None, **manifest_overrides):
+    """A small but real ONNX model over the current feature list (for registry and swap tests);
+    trained on random data unless X, y are given."""
     import numpy as np
 
     from shared.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
@@ -91,8 +92,9 @@ def make_artifact(version: str, seed: int = 0, **manifest_overrides):
     from training.train import fit_classifier, to_onnx
 
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(400, len(FEATURE_NAMES))).astype(np.float32)
-    y = (X[:, 0] + rng.normal(scale=0.5, size=400) > 1.0).astype(int)
+    if X is None:
+        X = rng.normal(size=(400, len(FEATURE_NAMES))).astype(np.float32)
+        y = (X[:, 0] + rng.normal(scale=0.5, size=400) > 1.0).astype(int)
     model, _ = fit_classifier(X, y, max_iter=10, seed=seed)
     onnx_bytes = to_onnx(model)
     manifest = {"version": version, "feature_names": list(FEATURE_NAMES), "feature_schema_hash": FEATURE_SCHEMA_HASH,

@@ -168,6 +168,69 @@ def write_report(folder: Path, manifest: dict[str, Any]) -> None:
     (folder / "report.md").write_text("\n".join(lines))
 
 
+def fit_and_package(X: np.ndarray, y: np.ndarray, scenarios: np.ndarray, days: np.ndarray, in_fit: np.ndarray,
+                    in_valid: np.ndarray, in_test: np.ndarray, *, thresholds: dict[str, float], max_iter: int, seed: int,
+                    top_k: int, version: str | None, data_info: dict[str, Any], total_rows: int,
+                    timings: dict[str, float]) -> tuple[ModelArtifact, np.ndarray]:
+    """Fit, convert to ONNX (refusing a parity gap), evaluate, and build the manifest.
+
+    Shared by the CLI and the retraining function. Returns the artifact and the ONNX
+    scores of the test rows.
+    """
+    log(f"fit {int(in_fit.sum())} rows, validation {int(in_valid.sum())}, test {int(in_test.sum())} rows")
+    if y[in_fit].sum() == 0 or y[in_test].sum() == 0:
+        raise SystemExit("the training or test window has no fraud rows; widen the windows")
+    fit_started = time.perf_counter()
+    model, weight = fit_classifier(X[in_fit], y[in_fit], max_iter, seed)
+    fit_seconds = time.perf_counter() - fit_started
+    log(f"fitted in {fit_seconds:.1f}s")
+    # The validation slice (end of the training window, never fitted on) checks the thresholds.
+    valid_scores = model.predict_proba(X[in_valid])[:, 1]
+
+    onnx_bytes = to_onnx(model)
+    X_test = X[in_test]
+    sk_scores = model.predict_proba(X_test)[:, 1]
+    onnx_scores = onnx_probabilities(onnx_bytes, X_test)
+    parity = float(np.max(np.abs(sk_scores - onnx_scores))) if X_test.size else 0.0
+    if parity > ONNX_TOLERANCE:
+        raise SystemExit(f"ONNX and scikit-learn probabilities differ by {parity:.2e} > {ONNX_TOLERANCE}")
+    log(f"ONNX parity: max |difference| {parity:.2e}")
+
+    test_metrics = summarize(y[in_test], onnx_scores, days[in_test], thresholds, top_k)
+    valid_metrics = summarize(y[in_valid], valid_scores, days[in_valid], thresholds, top_k)
+    train_scores = model.predict_proba(X[in_fit])[:, 1]
+
+    created = datetime.now(timezone.utc)
+    sha = sha256_hex(onnx_bytes)
+    version = version or f"{created.strftime('%Y%m%d-%H%M%S')}-{sha[:8]}"
+    manifest = {
+        "version": version,
+        "created_at": created.isoformat(),
+        "algorithm": "sklearn.HistGradientBoostingClassifier",
+        "hyperparameters": {"max_iter": max_iter, "learning_rate": 0.1, "max_leaf_nodes": 31, "fraud_weight": weight},
+        "data": data_info,
+        "rows": {"total": total_rows, "train": int(in_fit.sum()), "validation": int(in_valid.sum()), "test": int(in_test.sum()),
+                 "train_fraud": int(y[in_fit].sum()), "test_fraud": int(y[in_test].sum())},
+        "feature_names": list(FEATURE_NAMES),
+        "feature_schema_hash": FEATURE_SCHEMA_HASH,
+        "thresholds": thresholds,
+        "metrics": {
+            "test": test_metrics,
+            "validation": valid_metrics,
+            "test_by_scenario": scenario_recall(y[in_test], onnx_scores, scenarios[in_test], thresholds),
+            "onnx_max_abs_difference": parity,
+        },
+        "reference": {
+            "features": {name: reference_histogram(X[in_fit][:, i]).to_dict() for i, name in enumerate(FEATURE_NAMES)},
+            "score": score_histogram(train_scores).to_dict(),
+            "alert_rate": float(np.mean(train_scores > thresholds["high"])),
+        },
+        "timings_seconds": {**timings, "fit": fit_seconds},
+        "onnx_sha256": sha,
+    }
+    return ModelArtifact(onnx_bytes, manifest), onnx_scores
+
+
 def train(args: argparse.Namespace) -> ModelArtifact:
     started = time.perf_counter()
     log(f"reading {args.data}")
@@ -196,63 +259,20 @@ def train(args: argparse.Namespace) -> ModelArtifact:
     if y[in_fit].sum() == 0 or y[in_test].sum() == 0:
         raise SystemExit("the training or test window has no fraud rows; widen the windows")
 
-    fit_started = time.perf_counter()
-    model, weight = fit_classifier(X[in_fit], y[in_fit], args.max_iter, args.seed)
-    fit_seconds = time.perf_counter() - fit_started
-    log(f"fitted in {fit_seconds:.1f}s")
-    # The validation slice (end of the training window, never fitted on) checks the thresholds.
-    valid_scores = model.predict_proba(X[in_valid])[:, 1]
-
-    onnx_bytes = to_onnx(model)
-    X_test = X[in_test]
-    sk_scores = model.predict_proba(X_test)[:, 1]
-    onnx_scores = onnx_probabilities(onnx_bytes, X_test)
-    parity = float(np.max(np.abs(sk_scores - onnx_scores))) if X_test.size else 0.0
-    if parity > ONNX_TOLERANCE:
-        raise SystemExit(f"ONNX and scikit-learn probabilities differ by {parity:.2e} > {ONNX_TOLERANCE}")
-    log(f"ONNX parity: max |difference| {parity:.2e}")
-
     thresholds = dict(DEFAULT_THRESHOLDS)
     for key in ("high", "medium", "alert"):
         value = getattr(args, f"{key}_threshold")
         if value is not None:
             thresholds[key] = value
-    days = np.floor(times / 86400.0)
-    test_metrics = summarize(y[in_test], onnx_scores, days[in_test], thresholds, args.top_k)
-    valid_metrics = summarize(y[in_valid], valid_scores, days[in_valid], thresholds, args.top_k)
-    train_scores = model.predict_proba(X[in_fit])[:, 1]
-
-    created = datetime.now(timezone.utc)
-    sha = sha256_hex(onnx_bytes)
-    version = args.version or f"{created.strftime('%Y%m%d-%H%M%S')}-{sha[:8]}"
-    manifest = {
-        "version": version,
-        "created_at": created.isoformat(),
-        "algorithm": "sklearn.HistGradientBoostingClassifier",
-        "hyperparameters": {"max_iter": args.max_iter, "learning_rate": 0.1, "max_leaf_nodes": 31, "fraud_weight": weight},
-        "data": {"source": str(args.data), "windows": windows.describe(), "label_delay_days": args.label_delay_days, "merchant_risk": not args.no_merchant_risk,
-                 "skipped_rows": dict(data.rejected)},
-        "rows": {"total": len(data), "train": int(in_fit.sum()), "validation": int(in_valid.sum()), "test": int(in_test.sum()),
-                 "train_fraud": int(y[in_fit].sum()), "test_fraud": int(y[in_test].sum())},
-        "feature_names": list(FEATURE_NAMES),
-        "feature_schema_hash": FEATURE_SCHEMA_HASH,
-        "thresholds": thresholds,
-        "metrics": {
-            "test": test_metrics,
-            "validation": valid_metrics,
-            "test_by_scenario": scenario_recall(y[in_test], onnx_scores, scenarios[in_test], thresholds),
-            "onnx_max_abs_difference": parity,
-        },
-        "reference": {
-            "features": {name: reference_histogram(X[in_fit][:, i]).to_dict() for i, name in enumerate(FEATURE_NAMES)},
-            "score": score_histogram(train_scores).to_dict(),
-            "alert_rate": float(np.mean(train_scores > thresholds["high"])),
-        },
-        "timings_seconds": {"replay": replay_seconds, "fit": fit_seconds, "total": time.perf_counter() - started},
-        "onnx_sha256": sha,
-    }
-    artifact = ModelArtifact(onnx_bytes, manifest)
-
+    data_info = {"source": str(args.data), "windows": windows.describe(), "label_delay_days": args.label_delay_days,
+                 "merchant_risk": not args.no_merchant_risk, "skipped_rows": dict(data.rejected)}
+    artifact, onnx_scores = fit_and_package(
+        X, y, scenarios, np.floor(times / 86400.0), in_fit, in_valid, in_test, thresholds=thresholds,
+        max_iter=args.max_iter, seed=args.seed, top_k=args.top_k, version=args.version, data_info=data_info,
+        total_rows=len(data), timings={"replay": replay_seconds})
+    manifest = artifact.manifest
+    onnx_bytes = artifact.onnx_bytes
+    manifest["timings_seconds"]["total"] = time.perf_counter() - started
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.onnx").write_bytes(onnx_bytes)

@@ -1,0 +1,40 @@
+"""GET /api/model: the serving model, when this process loaded it, its swap history and
+the registry's versions with their metrics and promotion decisions."""
+from __future__ import annotations
+
+import azure.functions as func
+
+from functions.score_http import json_response
+from shared.runtime import app_services
+
+bp = func.Blueprint()
+
+
+@bp.function_name("model_http")
+@bp.route(route="model", methods=["GET"])
+def model_http(req: func.HttpRequest) -> func.HttpResponse:
+    services = app_services()
+    serving = services.serving_model
+    model = serving.loaded
+    if model is None:
+        try:
+            model = serving.get()
+        except Exception:
+            model = None
+    pointer = services.registry.current()
+    versions = []
+    for version in services.registry.list_versions():
+        manifest = services.registry.manifest(version)
+        test = manifest.get("metrics", {}).get("test", {})
+        promotion = manifest.get("promotion") or {}
+        versions.append({"version": version, "created_at": manifest.get("created_at"),
+                         "roc_auc": test.get("roc_auc"), "average_precision": test.get("average_precision"),
+                         "promoted": promotion.get("promoted"), "promotion_reason": promotion.get("reason")})
+    return json_response({
+        "serving_version": model.version if model else None,
+        "loaded_at": model.loaded_at.isoformat() if model else None,
+        "current_pointer": pointer.document,
+        "swap_history": [event.__dict__ for event in serving.history],
+        "refused_versions": serving.refused,
+        "versions": versions,
+    })

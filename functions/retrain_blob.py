@@ -1,0 +1,59 @@
+"""Blob-triggered retraining: a new base data file or a retrain request starts a
+champion/challenger retrain (``training/retrain.py``); a better model is promoted and every
+running scorer picks it up within FRAUD_MODEL_REFRESH_SECONDS, without a restart.
+
+``source="EventGrid"``: the only blob trigger source on the Flex Consumption plan. In Azure
+an Event Grid subscription on the storage account delivers BlobCreated events for the two
+containers to the function's blobs_extension endpoint (docs/DEPLOY.md). Locally the tests
+call these functions with real ``func.InputStream`` objects. Training libraries are
+imported here, inside the function, never on the scoring path.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+from shared.runtime import app_services
+from shared.settings import setting, setting_int
+
+bp = func.Blueprint()
+log = logging.getLogger("fraud.retrain")
+
+
+def run_retrain(trigger: str) -> dict:
+    from training.retrain import RetrainConfig, retrain
+
+    config = RetrainConfig(
+        max_rows=setting_int("FRAUD_RETRAIN_MAX_ROWS"),
+        lookback_days=float(setting("FRAUD_RETRAIN_LOOKBACK_DAYS")),
+        min_ap_gain=float(setting("FRAUD_PROMOTION_MIN_AP_GAIN")),
+        label_delay_days=float(setting("FRAUD_LABEL_DELAY_DAYS")),
+    )
+    outcome = retrain(app_services(), trigger, config, training_container=setting("FRAUD_TRAINING_CONTAINER"))
+    log.info(json.dumps({"event": "retrain_done", "trigger": trigger, "outcome": outcome["outcome"],
+                         "version": outcome.get("version")}))
+    return outcome
+
+
+@bp.function_name("retrain_on_training_data")
+@bp.blob_trigger(arg_name="blob", path="%FRAUD_TRAINING_CONTAINER%/{name}", connection="AzureWebJobsStorage",
+                 source="EventGrid")
+def retrain_on_training_data(blob: func.InputStream) -> None:
+    if not (blob.name or "").endswith(".csv"):
+        log.info("ignoring %s: base data files are CSV", blob.name)
+        return
+    run_retrain(f"training data {blob.name}")
+
+
+@bp.function_name("retrain_on_request")
+@bp.blob_trigger(arg_name="blob", path="%FRAUD_RETRAIN_CONTAINER%/{name}", connection="AzureWebJobsStorage",
+                 source="EventGrid")
+def retrain_on_request(blob: func.InputStream) -> None:
+    try:
+        request = json.loads(blob.read() or b"{}")
+    except ValueError:
+        request = {}
+    reasons = "; ".join(request.get("reasons", [])) or "manual request"
+    run_retrain(f"retrain request {blob.name}: {reasons}")
