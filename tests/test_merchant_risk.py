@@ -67,3 +67,19 @@ def test_timer_table_and_training_replay_agree(services, monkeypatch):
     # a second run changes nothing
     monitoring.run()
     assert MerchantRiskCache(services.merchant_store).values("M0", in_this_hour) == served.values("M0", in_this_hour)
+
+
+def test_backfilled_merchant_risk_equals_the_replay_at_the_end_of_history(services, simulated_csv):
+    from training.backfill import build_merchant_risk
+    from training.dataset import merchant_risk_replay, read_labelled_csv
+
+    data = read_labelled_csv(simulated_csv)
+    histories, as_of = build_merchant_risk(data, 7.0)
+    services.merchant_store.save(histories, as_of)
+    cache = MerchantRiskCache(services.merchant_store)
+    replayed = merchant_risk_replay(data, 7.0)
+    for txn in data.transactions:
+        replayed.features_then_add(txn.merchant_id, txn.epoch_seconds)
+    merchants = sorted(histories)[:25]
+    for merchant in merchants:
+        assert cache.values(merchant, as_of + 1800) == replayed.features_then_add(merchant, as_of + 1800)

@@ -40,7 +40,9 @@ def simulate(folder: Path, customers: int, days: int, seed: int) -> tuple[Path, 
 
     folder.mkdir(parents=True, exist_ok=True)
     everything = folder / "transactions.csv"
-    write_csv(generate(SimulationConfig(customers=customers, days=days, seed=seed)), everything)
+    # end yesterday (UTC): the streamed day is recent, so the monitoring window sees it
+    start = (datetime.now(timezone.utc) - timedelta(days=days + 1)).date().isoformat()
+    write_csv(generate(SimulationConfig(customers=customers, days=days, seed=seed, start=start)), everything)
     history, stream_day = folder / "history.csv", folder / "stream_day.csv"
     with open(everything, newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -140,10 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-serve", action="store_true", help="exit after the summary")
     args = parser.parse_args(argv)
     os.environ.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    os.environ.setdefault("FRAUD_MONITOR_WINDOW_HOURS", "48")  # the streamed day is yesterday
 
     from shared.runtime import app_services
     from tools.local_host import serve_in_background
-    from training.backfill import build_profiles, write_profiles
+    from training.backfill import build_merchant_risk, build_profiles, write_profiles
     from tools.send_events import to_event_payload
     from training.dataset import read_labelled_csv
 
@@ -154,8 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     history, _, live = simulate(folder, args.customers, args.days, args.seed)
     ensure_model(services, history, folder)
     say("backfilling customer profiles from the history")
-    counts = write_profiles(services.profiles, build_profiles(read_labelled_csv(history).transactions))
+    history_data = read_labelled_csv(history)
+    counts = write_profiles(services.profiles, build_profiles(history_data.transactions))
     say(f"  {counts['written']} written, {counts['kept']} already present")
+    merchants, as_of = build_merchant_risk(history_data, 7.0)
+    services.merchant_store.save(merchants, as_of)
+    say(f"  merchant risk of {len(merchants)} merchants as of {datetime.fromtimestamp(as_of, timezone.utc):%Y-%m-%d %H:%M} UTC")
     say(f"streaming {len(live)} transactions of {live[0]['timestamp'][:10]} through the Event Hub function")
     streamed = stream_day(live)
 
@@ -175,6 +182,20 @@ def main(argv: list[str] | None = None) -> int:
         say(f"POST /api/score ({title}) -> {status}")
         print(json.dumps(answer, indent=1, ensure_ascii=False))
 
+    say("dropping the day's fraud outcomes into the labels container and running the monitoring timer")
+    from azure.functions.timer import TimerRequest
+
+    from functions.monitor_timer import monitor_timer
+
+    labels = "transaction_id,label,source\n" + "".join(f"{r['transaction_id']},{r['is_fraud']},simulation\n" for r in live)
+    services.label_files.upload(f"simulated/{live[0]['timestamp'][:10]}.csv", labels.encode())
+    monitor_timer(TimerRequest())
+    report = services.monitoring_blobs.latest()
+    drifted = sorted(n for n, d in report["drift"]["features"].items() if d["status"] != "ok")
+    perf = report["performance"] or {}
+    say(f"  monitoring: {report['window']['decisions']} decisions in the window, {report['labels']['joined']} labels joined, "
+        f"ROC AUC {perf.get('roc_auc') or 0:.3f}, average precision {perf.get('average_precision') or 0:.3f}; "
+        f"features not 'ok': {drifted or 'none'}; retrain request: {report['retrain_request']}")
     summary = summarize(services, live, streamed)
     say("summary")
     print(json.dumps(summary, indent=1, ensure_ascii=False))

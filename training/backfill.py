@@ -16,7 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 from shared.features import CustomerProfile
+from shared.merchant_risk import MerchantHistory, as_of_hour
 from shared.profile_store import ProfileStore
+from shared.settings import setting
+from training.dataset import LabelledTransactions, merchant_risk_replay
 from shared.schema import Transaction
 
 
@@ -37,6 +40,15 @@ def write_profiles(store: ProfileStore, profiles: dict[str, CustomerProfile], ov
     return {"written": written, "kept": len(profiles) - written}
 
 
+def build_merchant_risk(data: LabelledTransactions, delay_days: float) -> tuple[dict[str, MerchantHistory], float]:
+    """Merchant histories as the timer would hold them at the end of the history."""
+    replayed = merchant_risk_replay(data, delay_days)
+    for txn in data.transactions:
+        replayed.features_then_add(txn.merchant_id, txn.epoch_seconds)
+    as_of = as_of_hour(float(data.times.max())) if len(data) else 0.0
+    return replayed.histories, as_of
+
+
 def main(argv: list[str] | None = None) -> int:
     from shared.runtime import app_services
     from training.dataset import read_labelled_csv
@@ -50,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     profiles = build_profiles(data.transactions)
     services = app_services()
     counts = write_profiles(services.profiles, profiles, args.overwrite)
-    print(f"backfilled {counts['written']} profiles ({counts['kept']} already present) from {len(data)} transactions "
+    histories, as_of = build_merchant_risk(data, float(setting("FRAUD_LABEL_DELAY_DAYS")))
+    services.merchant_store.save(histories, as_of)
+    print(f"backfilled {len(histories)} merchants' risk and {counts['written']} profiles ({counts['kept']} already present) from {len(data)} transactions "
           f"in {time.perf_counter() - started:.1f}s")
     return 0
 
