@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed
 
 .PHONY: setup run test bench checkov clean help
 
@@ -15,6 +16,7 @@ help:
 	@echo "make run    - local end-to-end run on Azurite with synthetic data (then serves the API)"
 	@echo "make test   - the whole test suite (starts its own Azurite)"
 	@echo "make bench  - benchmarks, written to docs/BENCHMARKS.md"
+	@echo "make checkov - checkov over infra/bicep (also part of make test)"
 
 $(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,16 +27,26 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+$(INFRA_STAMP): requirements-infra.txt
+	test -x $(INFRA_VENV)/bin/python || $(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	touch $@
+
 setup: $(PY_STAMP) $(NODE_STAMP)
 
 run: setup
 	$(PY) -m tools.azurite -- $(PY) -m tools.local_run $(RUN_ARGS)
 
-test: setup
+test: setup $(INFRA_STAMP)
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory checkov
+
+# Checkov over the Bicep (its own venv: its dependencies would fight the app's pins).
+checkov: $(INFRA_STAMP)
+	$(INFRA_VENV)/bin/checkov -d infra/bicep --framework bicep --quiet --compact --skip-download
 
 bench: setup
 	$(PY) -m tools.azurite --free-ports -- $(PY) -m bench.run
 
 clean:
-	rm -rf $(VENV) node_modules data artifacts test-output .pytest_cache
+	rm -rf $(VENV) $(INFRA_VENV) node_modules data artifacts test-output .pytest_cache

@@ -27,3 +27,10 @@ def test_the_readme_explains_every_setting():
     readme = (ROOT / "README.md").read_text()
     missing = [s.name for s in SETTINGS if f"`{s.name}`" not in readme]
     assert missing == []
+
+
+def test_every_table_and_container_the_app_uses_is_created_by_the_template():
+    bicep = (ROOT / "infra" / "bicep" / "main.bicep").read_text()
+    names = {s.default for s in SETTINGS if s.name.endswith(("_TABLE", "_CONTAINER", "_QUEUE"))}
+    missing = sorted(n for n in names if f"'{n}'" not in bicep)
+    assert missing == []
