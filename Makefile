@@ -38,8 +38,8 @@ run: setup
 	$(PY) -m tools.azurite -- $(PY) -m tools.local_run $(RUN_ARGS)
 
 test: setup $(INFRA_STAMP)
-	$(PY) -m pytest
 	$(MAKE) --no-print-directory checkov
+	$(PY) -m pytest
 
 # Checkov over the Bicep (its own venv: its dependencies would fight the app's pins).
 checkov: $(INFRA_STAMP)
