@@ -43,7 +43,7 @@ class LabelStore:
 
     # -- labels ---------------------------------------------------------------------------
     def put(self, labels: Iterable[Label], now: datetime | None = None) -> int:
-        """Record labels as pending; the same label again changes nothing."""
+        """Record labels as pending (joining them again is harmless: it writes the same values)."""
         now = now or datetime.now(timezone.utc)
         latest: dict[str, Label] = {}
         for label in labels:
@@ -52,9 +52,6 @@ class LabelStore:
         changed = 0
         for txn_id, label in latest.items():
             pk = label_partition(txn_id)
-            found = read_entity(self._table, pk, txn_id)
-            if found and found[0].get("label") == int(label.is_fraud) and found[0].get("status") == "joined":
-                continue
             changed += 1
             by_partition[pk].append({
                 "PartitionKey": pk, "RowKey": txn_id, "label": int(label.is_fraud), "customer_id": label.customer_id or "",

@@ -113,23 +113,22 @@ class MonitoringService:
         return {"joined": len(to_audit), "unknown": len(unknown), "unknown_transaction_ids": unknown[:100]}
 
     # -- merchant risk --------------------------------------------------------------------
-    def refresh_merchant_risk(self, now: datetime) -> dict[str, Any]:
-        """Recount the last hours' transactions per merchant from the audit log (idempotent)."""
+    def merchant_window(self, now: datetime) -> tuple[int, float]:
+        as_of = as_of_hour(now.timestamp())
+        return int(as_of // 3600) - self.config.merchant_recount_hours, as_of
+
+    def refresh_merchant_risk(self, now: datetime, hourly: dict[str, Counter]) -> dict[str, Any]:
+        """Store the last hours' per-merchant counts (recounted from the audit log: idempotent)."""
         if self.merchants is None:
             return {}
-        as_of = as_of_hour(now.timestamp())
-        first_hour = int(as_of // 3600) - self.config.merchant_recount_hours
-        start = datetime.fromtimestamp(first_hour * 3600, timezone.utc)
-        hourly: dict[str, Counter] = {}
-        for row in self.audit.read(start, datetime.fromtimestamp(as_of, timezone.utc), select=["merchant_id", "event_time"]):
-            merchant = row.get("merchant_id")
-            if merchant:
-                hourly.setdefault(merchant, Counter())[int(row["event_time"].timestamp() // 3600)] += 1
+        first_hour, as_of = self.merchant_window(now)
         merchants = self.merchants.refresh_counts({m: dict(c) for m, c in hourly.items()}, first_hour, as_of)
         return {"merchants": merchants, "as_of": datetime.fromtimestamp(as_of, timezone.utc).isoformat()}
 
     # -- drift and performance ------------------------------------------------------------
-    def evaluate(self, now: datetime) -> dict[str, Any]:
+    def evaluate(self, now: datetime, merchant_hourly: dict[str, Counter] | None = None) -> dict[str, Any]:
+        """Drift and performance over the window; one scan of the audit log, which also
+        recounts merchants' hourly volumes into ``merchant_hourly`` when given."""
         manifest = self.manifest()
         start = now - timedelta(hours=self.config.window_hours)
         names: list[str] = list(manifest["feature_names"]) if manifest else []
@@ -154,7 +153,14 @@ class MonitoringService:
                     features.add(name, matrix[:, i])
             chunk.clear()
 
-        for row in self.audit.read(start, now, select=READ_COLUMNS):
+        first_hour, merchant_as_of = self.merchant_window(now)
+        scan_start = min(start, datetime.fromtimestamp(first_hour * 3600, timezone.utc)) if merchant_hourly is not None else start
+        for row in self.audit.read(scan_start, now, select=READ_COLUMNS + ["merchant_id"]):
+            moment = row["event_time"].timestamp()
+            if merchant_hourly is not None and first_hour * 3600 <= moment < merchant_as_of and row.get("merchant_id"):
+                merchant_hourly.setdefault(row["merchant_id"], Counter())[int(moment // 3600)] += 1
+            if row["event_time"] < start:
+                continue
             rows += 1
             vector = json.loads(row["features"])
             if len(vector) == len(names):
@@ -221,8 +227,9 @@ class MonitoringService:
         now = self.clock()
         ingested = self.ingest_label_files()
         joined = self.join_labels()
-        merchant_risk = self.refresh_merchant_risk(now)
-        evaluation = self.evaluate(now)
+        hourly: dict[str, Counter] = {}
+        evaluation = self.evaluate(now, hourly if self.merchants is not None else None)
+        merchant_risk = self.refresh_merchant_risk(now, hourly)
         reasons = self.breaches(evaluation)
         report = {"run_at": now.isoformat(), "labels": {**ingested, **joined}, "merchant_risk": merchant_risk,
                   **evaluation, "breaches": reasons}

@@ -62,7 +62,7 @@ def test_timer_table_and_training_replay_agree(services, monkeypatch):
     in_this_hour = NOW.timestamp()
     for merchant in (f"M{k}" for k in range(5)):
         expected = replayed.features_then_add(merchant, in_this_hour)
-        assert served.values(merchant, in_this_hour) == expected
+        assert served.values(merchant, in_this_hour) == expected, merchant
         assert expected[5] > 0 and 0 <= expected[2] <= 1  # real counts and a real rate
     # a second run changes nothing
     monitoring.run()

@@ -1,0 +1,277 @@
+"""Server-side queries for the fraud analysts' dashboard.
+
+* ``alert_queue``: High and Medium decisions awaiting review, newest first, one page at a
+  time. It reads the audit log hour by hour backwards from the cursor (only the partitions
+  of that hour, High/Medium filtered by the table service) and stops as soon as a page is
+  full, so its cost follows the page size, not the size of the log.
+* ``dashboard_stats``: the latest monitoring report reshaped for the charts, plus the model
+  registry; without a report, a capped aggregate over the audit log window (said so).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from shared.audit_log import hour_key
+from shared.settings import setting
+
+log = logging.getLogger("fraud.dashboard")
+
+ALERT_LEVELS = ("High", "Medium")
+ALERT_COLUMNS = ["RowKey", "transaction_id", "customer_id", "transaction_amount", "currency", "fraud_score", "risk_level",
+                 "action", "reasons", "timestamp", "event_time", "label", "model_version", "channel", "merchant_id",
+                 "device_id"]
+RECENT_ACTIVITY = 5
+MAX_LIMIT = 200
+MAX_HOURS = 24 * 31
+FALLBACK_ROW_CAP = 20_000
+SCORE_BINS = 10
+_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dashboard")
+
+
+class BadCursor(ValueError):
+    pass
+
+
+# -- cursors -------------------------------------------------------------------------------
+def encode_cursor(event_time: datetime, transaction_id: str, window_start: datetime) -> str:
+    raw = json.dumps({"t": event_time.astimezone(timezone.utc).isoformat(), "id": transaction_id,
+                      "s": window_start.astimezone(timezone.utc).isoformat()}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str, datetime]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        doc = json.loads(raw)
+        return datetime.fromisoformat(doc["t"]), str(doc["id"]), datetime.fromisoformat(doc["s"])
+    except Exception as exc:
+        raise BadCursor(f"cursor is not one this endpoint returned: {exc}") from None
+
+
+# -- the alert queue -----------------------------------------------------------------------
+def _as_utc(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(str(value)).astimezone(timezone.utc)
+
+
+def _hour_rows(table: Any, hour: datetime, upper: datetime, lower: datetime) -> list[dict[str, Any]]:
+    """One hour's High/Medium decisions in [lower, upper], newest first."""
+    key = hour_key(hour)
+    rows = table.query_entities(
+        "PartitionKey ge @lo and PartitionKey lt @hi and event_time ge @start and event_time le @end"
+        " and ( risk_level eq @high or risk_level eq @medium )",
+        parameters={"lo": f"{key}-", "hi": f"{key}-~", "start": lower, "end": upper,
+                    "high": ALERT_LEVELS[0], "medium": ALERT_LEVELS[1]},
+        select=ALERT_COLUMNS, results_per_page=1000,
+    )
+    out = [dict(r) for r in rows if r.get("label") in (None, "")]
+    for row in out:
+        row["event_time"] = _as_utc(row["event_time"])
+    out.sort(key=lambda r: (r["event_time"], r["RowKey"]), reverse=True)
+    return out
+
+
+def _parse_reasons(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return value
+    try:
+        parsed = json.loads(value or "[]")
+        return parsed if isinstance(parsed, list) else [str(parsed)]
+    except ValueError:
+        return [str(value)]
+
+
+def _recent_activity(profiles: Any, customer_id: str) -> list[dict[str, Any]]:
+    try:
+        records = profiles.recent_transactions(customer_id, RECENT_ACTIVITY)
+    except Exception as exc:  # the queue is still useful without the history
+        log.warning("recent activity of %s unavailable: %s", customer_id, exc)
+        return []
+    keep = ("transaction_id", "transaction_amount", "currency", "timestamp", "risk_level", "fraud_score", "action",
+            "merchant_id", "channel", "device_id")
+    return [{k: r.get(k) for k in keep if k in r} for r in records[:RECENT_ACTIVITY]]
+
+
+def alert_queue(services: Any, limit: int = 50, hours: float = 72, cursor: str | None = None,
+                now: datetime | None = None) -> dict[str, Any]:
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    hours = max(1.0, min(float(hours), MAX_HOURS))
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    if cursor:
+        after_time, after_id, window_start = decode_cursor(cursor)
+        upper = after_time
+    else:
+        after_time, after_id = None, None
+        window_start = now - timedelta(hours=hours)
+        upper = now
+    table = services.audit._table
+    labels = services.label_store
+    items: list[dict[str, Any]] = []
+    hour = upper.replace(minute=0, second=0, microsecond=0)
+    scanned_hours = 0
+    exhausted = True
+    while hour + timedelta(hours=1) > window_start:
+        rows = _hour_rows(table, hour, upper, window_start)
+        scanned_hours += 1
+        if after_time is not None:
+            rows = [r for r in rows if (r["event_time"], r["RowKey"]) < (after_time, after_id)]
+        # the label store too: a label recorded but not yet joined still takes the item off the queue
+        for row, label in zip(rows, _pool.map(lambda r: labels.get(r["RowKey"]), rows)):
+            if label is None:
+                items.append(row)
+                if len(items) > limit:
+                    break
+        if len(items) > limit:
+            exhausted = False
+            break
+        hour -= timedelta(hours=1)
+    page, more = items[:limit], len(items) > limit
+    next_cursor = encode_cursor(page[-1]["event_time"], page[-1]["RowKey"], window_start) if more else None
+    activity: dict[str, list] = {}
+    customers = list(dict.fromkeys(r["customer_id"] for r in page))
+    for customer, recent in zip(customers, _pool.map(lambda c: _recent_activity(services.profiles, c), customers)):
+        activity[customer] = recent
+    alerts = [{
+        "transaction_id": r["RowKey"],
+        "customer_id": r.get("customer_id"),
+        "amount": r.get("transaction_amount"),
+        "currency": r.get("currency") or "",
+        "score": r.get("fraud_score"),
+        "risk_level": r.get("risk_level"),
+        "action": r.get("action"),
+        "reasons": _parse_reasons(r.get("reasons")),
+        "time": r["event_time"].isoformat(),
+        "timestamp": r.get("timestamp"),
+        "channel": r.get("channel") or "",
+        "merchant_id": r.get("merchant_id") or "",
+        "device_id": r.get("device_id") or "",
+        "model_version": r.get("model_version"),
+        "recent_activity": [a for a in activity.get(r.get("customer_id"), []) if a.get("transaction_id") != r["RowKey"]],
+    } for r in page]
+    return {"alerts": alerts, "count": len(alerts), "next_cursor": next_cursor,
+            "window": {"start": window_start.isoformat(), "end": now.isoformat(), "hours": hours},
+            "scanned_hours": scanned_hours, "complete": exhausted and not more}
+
+
+# -- stats ---------------------------------------------------------------------------------
+def model_summary(services: Any) -> dict[str, Any]:
+    pointer = services.registry.current()
+    serving = services.serving_model.loaded
+    history = []
+    for version in services.registry.list_versions():
+        try:
+            manifest = services.registry.manifest(version)
+        except Exception:
+            continue
+        test = manifest.get("metrics", {}).get("test", {})
+        promotion = manifest.get("promotion") or {}
+        history.append({"version": version, "created_at": manifest.get("created_at"),
+                        "roc_auc": test.get("roc_auc"), "average_precision": test.get("average_precision"),
+                        "promoted": promotion.get("promoted"), "promotion_reason": promotion.get("reason"),
+                        "current": version == pointer.version})
+    history.sort(key=lambda v: (v.get("created_at") or "", v["version"]), reverse=True)
+    return {"version": pointer.version, "serving_version": serving.version if serving else None,
+            "promoted_at": pointer.document.get("updated_at"), "previous": pointer.document.get("previous"),
+            "pointer": pointer.document, "swap_history": [e.__dict__ for e in services.serving_model.history],
+            "history": history}
+
+
+def _psi_thresholds(services: Any) -> dict[str, float]:
+    env = getattr(services, "env", None)
+    return {"warn": float(setting("FRAUD_PSI_WARN", env)), "alert": float(setting("FRAUD_PSI_ALERT", env))}
+
+
+def _score_histogram(scores: list[float]) -> dict[str, Any]:
+    counts = [0] * SCORE_BINS
+    for s in scores:
+        counts[min(SCORE_BINS - 1, max(0, int(float(s) * SCORE_BINS)))] += 1
+    return {"edges": [i / SCORE_BINS for i in range(SCORE_BINS + 1)], "counts": counts}
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _from_report(report: dict[str, Any]) -> dict[str, Any]:
+    drift = report.get("drift") or {}
+    performance = report.get("performance") or None
+    live = None
+    if performance:
+        live = {"rows": performance.get("rows"), "positives": performance.get("positives"),
+                "roc_auc": performance.get("roc_auc"), "average_precision": performance.get("average_precision"),
+                "at_thresholds": performance.get("at_thresholds") or {}}
+    return {
+        "source": "monitoring_report",
+        "run_at": report.get("run_at"),
+        "window": report.get("window"),
+        "volume_per_hour": report.get("volume_per_hour") or {},
+        "alert_rate_per_hour": report.get("alert_rate_per_hour") or {},
+        "score_distribution": report.get("score_distribution"),
+        "drift": {"features": drift.get("features") or {}, "score": drift.get("score"),
+                  "alert_rate": drift.get("alert_rate"), "reference_alert_rate": drift.get("reference_alert_rate")},
+        "performance": live,
+        "latency_ms": report.get("latency_ms") or {},
+        "breaches": report.get("breaches") or [],
+        "report_blob": report.get("report_blob"),
+    }
+
+
+def _from_audit(services: Any, now: datetime, cap: int) -> dict[str, Any]:
+    env = getattr(services, "env", None)
+    hours = float(setting("FRAUD_MONITOR_WINDOW_HOURS", env))
+    start = now - timedelta(hours=hours)
+    per_hour: Counter = Counter()
+    alerts_per_hour: Counter = Counter()
+    scores, latencies = [], []
+    rows = 0
+    capped = False
+    for row in services.audit.read(start, now, select=["fraud_score", "risk_level", "latency_ms", "event_time"]):
+        if rows >= cap:
+            capped = True
+            break
+        rows += 1
+        hour = _as_utc(row["event_time"]).strftime("%Y-%m-%dT%H:00Z")
+        per_hour[hour] += 1
+        if row.get("risk_level") == "High":
+            alerts_per_hour[hour] += 1
+        scores.append(float(row.get("fraud_score") or 0.0))
+        latencies.append(float(row.get("latency_ms") or 0.0))
+    return {
+        "source": "audit_log_aggregate",
+        "note": (f"no monitoring report yet: aggregated the first {rows} decisions of the last {hours:g} hours"
+                 + (f" (capped at {cap}; the figures cover part of the window)" if capped else "")),
+        "capped": capped, "row_cap": cap, "rows_read": rows,
+        "run_at": None,
+        "window": {"start": start.isoformat(), "end": now.isoformat(), "decisions": rows},
+        "volume_per_hour": dict(sorted(per_hour.items())),
+        "alert_rate_per_hour": {h: alerts_per_hour[h] / n for h, n in sorted(per_hour.items())},
+        "score_distribution": _score_histogram(scores) if scores else None,
+        "drift": {"features": {}, "score": None, "alert_rate": None, "reference_alert_rate": None},
+        "performance": None,
+        "latency_ms": {f"p{q}": _percentile(latencies, q) for q in (50, 95, 99)},
+        "breaches": [],
+        "report_blob": None,
+    }
+
+
+def dashboard_stats(services: Any, now: datetime | None = None, cap: int = FALLBACK_ROW_CAP) -> dict[str, Any]:
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    report = services.monitoring_blobs.latest()
+    body = _from_report(report) if report else _from_audit(services, now, cap)
+    body["psi_thresholds"] = _psi_thresholds(services)
+    body["model"] = model_summary(services)
+    body["generated_at"] = now.isoformat()
+    return body

@@ -1,0 +1,174 @@
+"""The analysts' dashboard endpoints, called with real func.HttpRequest objects against Azurite."""
+import json
+from datetime import datetime, timedelta, timezone
+
+import azure.functions as func
+
+from fraud_events import http_get, http_post, transaction
+from functions.dashboard_http import alerts_http, dashboard_http, dashboard_static_http, stats_http
+from functions.labels_http import labels_http
+from functions.score_http import score_http
+
+
+def decision(txn_id, when, risk="High", customer="C1", amount=50000.0, score=None, label=None):
+    score = score if score is not None else {"High": 0.95, "Medium": 0.6, "Low": 0.05}[risk]
+    return {"transaction_id": txn_id, "customer_id": customer, "transaction_amount": amount, "currency": "NGN",
+            "timestamp": when.isoformat(), "fraud_score": score, "risk_level": risk,
+            "action": {"High": "block", "Medium": "review", "Low": "approve"}[risk], "is_fraud": risk == "High",
+            "reasons": ["amount 14x the 30-day average"] if risk != "Low" else [], "rules_fired": [],
+            "model_version": "test-v1", "features": [0.0, 1.0], "latency_ms": 4.0, "scored_at": when.isoformat(),
+            "channel": "online", "merchant_id": "M7", "device_id": "D9"}
+
+
+def body(response):
+    return json.loads(response.get_body())
+
+
+def route_get(fn, route, route_params=None, params=None):
+    return fn(func.HttpRequest(method="GET", url=f"http://localhost/api/{route}", headers={}, params=params or {},
+                               route_params=route_params or {}, body=b""))
+
+
+def seed(services, now):
+    records = [
+        decision("A1", now - timedelta(minutes=5), "High", customer="C1"),
+        decision("A2", now - timedelta(minutes=50), "Medium", customer="C2"),
+        decision("A3", now - timedelta(hours=3), "High", customer="C3"),
+        decision("A4", now - timedelta(hours=20), "Medium", customer="C1"),
+        decision("A5", now - timedelta(hours=40), "High", customer="C4"),
+        decision("L1", now - timedelta(minutes=10), "Low"),
+        decision("L2", now - timedelta(hours=2), "Low"),
+        decision("OLD", now - timedelta(hours=100), "High"),  # outside the 72-hour window
+    ]
+    services.audit.write(records)
+
+
+def test_alerts_list_high_and_medium_newest_first_and_paginate(services):
+    now = datetime.now(timezone.utc)
+    seed(services, now)
+    first = body(alerts_http(http_get("alerts", {"limit": "2"})))
+    assert [a["transaction_id"] for a in first["alerts"]] == ["A1", "A2"]
+    top = first["alerts"][0]
+    assert top["risk_level"] == "High" and top["amount"] == 50000.0 and top["currency"] == "NGN"
+    assert top["customer_id"] == "C1" and top["reasons"] == ["amount 14x the 30-day average"]
+    assert top["channel"] == "online" and top["merchant_id"] == "M7" and top["device_id"] == "D9"
+    assert top["score"] == 0.95 and top["action"] == "block" and top["time"]
+    assert first["next_cursor"]
+    second = body(alerts_http(http_get("alerts", {"limit": "2", "cursor": first["next_cursor"]})))
+    assert [a["transaction_id"] for a in second["alerts"]] == ["A3", "A4"]
+    third = body(alerts_http(http_get("alerts", {"limit": "2", "cursor": second["next_cursor"]})))
+    assert [a["transaction_id"] for a in third["alerts"]] == ["A5"]
+    assert third["next_cursor"] is None
+    whole = body(alerts_http(http_get("alerts", {"limit": "50"})))
+    assert [a["transaction_id"] for a in whole["alerts"]] == ["A1", "A2", "A3", "A4", "A5"]
+    narrow = body(alerts_http(http_get("alerts", {"hours": "24"})))
+    assert [a["transaction_id"] for a in narrow["alerts"]] == ["A1", "A2", "A3", "A4"]
+
+
+def test_bad_query_parameters_are_400(services):
+    assert alerts_http(http_get("alerts", {"limit": "0"})).status_code == 400
+    assert alerts_http(http_get("alerts", {"hours": "abc"})).status_code == 400
+    response = alerts_http(http_get("alerts", {"cursor": "not-a-cursor"}))
+    assert response.status_code == 400 and body(response)["errors"][0]["field"] == "cursor"
+
+
+def test_a_verdict_takes_the_alert_off_the_queue(services):
+    now = datetime.now(timezone.utc)
+    seed(services, now)
+    response = labels_http(http_post("labels", {"transaction_id": "A2", "label": "fraud", "customer_id": "C2",
+                                                "source": "analyst"}))
+    assert response.status_code == 202 and body(response)["joined"] == 1
+    assert services.label_store.get("A2")["status"] == "joined"
+    listed = [a["transaction_id"] for a in body(alerts_http(http_get("alerts")))["alerts"]]
+    assert listed == ["A1", "A3", "A4", "A5"]
+
+
+def test_a_label_not_yet_joined_also_takes_it_off(services):
+    from shared.labels import parse_label
+
+    seed(services, datetime.now(timezone.utc))
+    label, _ = parse_label({"transaction_id": "A3", "label": "legitimate"}, default_source="analyst")
+    services.label_store.put([label])  # recorded, not joined
+    listed = [a["transaction_id"] for a in body(alerts_http(http_get("alerts")))["alerts"]]
+    assert "A3" not in listed and "A1" in listed
+
+
+def test_alerts_carry_the_customers_recent_activity(published, services, monkeypatch):
+    monkeypatch.setenv("FRAUD_HIGH_THRESHOLD", "0.0")
+    monkeypatch.setenv("FRAUD_MEDIUM_THRESHOLD", "0.0")
+    from shared.runtime import reset_app_services
+
+    reset_app_services()
+    now = datetime.now(timezone.utc)
+    for i in range(7):
+        when = (now - timedelta(minutes=70 - i * 10)).isoformat()
+        assert score_http(http_post("score", transaction(i, customer="C9", when=when))).status_code == 200
+    alerts = body(alerts_http(http_get("alerts", {"limit": "3"})))["alerts"]
+    assert [a["transaction_id"] for a in alerts] == ["T6", "T5", "T4"]
+    recent = alerts[0]["recent_activity"]
+    assert 1 <= len(recent) <= 5 and all(r["transaction_id"] != "T6" for r in recent)
+    assert recent[0]["transaction_id"] == "T5"
+
+
+def test_the_page_and_its_files_are_served_with_their_types(services):
+    page = route_get(dashboard_http, "dashboard", params={"code": "k<ey"})
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    html = page.get_body().decode()
+    assert "<table" in html and 'src="/api/dashboard/app.js?code=k%3Cey"' in html
+    js = route_get(dashboard_static_http, "dashboard/app.js", {"path": "app.js"})
+    assert js.status_code == 200 and js.headers["Content-Type"].startswith("text/javascript")
+    css = route_get(dashboard_static_http, "dashboard/app.css", {"path": "app.css"})
+    assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css")
+    index = route_get(dashboard_static_http, "dashboard/index.html", {"path": "index.html"})
+    assert index.status_code == 200 and b"app.js" in index.get_body()
+
+
+def test_the_static_route_refuses_traversal_and_unknown_files(services):
+    for path in ("../dashboard_http.py", "../../function_app.py", "..%2Fscore_http.py", "%2e%2e/labels_http.py",
+                 "/etc/passwd", "nope.js", "app.js/..", ".hidden", "..\\score_http.py", "dashboard/../../host.json"):
+        response = route_get(dashboard_static_http, f"dashboard/{path}", {"path": path})
+        assert response.status_code == 404, path
+        assert b"import" not in response.get_body()
+
+
+def test_stats_without_a_report_aggregate_the_audit_log_capped(services, published):
+    now = datetime.now(timezone.utc)
+    seed(services, now)
+    response = stats_http(http_get("stats"))
+    assert response.status_code == 200
+    stats = body(response)
+    assert stats["source"] == "audit_log_aggregate" and "no monitoring report" in stats["note"]
+    assert stats["rows_read"] == 6 and stats["capped"] is False  # A5 and OLD are outside the 24-hour window
+    assert sum(stats["volume_per_hour"].values()) == 6
+    assert sum(stats["score_distribution"]["counts"]) == 6
+    assert stats["latency_ms"]["p50"] == 4.0
+    assert stats["model"]["version"] == published.version and stats["model"]["promoted_at"]
+    assert [v["version"] for v in stats["model"]["history"]] == [published.version]
+    assert stats["psi_thresholds"] == {"warn": 0.1, "alert": 0.2}
+
+    from shared.dashboard import dashboard_stats
+
+    capped = dashboard_stats(services, cap=3)
+    assert capped["capped"] is True and capped["rows_read"] == 3 and "capped at 3" in capped["note"]
+
+
+def test_stats_from_the_monitoring_report(published, services, monkeypatch):
+    monkeypatch.setenv("FRAUD_HIGH_THRESHOLD", "0.0")
+    monkeypatch.setenv("FRAUD_MEDIUM_THRESHOLD", "0.0")
+    from shared.runtime import app_services, reset_app_services
+
+    reset_app_services()
+    now = datetime.now(timezone.utc)
+    for i in range(6):
+        when = (now - timedelta(minutes=60 - i * 5)).isoformat()
+        assert score_http(http_post("score", transaction(i, customer="C3", when=when))).status_code == 200
+    labels_http(http_post("labels", [{"transaction_id": "T0", "label": "fraud"}, {"transaction_id": "T1", "label": 0}]))
+    report = app_services().monitoring.run()
+    stats = body(stats_http(http_get("stats")))
+    assert stats["source"] == "monitoring_report" and stats["run_at"] == report["run_at"]
+    assert sum(stats["volume_per_hour"].values()) == 6
+    assert set(stats["drift"]["features"]) == set(published.manifest["feature_names"])
+    assert all({"psi", "status"} <= set(f) for f in stats["drift"]["features"].values())
+    assert stats["performance"]["rows"] == 2 and "medium" in stats["performance"]["at_thresholds"]
+    assert set(stats["latency_ms"]) == {"p50", "p95", "p99"}
+    assert stats["model"]["version"] == published.version

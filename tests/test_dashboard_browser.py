@@ -1,0 +1,105 @@
+"""The dashboard in a real headless Chromium (Debian's, never downloaded) driven by Playwright,
+served by tools.local_host against this test's Azurite."""
+import json
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from fraud_events import http_post, transaction
+from functions.score_http import score_http
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+
+
+@pytest.fixture
+def browser():
+    assert os.path.exists(CHROMIUM), (
+        f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium); "
+        "the dashboard browser test never downloads a browser")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def served(published, services, monkeypatch):
+    monkeypatch.setenv("FRAUD_HIGH_THRESHOLD", "0.0")  # every decision High or Medium: alerts to review
+    monkeypatch.setenv("FRAUD_MEDIUM_THRESHOLD", "0.0")
+    from function_app import indexed_functions
+    from shared.runtime import app_services, reset_app_services
+    from tools.local_host import serve_in_background
+
+    reset_app_services()
+    now = datetime.now(timezone.utc)
+    ids = []
+    for i in range(8):
+        when = (now - timedelta(minutes=90 - i * 10)).isoformat()
+        response = score_http(http_post("score", transaction(i, customer=f"C{i % 3}", amount=20000 + 1000 * i, when=when)))
+        assert response.status_code == 200
+        ids.append(f"T{i}")
+    app_services().monitoring.run()
+    server, url = serve_in_background(indexed_functions())
+    yield url, list(reversed(ids))
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_dashboard_shows_alerts_and_charts_and_takes_a_verdict(browser, served, services):
+    url, newest_first = served
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+    page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+
+    page.goto(f"{url}/api/dashboard?code=local-key")
+    page.wait_for_selector("body[data-ready]", state="attached", timeout=30000)
+    assert problems == []
+    assert page.get_attribute("body", "data-ready") == "ok"
+    assert "error" not in (page.get_attribute("#status", "class") or "")
+
+    rows = page.locator("#alert-rows tr")
+    assert [rows.nth(i).get_attribute("data-txn") for i in range(rows.count())] == newest_first
+    assert "NGN" in rows.first.inner_text()
+    for chart in ("#chart-volume", "#chart-drift", "#chart-perf", "#chart-latency"):
+        assert page.locator(f"{chart} svg").count() == 1, chart
+    assert page.locator("#chart-volume svg rect.bar").count() >= 1
+    assert page.locator("#chart-drift svg rect").count() >= 5
+    assert page.locator("#chart-drift svg line.th-alert").count() == 1
+    assert page.locator("#chart-latency svg rect.bar").count() == 3
+    assert page.locator("#model-version").inner_text() == services.registry.current().version
+    assert page.locator("#model-history tr").count() >= 1
+
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
+
+    target = newest_first[1]
+    with page.expect_response(lambda r: "/api/labels" in r.url and r.request.method == "POST") as posted:
+        page.locator(f'#alert-rows tr[data-txn="{target}"] button[data-label="fraud"]').click()
+    response = posted.value
+    assert response.status == 202 and "code=local-key" in response.url
+    assert json.loads(response.request.post_data) == {"transaction_id": target, "label": "fraud",
+                                                      "customer_id": f"C{int(target[1:]) % 3}", "source": "analyst"}
+    page.wait_for_selector(f'#alert-rows tr[data-txn="{target}"]', state="detached", timeout=10000)
+    assert page.locator("#alert-rows tr").count() == len(newest_first) - 1
+
+    assert services.label_store.get(target)["status"] == "joined"
+    now = datetime.now(timezone.utc)
+    row = next(r for r in services.audit.read(now - timedelta(hours=3), now + timedelta(minutes=1)) if r["RowKey"] == target)
+    assert str(row["label"]) == "1"
+
+    page.reload()
+    page.wait_for_selector("body[data-ready]", state="attached", timeout=30000)
+    assert target not in [page.locator("#alert-rows tr").nth(i).get_attribute("data-txn")
+                          for i in range(page.locator("#alert-rows tr").count())]
+    assert problems == []
+    page.close()
