@@ -32,12 +32,17 @@ $(INFRA_STAMP): requirements-infra.txt
 	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-infra.txt
 	touch $@
 
+# The browser test drives Debian's Chromium headless (never a downloaded browser).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
 setup: $(PY_STAMP) $(NODE_STAMP)
 
 run: setup
 	$(PY) -m tools.azurite -- $(PY) -m tools.local_run $(RUN_ARGS)
 
-test: setup $(INFRA_STAMP)
+test: setup $(INFRA_STAMP) $(CHROMIUM)
 	$(MAKE) --no-print-directory checkov
 	$(PY) -m pytest
 

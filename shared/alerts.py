@@ -14,8 +14,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping
 
-from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+from shared.storage import create_if_missing
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,7 @@ class AlertQueue:
         )
 
     def ensure_queue(self) -> None:
-        try:
-            self._queue.create_queue()
-        except ResourceExistsError:
-            pass
+        create_if_missing(self._queue.create_queue)
 
     def send(self, record: Mapping[str, Any]) -> None:
         self._queue.send_message(json.dumps(alert_message(record)))

@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
-from azure.core.exceptions import ResourceExistsError
 
 from shared.table_batch import read_entity, submit_batch
+from shared.storage import create_if_missing
 
 MAX_BATCH = 100
 # The seed's log structure first, then what we add.
@@ -54,10 +54,7 @@ class AuditLog:
         self._pool: ThreadPoolExecutor | None = None
 
     def ensure_table(self) -> None:
-        try:
-            self._table.create_table()
-        except ResourceExistsError:
-            pass
+        create_if_missing(self._table.create_table)
 
     def write(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Upsert decision records (dicts from the scoring service); batched per partition."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -230,6 +231,7 @@ def _from_report(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_audit(services: Any, now: datetime, cap: int) -> dict[str, Any]:
+    """The monitoring window's newest decisions, hour by hour backwards, at most ``cap`` rows."""
     env = getattr(services, "env", None)
     hours = float(setting("FRAUD_MONITOR_WINDOW_HOURS", env))
     start = now - timedelta(hours=hours)
@@ -238,24 +240,33 @@ def _from_audit(services: Any, now: datetime, cap: int) -> dict[str, Any]:
     scores, latencies = [], []
     rows = 0
     capped = False
-    for row in services.audit.read(start, now, select=["fraud_score", "risk_level", "latency_ms", "event_time"]):
-        if rows >= cap:
-            capped = True
-            break
-        rows += 1
-        hour = _as_utc(row["event_time"]).strftime("%Y-%m-%dT%H:00Z")
-        per_hour[hour] += 1
-        if row.get("risk_level") == "High":
-            alerts_per_hour[hour] += 1
-        scores.append(float(row.get("fraud_score") or 0.0))
-        latencies.append(float(row.get("latency_ms") or 0.0))
+    oldest = now
+    upper = now
+    while upper > start and not capped:
+        lower = max(start, upper.replace(minute=0, second=0, microsecond=0) if upper.minute or upper.second
+                    or upper.microsecond else upper - timedelta(hours=1))
+        for row in services.audit.read(lower, upper, select=["fraud_score", "risk_level", "latency_ms", "event_time"]):
+            if rows >= cap:
+                capped = True
+                break
+            rows += 1
+            when = _as_utc(row["event_time"])
+            oldest = min(oldest, when)
+            hour = when.strftime("%Y-%m-%dT%H:00Z")
+            per_hour[hour] += 1
+            if row.get("risk_level") == "High":
+                alerts_per_hour[hour] += 1
+            scores.append(float(row.get("fraud_score") or 0.0))
+            latencies.append(float(row.get("latency_ms") or 0.0))
+        upper = lower
+    covered = f"the newest {rows} decisions of the last {hours:g} hours"
     return {
         "source": "audit_log_aggregate",
-        "note": (f"no monitoring report yet: aggregated the first {rows} decisions of the last {hours:g} hours"
-                 + (f" (capped at {cap}; the figures cover part of the window)" if capped else "")),
+        "note": (f"no monitoring report yet: aggregated {covered}"
+                 + (f" (capped at {cap}: back to {oldest:%Y-%m-%d %H:%M} UTC only)" if capped else "")),
         "capped": capped, "row_cap": cap, "rows_read": rows,
         "run_at": None,
-        "window": {"start": start.isoformat(), "end": now.isoformat(), "decisions": rows},
+        "window": {"start": (oldest if capped else start).isoformat(), "end": now.isoformat(), "decisions": rows},
         "volume_per_hour": dict(sorted(per_hour.items())),
         "alert_rate_per_hour": {h: alerts_per_hour[h] / n for h, n in sorted(per_hour.items())},
         "score_distribution": _score_histogram(scores) if scores else None,
@@ -267,10 +278,26 @@ def _from_audit(services: Any, now: datetime, cap: int) -> dict[str, Any]:
     }
 
 
+_fallback_cache: dict[tuple, tuple[float, dict[str, Any]]] = {}
+FALLBACK_CACHE_SECONDS = 60.0
+
+
+def _cached_from_audit(services: Any, now: datetime, cap: int) -> dict[str, Any]:
+    """The fallback aggregate, reused for a minute per audit table (it is the slow path)."""
+    key = (getattr(services.audit._table, "table_name", id(services)), cap)
+    hit = _fallback_cache.get(key)
+    if hit and time.monotonic() - hit[0] < FALLBACK_CACHE_SECONDS:
+        return {**hit[1], "cached": True}
+    body = _from_audit(services, now, cap)
+    _fallback_cache.clear()
+    _fallback_cache[key] = (time.monotonic(), body)
+    return {**body, "cached": False}
+
+
 def dashboard_stats(services: Any, now: datetime | None = None, cap: int = FALLBACK_ROW_CAP) -> dict[str, Any]:
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     report = services.monitoring_blobs.latest()
-    body = _from_report(report) if report else _from_audit(services, now, cap)
+    body = _from_report(report) if report else _cached_from_audit(services, now, cap)
     body["psi_thresholds"] = _psi_thresholds(services)
     body["model"] = model_summary(services)
     body["generated_at"] = now.isoformat()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from azure.core.exceptions import ResourceExistsError
+from shared.storage import create_if_missing
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,7 @@ class DeadLetterStore:
         self._container = blob_service.get_container_client(container)
 
     def ensure_container(self) -> None:
-        try:
-            self._container.create_container()
-        except ResourceExistsError:
-            pass
+        create_if_missing(self._container.create_container)
 
     def put(self, letter: DeadLetter, now: datetime | None = None) -> str:
         now = now or datetime.now(timezone.utc)

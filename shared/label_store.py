@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
-from azure.core.exceptions import ResourceExistsError
 
 from shared.labels import Label
 from shared.table_batch import read_entity, submit_batch
+from shared.storage import create_if_missing, shard_key
 
 SHARDS = 16
 
 
 def label_partition(transaction_id: str) -> str:
-    return f"lbl-{zlib.crc32(transaction_id.encode()) % SHARDS:02d}"
+    return shard_key("lbl", transaction_id, SHARDS)
 
 
 class LabelStore:
@@ -36,10 +35,7 @@ class LabelStore:
         self._table = table_client
 
     def ensure_table(self) -> None:
-        try:
-            self._table.create_table()
-        except ResourceExistsError:
-            pass
+        create_if_missing(self._table.create_table)
 
     # -- labels ---------------------------------------------------------------------------
     def put(self, labels: Iterable[Label], now: datetime | None = None) -> int:

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import threading
 import time
-import zlib
 from collections import defaultdict
 from typing import Any, Callable, Iterable
 
-from azure.core.exceptions import ResourceExistsError
 
 from shared.merchant_risk import NO_MERCHANT, MerchantHistory, as_of_hour
 from shared.table_batch import read_entity, submit_batch
+from shared.storage import create_if_missing, shard_key
 
 SHARDS = 16
 
 
 def merchant_partition(merchant_id: str) -> str:
-    return f"m-{zlib.crc32(merchant_id.encode()) % SHARDS:02d}"
+    return shard_key("m", merchant_id, SHARDS)
 
 
 class MerchantRiskStore:
@@ -32,10 +31,7 @@ class MerchantRiskStore:
         self._table = table_client
 
     def ensure_table(self) -> None:
-        try:
-            self._table.create_table()
-        except ResourceExistsError:
-            pass
+        create_if_missing(self._table.create_table)
 
     def load(self, merchant_id: str) -> tuple[MerchantHistory, float | None]:
         found = read_entity(self._table, merchant_partition(merchant_id), merchant_id)

@@ -20,6 +20,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
 from shared.model import ModelArtifact
+from shared.storage import create_if_missing
 
 POINTER = "current.json"
 
@@ -44,10 +45,7 @@ class ModelRegistry:
         self._container = blob_service.get_container_client(container)
 
     def ensure_container(self) -> None:
-        try:
-            self._container.create_container()
-        except ResourceExistsError:
-            pass
+        create_if_missing(self._container.create_container)
 
     # -- versions -----------------------------------------------------------------------
     def publish(self, artifact: ModelArtifact) -> str:

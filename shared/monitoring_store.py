@@ -14,14 +14,13 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
+from shared.storage import create_if_missing
+
 STATE = "retrain-state.json"
 
 
 def _ensure(container: Any) -> None:
-    try:
-        container.create_container()
-    except ResourceExistsError:
-        pass
+    create_if_missing(container.create_container)
 
 
 class LabelFileContainer:

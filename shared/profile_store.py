@@ -25,6 +25,7 @@ from azure.data.tables import UpdateMode
 
 from shared.features import CustomerProfile
 from shared.table_batch import read_entity, submit_batch
+from shared.storage import create_if_missing
 
 PROFILE_ROW = "profile"
 TXN_PREFIX = "txn:"
@@ -93,10 +94,7 @@ class ProfileStore:
         self.cache = ProfileCache(cache_size)
 
     def ensure_table(self) -> None:
-        try:
-            self._table.create_table()
-        except ResourceExistsError:
-            pass
+        create_if_missing(self._table.create_table)
 
     def load(self, customer_id: str) -> StoredProfile:
         cached = self.cache.get(customer_id)

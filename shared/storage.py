@@ -29,6 +29,23 @@ def azurite_connection_string(host: str = "127.0.0.1", blob: int = 10000, queue:
     )
 
 
+def create_if_missing(create: Any) -> None:
+    """Create a table, container or queue; one that exists already is fine."""
+    from azure.core.exceptions import ResourceExistsError
+
+    try:
+        create()
+    except ResourceExistsError:
+        pass
+
+
+def shard_key(prefix: str, key: str, shards: int) -> str:
+    """A stable partition for ``key`` among ``shards`` partitions named ``<prefix>-NN``."""
+    import zlib
+
+    return f"{prefix}-{zlib.crc32(key.encode()) % shards:02d}"
+
+
 def _expand(connection_string: str) -> str:
     if connection_string.replace(" ", "").lower().startswith("usedevelopmentstorage=true"):
         return azurite_connection_string()

@@ -34,6 +34,11 @@ def app_env(azurite, monkeypatch):
         "FRAUD_ALERT_QUEUE": f"fraud-alerts-{suffix}",
         "FRAUD_DEAD_LETTER_CONTAINER": f"dead-letter-{suffix}",
         "FRAUD_MODEL_CONTAINER": f"models-{suffix}",
+        "FRAUD_LABEL_TABLE": f"labels{suffix}",
+        "FRAUD_LABELS_CONTAINER": f"labels-{suffix}",
+        "FRAUD_MONITORING_CONTAINER": f"monitoring-{suffix}",
+        "FRAUD_RETRAIN_CONTAINER": f"retrain-requests-{suffix}",
+        "FRAUD_MERCHANT_TABLE": f"merchantrisk{suffix}",
         "FRAUD_STORAGE_RETRIES": "2",
     }
     for key, value in env.items():

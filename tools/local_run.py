@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
           f"-d '{{\"customer_id\":\"C12345\",\"transaction_amount\":250000,\"device_id\":\"new_device_99\","
           f"\"merchant_category\":\"electronics\",\"channel\":\"online\"}}'")
     print(f"  curl -s {base}/api/health")
+    print(f"  the analysts' dashboard: {base}/api/dashboard")
     try:
         while True:
             time.sleep(3600)

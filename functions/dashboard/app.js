@@ -148,7 +148,7 @@
     for (let i = 0; i <= 4; i++) {
       const y = T + h - (h * i) / 4;
       s.append(svg("line", { x1: L, x2: L + w, y1: y, y2: y, class: "grid" }));
-      s.append(svg("text", { x: L - 4, y: y + 3, "text-anchor": "end" }, Math.round((vmax * i) / 4).toLocaleString()));
+      s.append(svg("text", { x: L - 4, y: y + 3, "text-anchor": "end" }, ((vmax * i) / 4).toLocaleString("en-US", { maximumFractionDigits: vmax <= 20 ? 1 : 0 })));
       s.append(svg("text", { x: L + w + 4, y: y + 3 }, ((rmax * i * 100) / 4).toFixed(rmax < 0.04 ? 2 : 1) + "%"));
     }
     const step = w / hours.length, bw = Math.max(1, step * 0.8);
@@ -177,7 +177,9 @@
     if (!names.length) return noData(container, "no drift figures (no monitoring report yet)");
     const rowH = 16, L = 170, R = 56, T = 20, B = 26, W = 560, w = W - L - R, H = T + B + names.length * rowH;
     const s = frame(W, H);
-    const max = niceMax(Math.max(thresholds.alert * 1.25, ...names.map((n) => features[n].psi || 0)));
+    // the axis stops at 1 (or 2.5x the alert threshold): PSI beyond is off the scale and drawn clipped
+    const top = Math.max(thresholds.alert * 2.5, 1);
+    const max = niceMax(Math.max(thresholds.alert * 1.25, Math.min(top, Math.max(...names.map((n) => features[n].psi || 0)))));
     const xOf = (v) => L + (w * Math.min(v, max)) / max;
     names.forEach((n, i) => {
       const f = features[n], y = T + i * rowH;
@@ -185,11 +187,11 @@
       const bar = svg("rect", { x: L, y: y + 2, width: Math.max(1, xOf(f.psi || 0) - L), height: rowH - 5, class: f.status || "ok" });
       bar.append(svg("title", {}, n + ": PSI " + fmtNum(f.psi, 4) + " (" + (f.status || "?") + ")" + (f.test ? ", " + f.test + " p=" + fmtNum(f.p_value, 4) : "")));
       s.append(bar);
-      s.append(svg("text", { x: xOf(f.psi || 0) + 4, y: y + rowH - 5 }, fmtNum(f.psi, 3)));
+      s.append(svg("text", { x: xOf(f.psi || 0) + 4, y: y + rowH - 5 }, fmtNum(f.psi, 3) + ((f.psi || 0) > max ? " ▸" : "")));
     });
     [["th-warn", thresholds.warn, "warn"], ["th-alert", thresholds.alert, "alert"]].forEach(([cls, v, label]) => {
       s.append(svg("line", { x1: xOf(v), x2: xOf(v), y1: T - 4, y2: T + names.length * rowH, class: cls }));
-      s.append(svg("text", { x: xOf(v), y: T - 7, "text-anchor": "middle" }, label + " " + v));
+      s.append(svg("text", { x: xOf(v) + (label === "warn" ? -3 : 3), y: T - 7, "text-anchor": label === "warn" ? "end" : "start" }, label + " " + v));
     });
     s.append(svg("line", { x1: L, x2: L, y1: T, y2: T + names.length * rowH, class: "axis" }));
     legend(s, L, H - 6, [["ok", "ok"], ["warn", "warn"], ["alert", "alert"]]);
@@ -239,7 +241,7 @@
     const lat = stats.latency_ms || {};
     groupedBars($("chart-latency"), ["p50", "p95", "p99"].filter((k) => lat[k] !== null && lat[k] !== undefined)
       .map((k) => ({ label: k, values: { ms: lat[k] } })), [["ms", "bar", "ms"]],
-      { tick: (v) => v.toFixed(v < 10 ? 1 : 0), value: (v) => fmtNum(v, 1), empty: "no latency figures yet" });
+      { tick: (v) => v.toLocaleString("en-US", { maximumFractionDigits: 1 }), value: (v) => fmtNum(v, 1), empty: "no latency figures yet" });
     const dist = stats.score_distribution;
     $("fig-scores").hidden = !(dist && dist.counts);
     if (dist && dist.counts) {
