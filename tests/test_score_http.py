@@ -103,3 +103,16 @@ def test_the_openapi_document_is_served_and_describes_the_routes():
     doc = json.loads(response.get_body())
     assert {"/score", "/predict", "/health"} <= set(doc["paths"])
     jsonschema.Draft202012Validator.check_schema({**doc["components"]["schemas"]["Decision"]})
+
+
+def test_labels_and_model_follow_the_openapi_description(published):
+    from functions.labels_http import labels_http
+    from functions.model_http import model_http
+
+    score_http(http_post("score", transaction(30)))
+    accepted = labels_http(http_post("labels", [{"transaction_id": "T30", "label": "fraud"}]))
+    assert accepted.status_code == 202 and assert_matches(accepted, "/labels")["joined"] == 1
+    refused = labels_http(http_post("labels", {"transaction_id": "T30"}))
+    assert refused.status_code == 400 and assert_matches(refused, "/labels")["errors"][0]["field"] == "labels[0].label"
+    status = model_http(http_get("model"))
+    assert assert_matches(status, "/model", "get")["serving_version"] == published.version
