@@ -193,6 +193,8 @@ class MonitoringService:
         reference_alert_rate = reference.get("alert_rate")
         alert_rate_ratio = (alert_rate / reference_alert_rate) if alert_rate is not None and reference_alert_rate else None
 
+        counts, edges = np.histogram(score_array, bins=20, range=(0.0, 1.0))
+        score_distribution = {"edges": [round(float(e), 4) for e in edges], "counts": [int(c) for c in counts]}
         y = np.asarray(labelled_y, dtype=np.int8)
         performance = summarize(y, np.asarray(labelled_s), np.asarray(labelled_day), thresholds, self.config.top_k) if y.size else None
         return {
@@ -201,6 +203,7 @@ class MonitoringService:
             "drift": {"features": drift, "score": score_drift, "alert_rate": alert_rate,
                       "reference_alert_rate": reference_alert_rate, "alert_rate_ratio": alert_rate_ratio},
             "performance": performance,
+            "score_distribution": score_distribution,
             "latency_ms": percentiles(np.asarray(latencies), (50, 95, 99)),
             "volume_per_hour": dict(sorted(per_hour.items())),
             "alert_rate_per_hour": {h: alerts_per_hour[h] / n for h, n in sorted(per_hour.items())},

@@ -172,4 +172,5 @@ def test_stats_from_the_monitoring_report(published, services, monkeypatch):
     assert all({"psi", "status"} <= set(f) for f in stats["drift"]["features"].values())
     assert stats["performance"]["rows"] == 2 and "medium" in stats["performance"]["at_thresholds"]
     assert set(stats["latency_ms"]) == {"p50", "p95", "p99"}
+    assert sum(stats["score_distribution"]["counts"]) == 6
     assert stats["model"]["version"] == published.version

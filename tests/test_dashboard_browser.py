@@ -76,6 +76,7 @@ def test_the_dashboard_shows_alerts_and_charts_and_takes_a_verdict(browser, serv
     assert page.locator("#chart-drift svg rect").count() >= 5
     assert page.locator("#chart-drift svg line.th-alert").count() == 1
     assert page.locator("#chart-latency svg rect.bar").count() == 3
+    assert page.locator("#fig-scores").is_visible() and page.locator("#chart-scores svg rect.bar").count() >= 1
     assert page.locator("#model-version").inner_text() == services.registry.current().version
     assert page.locator("#model-history tr").count() >= 1
 

@@ -110,6 +110,8 @@ def test_live_performance_equals_a_reference_computation(published, services, re
     assert medium["recall"] == pytest.approx(skm.recall_score(y, scores > 0.5))
     assert report["latency_ms"]["p50"] == pytest.approx(np.percentile(5.0 + np.arange(2000) % 7, 50))
     assert sum(report["volume_per_hour"].values()) == 2000
+    expected_counts, _ = np.histogram(scores, bins=20, range=(0.0, 1.0))
+    assert report["score_distribution"]["counts"] == expected_counts.tolist()
 
 
 def test_labels_from_files_and_http_are_joined_exactly_once(published, services):
