@@ -14,7 +14,6 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 

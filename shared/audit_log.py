@@ -11,11 +11,11 @@ import json
 import zlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
 
-from shared.table_batch import read_entity, submit_batch
+from shared.table_batch import query_row_keys, submit_batch
 from shared.storage import create_if_missing
 
 MAX_BATCH = 100
@@ -103,13 +103,6 @@ class AuditLog:
             self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="audit-write")
         return sum(self._pool.map(write, chunks))
 
-    def partitions(self, start: datetime, end: datetime) -> Iterator[str]:
-        hour = start.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
-        while hour < end:
-            for shard in range(self.shards):
-                yield f"{hour_key(hour)}-{shard:02d}"
-            hour += timedelta(hours=1)
-
     def read(self, start: datetime, end: datetime, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every decision whose event time is in [start, end): one range scan over the
         partitions of those hours (they sort by hour), filtered by event time."""
@@ -124,9 +117,23 @@ class AuditLog:
         for row in rows:
             yield dict(row)
 
-    def get(self, transaction_id: str, event_time: datetime) -> dict[str, Any] | None:
-        found = read_entity(self._table, partition_key(event_time, transaction_id, self.shards), transaction_id)
-        return found[0] if found else None
+    @property
+    def name(self) -> str:
+        return self._table.table_name
+
+    def read_hour(self, hour: datetime, start: datetime, end: datetime, select: list[str],
+                  risk_levels: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+        """One UTC hour's decisions of the given risk levels with event time in [start, end]."""
+        key = hour_key(hour)
+        levels = " or ".join(f"risk_level eq @level{i}" for i in range(len(risk_levels)))
+        rows = self._table.query_entities(
+            f"PartitionKey ge @lo and PartitionKey lt @hi and event_time ge @start and event_time le @end and ( {levels} )",
+            parameters={"lo": f"{key}-", "hi": f"{key}-~", "start": start, "end": end,
+                        **{f"level{i}": level for i, level in enumerate(risk_levels)}},
+            select=select, results_per_page=1000,
+        )
+        for row in rows:
+            yield dict(row)
 
     def locate(self, transaction_ids: list[str]) -> dict[str, dict[str, Any]]:
         """transaction id -> {audit_pk, customer_id} for the ids that were scored."""
@@ -135,14 +142,10 @@ class AuditLog:
         for txn_id in dict.fromkeys(transaction_ids):
             by_partition[index_partition(txn_id)].append(txn_id)
         for pk, ids in by_partition.items():
-            for start in range(0, len(ids), 15):
-                chunk = ids[start:start + 15]
-                params = {"pk": pk, **{f"r{i}": t for i, t in enumerate(chunk)}}
-                rows = " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk)))
-                for entity in self._table.query_entities(f"PartitionKey eq @pk and ( {rows} )", parameters=params):
-                    found[entity["RowKey"]] = {"audit_pk": entity["audit_pk"], "customer_id": entity["customer_id"],
-                                               "event_time": entity.get("event_time"),
-                                               "merchant_id": entity.get("merchant_id") or ""}
+            for entity in query_row_keys(self._table, pk, ids):
+                found[entity["RowKey"]] = {"audit_pk": entity["audit_pk"], "customer_id": entity["customer_id"],
+                                           "event_time": entity.get("event_time"),
+                                           "merchant_id": entity.get("merchant_id") or ""}
         return found
 
     def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int:

@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from shared.audit_log import hour_key
 from shared.settings import setting
 
 log = logging.getLogger("fraud.dashboard")
@@ -62,17 +61,10 @@ def _as_utc(value: Any) -> datetime:
     return datetime.fromisoformat(str(value)).astimezone(timezone.utc)
 
 
-def _hour_rows(table: Any, hour: datetime, upper: datetime, lower: datetime) -> list[dict[str, Any]]:
-    """One hour's High/Medium decisions in [lower, upper], newest first."""
-    key = hour_key(hour)
-    rows = table.query_entities(
-        "PartitionKey ge @lo and PartitionKey lt @hi and event_time ge @start and event_time le @end"
-        " and ( risk_level eq @high or risk_level eq @medium )",
-        parameters={"lo": f"{key}-", "hi": f"{key}-~", "start": lower, "end": upper,
-                    "high": ALERT_LEVELS[0], "medium": ALERT_LEVELS[1]},
-        select=ALERT_COLUMNS, results_per_page=1000,
-    )
-    out = [dict(r) for r in rows if r.get("label") in (None, "")]
+def _hour_rows(audit: Any, hour: datetime, upper: datetime, lower: datetime) -> list[dict[str, Any]]:
+    """One hour's High/Medium decisions in [lower, upper] not yet labelled, newest first."""
+    rows = audit.read_hour(hour, lower, upper, ALERT_COLUMNS, ALERT_LEVELS)
+    out = [r for r in rows if r.get("label") in (None, "")]
     for row in out:
         row["event_time"] = _as_utc(row["event_time"])
     out.sort(key=lambda r: (r["event_time"], r["RowKey"]), reverse=True)
@@ -112,14 +104,13 @@ def alert_queue(services: Any, limit: int = 50, hours: float = 72, cursor: str |
         after_time, after_id = None, None
         window_start = now - timedelta(hours=hours)
         upper = now
-    table = services.audit._table
     labels = services.label_store
     items: list[dict[str, Any]] = []
     hour = upper.replace(minute=0, second=0, microsecond=0)
     scanned_hours = 0
     exhausted = True
     while hour + timedelta(hours=1) > window_start:
-        rows = _hour_rows(table, hour, upper, window_start)
+        rows = _hour_rows(services.audit, hour, upper, window_start)
         scanned_hours += 1
         if after_time is not None:
             rows = [r for r in rows if (r["event_time"], r["RowKey"]) < (after_time, after_id)]
@@ -284,7 +275,7 @@ FALLBACK_CACHE_SECONDS = 60.0
 
 def _cached_from_audit(services: Any, now: datetime, cap: int) -> dict[str, Any]:
     """The fallback aggregate, reused for a minute per audit table (it is the slow path)."""
-    key = (getattr(services.audit._table, "table_name", id(services)), cap)
+    key = (services.audit.name, cap)
     hit = _fallback_cache.get(key)
     if hit and time.monotonic() - hit[0] < FALLBACK_CACHE_SECONDS:
         return {**hit[1], "cached": True}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 HOUR = 3600
 DAY = 86400
@@ -97,11 +96,3 @@ class MerchantRiskReplay:
         history.add_transaction(t)
         return values
 
-
-def state_size(history: MerchantHistory) -> int:
-    hours, frauds = history.to_json()
-    return len(hours) + len(frauds)
-
-
-def describe(history: MerchantHistory, as_of: float) -> dict[str, Any]:
-    return dict(zip(MERCHANT_FEATURES, history.features(as_of)))

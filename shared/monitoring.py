@@ -137,7 +137,6 @@ class MonitoringService:
         n_reference = int(manifest.get("rows", {}).get("train", 0)) if manifest else 0
         features = DriftAccumulator(references, n_reference) if references else None
         score_ref = ReferenceHistogram.from_dict(reference["score"]) if "score" in reference else None
-        score_counts = np.zeros(len(score_ref.proportions), dtype=np.int64) if score_ref else None
         thresholds = dict(manifest.get("thresholds", {})) if manifest else {"high": 0.8, "medium": 0.5, "alert": 0.7}
 
         chunk: list[list[float]] = []

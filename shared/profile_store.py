@@ -24,13 +24,12 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import UpdateMode
 
 from shared.features import CustomerProfile
-from shared.table_batch import read_entity, submit_batch
+from shared.table_batch import query_row_keys, read_entity, submit_batch
 from shared.storage import create_if_missing
 
 PROFILE_ROW = "profile"
 TXN_PREFIX = "txn:"
 MAX_TXNS_PER_COMMIT = 99  # an entity-group transaction holds at most 100 operations
-_ID_QUERY_CHUNK = 15
 
 
 class CommitConflict(Exception):
@@ -108,15 +107,8 @@ class ProfileStore:
 
     def applied(self, customer_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The stored decision records of those transactions already applied."""
-        ids = list(dict.fromkeys(transaction_ids))
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), _ID_QUERY_CHUNK):
-            chunk = ids[start:start + _ID_QUERY_CHUNK]
-            params = {"pk": customer_id, **{f"r{i}": txn_row_key(t) for i, t in enumerate(chunk)}}
-            rows = " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk)))
-            for entity in self._table.query_entities(f"PartitionKey eq @pk and ( {rows} )", parameters=params):
-                found[entity["RowKey"][len(TXN_PREFIX):]] = json.loads(entity["decision"])
-        return found
+        rows = query_row_keys(self._table, customer_id, (txn_row_key(t) for t in transaction_ids))
+        return {entity["RowKey"][len(TXN_PREFIX):]: json.loads(entity["decision"]) for entity in rows}
 
     def commit(self, stored: StoredProfile, decisions: list[Mapping[str, Any]]) -> None:
         """Write the updated profile and the new transactions' rows atomically.

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
-import numpy as np
 
 from shared.dead_letter import DeadLetter
 from shared.decision import DecisionPolicy, verdict_to_dict

@@ -14,7 +14,7 @@ import json
 import re
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 from urllib.parse import quote
 
 from azure.core.exceptions import HttpResponseError
@@ -144,3 +144,16 @@ def read_entity(table_client: Any, partition_key: str, row_key: str) -> tuple[di
     if response.status_code != 200:
         raise BatchRejected(response.status_code, f"read refused with HTTP {response.status_code}: {content[:200]!r}", None)
     return json.loads(content), response.headers["ETag"]
+
+
+ROW_KEYS_PER_QUERY = 15  # keeps the OData filter (and the URL) short
+
+
+def query_row_keys(table_client: Any, partition_key: str, row_keys: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The entities of one partition among the given row keys (missing ones are simply absent)."""
+    keys = list(dict.fromkeys(row_keys))
+    for start in range(0, len(keys), ROW_KEYS_PER_QUERY):
+        chunk = keys[start:start + ROW_KEYS_PER_QUERY]
+        params = {"pk": partition_key, **{f"r{i}": k for i, k in enumerate(chunk)}}
+        rows = " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk)))
+        yield from table_client.query_entities(f"PartitionKey eq @pk and ( {rows} )", parameters=params)

@@ -618,7 +618,7 @@ def _build_world(config: SimulationConfig, rng: np.random.Generator) -> _World:
 
 
 def _legitimate_transactions(world: _World, rng: np.random.Generator) -> _Batch:
-    n_c, days = world.customers, world.days
+    days = world.days
     day = np.arange(days)
     is_weekend = ((world.start.weekday() + day) % 7) >= 5
     wf = world.weekend_factor[:, None]

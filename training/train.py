@@ -15,7 +15,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from shared.drift import reference_histogram, score_histogram
 from shared.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH, replay
-from shared.metrics import precision_recall_curve, summarize, threshold_report
+from shared.metrics import precision_recall_curve, summarize
 from shared.model import DEFAULT_THRESHOLDS, ModelArtifact, sha256_hex
 from training.dataset import LabelledTransactions, merchant_risk_replay, parse_column_map, read_labelled_csv
 
