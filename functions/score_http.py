@@ -70,6 +70,9 @@ def score(req: func.HttpRequest) -> func.HttpResponse:
             return problem(503, "storage_unavailable", "storage is unavailable; retry the request",
                            headers={"Retry-After": "5"})
         raise
+    if outcome.conflict:
+        return problem(409, "conflicting_transaction", "this transaction id was already scored with different content",
+                       [e.to_dict() for e in outcome.errors])
     if outcome.decision is None:
         return problem(400, "invalid_transaction", "the transaction failed validation",
                        [e.to_dict() for e in outcome.errors])

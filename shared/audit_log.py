@@ -97,11 +97,7 @@ class AuditLog:
                   for start in range(0, len(entities), MAX_BATCH)]
         # MERGE keeps a label already joined if a decision is written again.
         write = lambda chunk: len(submit_batch(self._table, [("upsert", e) for e in chunk]))  # noqa: E731
-        if len(chunks) <= 1:
-            return sum(map(write, chunks))
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="audit-write")
-        return sum(self._pool.map(write, chunks))
+        return sum(self._map(write, chunks))
 
     def read(self, start: datetime, end: datetime, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every decision whose event time is in [start, end): one range scan over the
@@ -141,12 +137,23 @@ class AuditLog:
         by_partition: dict[str, list[str]] = defaultdict(list)
         for txn_id in dict.fromkeys(transaction_ids):
             by_partition[index_partition(txn_id)].append(txn_id)
-        for pk, ids in by_partition.items():
-            for entity in query_row_keys(self._table, pk, ids):
+        def query(item: tuple[str, list[str]]) -> list[dict[str, Any]]:
+            return list(query_row_keys(self._table, *item))
+
+        for entities in self._map(query, list(by_partition.items())):
+            for entity in entities:
                 found[entity["RowKey"]] = {"audit_pk": entity["audit_pk"], "customer_id": entity["customer_id"],
                                            "event_time": entity.get("event_time"),
                                            "merchant_id": entity.get("merchant_id") or ""}
         return found
+
+    def _map(self, fn: Any, items: list) -> list:
+        """Partition requests in parallel (each is one round trip)."""
+        if len(items) <= 1:
+            return [fn(i) for i in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="audit-io")
+        return list(self._pool.map(fn, items))
 
     def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int:
         """Merge label fields into audit rows: (audit_pk, transaction_id, fields); idempotent."""

@@ -48,6 +48,7 @@ class ProfilePort(Protocol):
 
 class AuditPort(Protocol):
     def write(self, records: Iterable[Mapping[str, Any]]) -> int: ...
+    def locate(self, transaction_ids: list[str]) -> dict[str, dict[str, Any]]: ...
 
 
 class AlertPort(Protocol):
@@ -102,6 +103,7 @@ class RequestOutcome:
     decision: dict[str, Any] | None
     errors: tuple[FieldError, ...] = ()
     generated: tuple[str, ...] = ()
+    conflict: bool = False  # the transaction id was scored before with other content
 
 
 def response_body(decision: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,6 +155,37 @@ def parse_event_body(body: bytes) -> tuple[Any, FieldError | None]:
         return None, FieldError("$", f"event body is not valid JSON: {exc}")
 
 
+CONTENT_FIELDS = ("customer_id", "transaction_amount", "currency", "timestamp", "device_id", "merchant_id",
+                  "merchant_category", "channel", "country")
+
+
+def differing_fields(txn: Transaction, record: Mapping[str, Any]) -> list[str]:
+    """The fields in which ``txn`` differs from the already-scored ``record`` of the same id
+    (timestamps compare as instants). Empty: a true duplicate delivery."""
+    mine = txn.to_dict()
+    differ = []
+    for name in CONTENT_FIELDS:
+        theirs = record.get(name)
+        if name == "timestamp":
+            same = theirs is not None and datetime.fromisoformat(theirs) == txn.timestamp
+        elif name == "transaction_amount":
+            same = theirs is not None and float(theirs) == txn.transaction_amount
+        else:
+            same = (theirs or None) == mine[name]
+        if not same:
+            differ.append(name)
+    return differ
+
+
+def conflict_error(record: Mapping[str, Any], ignore: Iterable[str] = ()) -> FieldError | None:
+    """A FieldError on ``transaction_id`` when the id was scored before with other content."""
+    fields = [f for f in record.get("conflict_fields", ()) if f not in set(ignore)]
+    if not fields:
+        return None
+    return FieldError("transaction_id", f"was already scored with different content (differs in: {', '.join(fields)}); "
+                                        "a transaction id must identify one transaction")
+
+
 @dataclass
 class FraudScoringService:
     profiles: ProfilePort
@@ -183,7 +216,7 @@ class FraudScoringService:
         """Score a batch; invalid events are dead-lettered with the reason, the rest scored."""
         now = self.clock()
         outcome = EventBatchOutcome()
-        valid: list[Transaction] = []
+        valid: list[tuple[Transaction, IncomingEvent]] = []
         for event in events:
             payload, parse_error = parse_event_body(event.body)
             if parse_error is not None:
@@ -195,9 +228,15 @@ class FraudScoringService:
             if not checked.ok:
                 outcome.dead_lettered.append(self._dead_letter(event, checked.errors))
                 continue
-            valid.append(checked.transaction)
+            valid.append((checked.transaction, event))
         if valid:
-            outcome.decisions = self.score_transactions(valid, source="eventhub")
+            records = self.score_transactions([t for t, _ in valid], source="eventhub")
+            for (txn, event), record in zip(valid, records):
+                conflict = conflict_error(record)
+                if conflict is not None:
+                    outcome.dead_lettered.append(self._dead_letter(event, (conflict,)))
+                else:
+                    outcome.decisions.append(record)
             outcome.duplicates = sum(1 for d in outcome.decisions if d.get("duplicate"))
         return outcome
 
@@ -217,6 +256,9 @@ class FraudScoringService:
         if not checked.ok:
             return RequestOutcome(None, checked.errors)
         (decision,) = self.score_transactions([checked.transaction], source="http")
+        conflict = conflict_error(decision, ignore=checked.generated)  # a generated timestamp is not a difference
+        if conflict is not None:
+            return RequestOutcome(None, (conflict,), checked.generated, conflict=True)
         decision = {**decision, "generated": list(checked.generated)}
         return RequestOutcome(decision, (), checked.generated)
 
@@ -233,6 +275,11 @@ class FraudScoringService:
         first_seen: dict[str, Transaction] = {}
         for txn in transactions:
             first_seen.setdefault(txn.transaction_id, txn)
+        # An id already scored for another customer (its audit index row says whose) is a
+        # conflict, never a second transaction: it would overwrite the other's audit row.
+        elsewhere = self._scored_for_other_customers(first_seen)
+        for txn_id in elsewhere:
+            del first_seen[txn_id]
         pending: dict[str, list[Transaction]] = defaultdict(list)
         for txn in first_seen.values():
             pending[txn.customer_id].append(txn)
@@ -299,12 +346,26 @@ class FraudScoringService:
         out = []
         seen: set[str] = set()
         for txn in transactions:
+            if txn.transaction_id in elsewhere:
+                out.append({"transaction_id": txn.transaction_id, "customer_id": txn.customer_id,
+                            "conflict_fields": ["customer_id"], "duplicate": True})
+                continue
             record = by_id[txn.transaction_id]
             if txn.transaction_id in seen:
                 record = {**record, "duplicate": True}
+            if record.get("duplicate"):
+                differ = differing_fields(txn, record)
+                if differ:
+                    record = {**record, "conflict_fields": differ}
             seen.add(txn.transaction_id)
             out.append(record)
         return out
+
+    def _scored_for_other_customers(self, first_seen: Mapping[str, Transaction]) -> set[str]:
+        if not first_seen:
+            return set()
+        found = self.audit.locate(list(first_seen))
+        return {txn_id for txn_id, where in found.items() if where["customer_id"] != first_seen[txn_id].customer_id}
 
     def _alert(self, records: list[dict[str, Any]]) -> None:
         """Outbox: a High decision's row says 'pending' until its alert is on the queue."""

@@ -81,10 +81,31 @@ def test_no_published_model_is_a_clear_503(services):
 
 def test_a_repeated_transaction_id_returns_the_decision_already_made(published, services):
     first = json.loads(call(score_http, http_post("score", transaction(5, amount=9000))).get_body())
-    again = json.loads(call(score_http, http_post("score", transaction(5, amount=999999))).get_body())
+    again = json.loads(call(score_http, http_post("score", transaction(5, amount=9000))).get_body())
     assert again["duplicate"] is True and first["duplicate"] is False
     assert again["fraud_probability"] == first["fraud_probability"]
     assert services.profiles.load("C1").profile.history_count == 1
+
+
+def test_a_retry_without_timestamp_is_a_duplicate_not_a_conflict(published, services):
+    body = {k: v for k, v in transaction(6).items() if k != "timestamp"}
+    first = json.loads(call(score_http, http_post("score", body)).get_body())
+    again = call(score_http, http_post("score", body))  # the server fills a new 'now'
+    assert again.status_code == 200 and json.loads(again.get_body())["duplicate"] is True
+    assert first["generated_fields"] == ["timestamp"]
+
+
+def test_a_reused_transaction_id_with_other_content_is_a_409_naming_the_field(published, services):
+    call(score_http, http_post("score", transaction(5, amount=9000)))
+    response = score_http(http_post("score", transaction(5, amount=999999)))
+    body = assert_matches(response, "/score", "post")
+    assert response.status_code == 409
+    assert body["errors"][0]["field"] == "transaction_id" and "transaction_amount" in body["errors"][0]["problem"]
+    # the same id for another customer, scored earlier in another request: also refused
+    other = score_http(http_post("score", transaction(5, customer="C2", amount=9000)))
+    assert other.status_code == 409 and "customer_id" in json.loads(other.get_body())["errors"][0]["problem"]
+    assert services.profiles.load("C1").profile.history_count == 1
+    assert services.profiles.load("C2").profile.history_count == 0
 
 
 def test_health_reports_model_and_storage(published):
