@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
 
-from shared.table_batch import query_row_keys, submit_batch
+from shared.table_batch import read_entity, submit_batch
 from shared.storage import create_if_missing
 
 MAX_BATCH = 100
@@ -133,22 +133,21 @@ class AuditLog:
 
     def locate(self, transaction_ids: list[str]) -> dict[str, dict[str, Any]]:
         """transaction id -> {audit_pk, customer_id} for the ids that were scored."""
-        found: dict[str, dict[str, Any]] = {}
-        by_partition: dict[str, list[str]] = defaultdict(list)
-        for txn_id in dict.fromkeys(transaction_ids):
-            by_partition[index_partition(txn_id)].append(txn_id)
-        def query(item: tuple[str, list[str]]) -> list[dict[str, Any]]:
-            return list(query_row_keys(self._table, *item))
+        # Point reads: an OR of row keys would scan the whole (ever-growing) index partition.
+        def read(txn_id: str) -> dict[str, Any] | None:
+            hit = read_entity(self._table, index_partition(txn_id), txn_id)
+            return hit[0] if hit else None
 
-        for entities in self._map(query, list(by_partition.items())):
-            for entity in entities:
+        found: dict[str, dict[str, Any]] = {}
+        for entity in self._map(read, list(dict.fromkeys(transaction_ids))):
+            if entity is not None:
                 found[entity["RowKey"]] = {"audit_pk": entity["audit_pk"], "customer_id": entity["customer_id"],
                                            "event_time": entity.get("event_time"),
                                            "merchant_id": entity.get("merchant_id") or ""}
         return found
 
     def _map(self, fn: Any, items: list) -> list:
-        """Partition requests in parallel (each is one round trip)."""
+        """Requests in parallel (each is one round trip)."""
         if len(items) <= 1:
             return [fn(i) for i in items]
         if self._pool is None:

@@ -45,6 +45,8 @@ CURRENCIES = frozenset(
 _ID_RE = re.compile(r"[A-Za-z0-9\-_.:@]{1,64}")
 _COUNTRY_RE = re.compile(r"[A-Z]{2}")
 MAX_FUTURE = timedelta(minutes=5)
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
 ID_FIELDS = ("transaction_id", "customer_id")
 OPTIONAL_ID_FIELDS = ("device_id", "merchant_id")
 KNOWN_FIELDS = frozenset(
@@ -172,6 +174,9 @@ def validate_transaction(
         errors.append(FieldError("transaction_amount", "is required"))
     elif isinstance(amount, bool) or not isinstance(amount, (int, float)):
         errors.append(FieldError("transaction_amount", f"must be a number, got {type(amount).__name__}"))
+    elif isinstance(amount, int) and abs(amount) > max_amount:  # JSON integers may exceed float range
+        errors.append(FieldError("transaction_amount", f"must be at most {max_amount:g}" if amount > 0
+                                 else "must be greater than 0"))
     elif not math.isfinite(amount):
         errors.append(FieldError("transaction_amount", "must be a finite number"))
     elif amount <= 0:
@@ -184,7 +189,7 @@ def validate_transaction(
     currency = raw.get("currency")
     if currency is None:
         values["currency"] = default_currency
-    elif not isinstance(currency, str) or currency.upper() not in CURRENCIES:
+    elif not isinstance(currency, str) or not currency.isascii() or currency.upper() not in CURRENCIES:
         errors.append(FieldError("currency", "must be an ISO 4217 code such as NGN or USD"))
     else:
         values["currency"] = currency.upper()
@@ -202,7 +207,9 @@ def validate_transaction(
         except ValueError as exc:
             errors.append(FieldError("timestamp", str(exc)))
         else:
-            if parsed - now > MAX_FUTURE:
+            if not EARLIEST <= parsed <= LATEST:  # also keeps every UTC conversion in range
+                errors.append(FieldError("timestamp", f"must be between {EARLIEST:%Y-%m-%d} and now"))
+            elif parsed - now > MAX_FUTURE:
                 errors.append(FieldError("timestamp", "is more than 5 minutes in the future"))
             else:
                 values["timestamp"] = parsed
@@ -237,7 +244,7 @@ def validate_transaction(
     country = raw.get("country")
     if country is None or country == "":
         values["country"] = None
-    elif not isinstance(country, str) or not _COUNTRY_RE.fullmatch(country.upper()):
+    elif not isinstance(country, str) or not country.isascii() or not _COUNTRY_RE.fullmatch(country.upper()):
         errors.append(FieldError("country", "must be an ISO 3166 alpha-2 code such as NG"))
     else:
         values["country"] = country.upper()

@@ -4,7 +4,8 @@
     python -m tools.azurite --free-ports -- pytest            # on free ports (tests, CI)
 
 The command sees ``AzureWebJobsStorage`` set to the emulator's connection string.
-Azurite runs in memory (``--inMemoryPersistence``): nothing is left on disk.
+Azurite runs in memory (``--inMemoryPersistence``): nothing is left on disk. The outage
+tests run one process per service with ``--location`` instead, so a restart keeps the data.
 """
 from __future__ import annotations
 
@@ -56,23 +57,29 @@ class AzuriteProcess:
     table: int
     process: subprocess.Popen | None  # None: it was already running; not ours to stop
     workdir: str | None = None
+    location: str | None = None  # persist to this folder (survives a restart) instead of memory
+    only: str | None = None  # "blob", "queue" or "table": run just that service (outage tests)
 
     @property
     def connection_string(self) -> str:
         return azurite_connection_string(blob=self.blob, queue=self.queue, table=self.table)
 
+    def _ports(self) -> dict[str, int]:
+        ports = {"blob": self.blob, "queue": self.queue, "table": self.table}
+        return {self.only: ports[self.only]} if self.only else ports
+
     def is_up(self) -> bool:
-        return all(_listening(p) for p in (self.blob, self.queue, self.table))
+        return all(_listening(p) for p in self._ports().values())
 
     def start(self, timeout: float = 30.0) -> None:
         """(Re)start the emulator process on the same ports (used by the outage tests too)."""
         # run from a scratch folder: Azurite writes its debug/extent files to the cwd
         self.workdir = self.workdir or tempfile.mkdtemp(prefix="azurite-")
-        cmd = [
-            azurite_binary(), "--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--silent",
-            "--loose", "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
-            "--blobPort", str(self.blob), "--queuePort", str(self.queue), "--tablePort", str(self.table),
-        ]
+        binary = azurite_binary() + (f"-{self.only}" if self.only else "")
+        persistence = ["--location", self.location] if self.location else ["--inMemoryPersistence"]
+        cmd = [binary, *persistence, "--disableTelemetry", "--skipApiVersionCheck", "--silent", "--loose"]
+        for service, port in self._ports().items():
+            cmd += [f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port)]
         self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                         cwd=self.workdir, start_new_session=True)
         deadline = time.monotonic() + timeout
