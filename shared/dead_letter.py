@@ -62,5 +62,13 @@ class DeadLetterStore:
         return name
 
     def list(self) -> Iterator[dict[str, Any]]:
+        for _, document in self.items():
+            yield document
+
+    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(blob name, document) of every dead letter."""
         for blob in self._container.list_blobs():
-            yield json.loads(self._container.download_blob(blob.name).readall())
+            yield blob.name, json.loads(self._container.download_blob(blob.name).readall())
+
+    def delete(self, name: str) -> None:
+        self._container.delete_blob(name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -94,7 +95,8 @@ class AzuriteProcess:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
+        # SIGINT: Azurite closes its databases (with --location, the data survives a restart)
+        self.process.send_signal(signal.SIGINT)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
