@@ -10,12 +10,13 @@ NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
 
-.PHONY: setup run test bench checkov clean help
+.PHONY: setup run test bench bench-load checkov clean help
 
 help:
 	@echo "make run    - local end-to-end run on Azurite with synthetic data (then serves the API)"
 	@echo "make test   - the whole test suite (starts its own Azurite)"
 	@echo "make bench  - benchmarks, written to docs/BENCHMARKS.md"
+	@echo "make bench-load - the HTTP API under fixed request rates (locust, ~5 min), written to docs/BENCHMARKS.md"
 	@echo "make checkov - checkov over infra/bicep (also part of make test)"
 
 $(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt
@@ -52,6 +53,9 @@ checkov: $(INFRA_STAMP)
 
 bench: setup
 	$(PY) -m tools.azurite --free-ports -- $(PY) -m bench.run
+
+bench-load: setup
+	$(PY) -m tools.azurite --free-ports -- $(PY) -m bench.load $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) $(INFRA_VENV) node_modules data artifacts test-output .pytest_cache

@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("FRAUD_MODEL_CONTAINER", "bench-models")
     import tempfile
 
+    from bench.doc_sections import write_section
     from shared.runtime import app_services
 
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -234,8 +235,9 @@ The naive scorer queries and replays the last 30 days; this app reads one profil
 
 {chr(10).join(c)}
 """
-    Path(args.out).write_text(doc)
-    print(f"wrote {args.out}")
+    # only this run's section: the load section (bench/load.py) and hand-written ones are kept
+    write_section(Path(args.out), "bench.run", doc, top=True)
+    print(f"wrote the bench.run section of {args.out}")
     return 0
 
 

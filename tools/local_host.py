@@ -95,6 +95,9 @@ def make_server(functions: list[Any], host: str = "127.0.0.1", port: int = 7071)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # headers and body go out in separate writes: with Nagle on, a kept-alive connection
+        # waits for the client's delayed ACK (~40 ms) before sending the body
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -120,9 +123,13 @@ def make_server(functions: list[Any], host: str = "127.0.0.1", port: int = 7071)
         def log_message(self, format: str, *args: Any) -> None:  # quiet: the app logs what matters
             log.debug("%s - %s", self.address_string(), format % args)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        # listen() backlog; socketserver's default of 5 drops connections when many callers
+        # connect at once (their SYN is retried after 1 s, 3 s: seconds of latency, then errors)
+        request_queue_size = 128
+
+    return Server((host, port), Handler)
 
 
 def serve_in_background(functions: list[Any], host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingHTTPServer, str]:
@@ -137,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7071)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # as host.json's "Azure.Core": "Warning": the SDK would log every storage call's headers
+    logging.getLogger("azure").setLevel(logging.WARNING)
     from function_app import indexed_functions
 
     server = make_server(indexed_functions(), args.host, args.port)
