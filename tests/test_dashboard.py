@@ -3,7 +3,6 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import azure.functions as func
-import pytest
 
 from fraud_events import http_get, http_post, transaction
 from functions.dashboard_http import alerts_http, dashboard_http, dashboard_static_http, stats_http

@@ -141,7 +141,7 @@ def test_customers_differ_in_spending_level_and_activity(rows, legit_median):
 
 
 def test_customers_mostly_use_their_home_devices_and_usual_merchants(rows):
-    devices, merchants, n = defaultdict(set), defaultdict(list), defaultdict(int)
+    devices, merchants = defaultdict(set), defaultdict(list)
     for r in rows:
         if not r["is_fraud"]:
             devices[r["customer_id"]].add(r["device_id"])

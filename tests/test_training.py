@@ -1,6 +1,5 @@
 """Training: a versioned ONNX artifact with everything serving and monitoring need."""
 import csv
-import json
 
 import numpy as np
 import pytest
