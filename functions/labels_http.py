@@ -20,7 +20,7 @@ bp = func.Blueprint()
 @bp.function_name("labels_http")
 @bp.route(route="labels", methods=["POST"])
 def labels_http(req: func.HttpRequest) -> func.HttpResponse:
-    payload, error = read_json_body(req)
+    payload, error = read_json_body(req, empty_error="invalid_labels")
     if error is not None:
         return error
     items = payload.get("labels") if isinstance(payload, dict) and "labels" in payload else payload

@@ -36,20 +36,23 @@ def problem(status: int, error: str, message: str, errors: list[dict[str, str]] 
     return json_response(body, status, headers)
 
 
-def read_json_body(req: func.HttpRequest) -> tuple[Any, func.HttpResponse | None]:
+def read_json_body(req: func.HttpRequest, empty_error: str = "invalid_transaction") -> tuple[Any, func.HttpResponse | None]:
     """The parsed JSON body, or the 4xx response that explains why there is none."""
     limit = setting_int("FRAUD_HTTP_MAX_BODY_BYTES")
     body = req.get_body() or b""
     if len(body) > limit:
         return None, problem(413, "body_too_large", f"request body is {len(body)} bytes; the limit is {limit}")
     if not body.strip():
-        return None, problem(400, "invalid_transaction", "request body is empty",
+        return None, problem(400, empty_error, "request body is empty",
                              [{"field": "$", "problem": "a JSON object is required"}])
     try:
         return json.loads(body), None
     except (UnicodeDecodeError, ValueError) as exc:
         return None, problem(400, "invalid_json", "request body is not valid JSON",
                              [{"field": "$", "problem": f"not valid JSON: {exc}"}])
+    except RecursionError:  # '[[[[…' deeper than the parser's recursion limit, well within the size limit
+        return None, problem(400, "invalid_json", "request body is not valid JSON",
+                             [{"field": "$", "problem": "not valid JSON: nested too deeply"}])
 
 
 def score(req: func.HttpRequest) -> func.HttpResponse:

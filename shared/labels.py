@@ -64,7 +64,12 @@ def parse_label(raw: Any, default_source: str) -> tuple[Label | None, list[Field
             labelled_at = parse_timestamp(raw["labelled_at"])
         except ValueError as exc:
             errors.append(FieldError("labelled_at", str(exc)))
-    source = str(raw.get("source") or default_source)[:64]
+    source = raw.get("source")
+    if source in (None, ""):
+        source = default_source
+    elif not isinstance(source, str):
+        errors.append(FieldError("source", f"must be a string, got {type(source).__name__}"))
+    source = str(source)[:64]
     if errors:
         return None, errors
     return Label(txn_id, is_fraud, customer, labelled_at, source), []

@@ -116,9 +116,17 @@ def make_server(functions: list[Any], host: str = "127.0.0.1", port: int = 7071)
                 self.send_header("Content-Type", response.mimetype)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            self.wfile.write(payload)
+            if self.command != "HEAD":
+                self.wfile.write(payload)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+        def __getattr__(self, name: str) -> Any:
+            # every other method (HEAD, OPTIONS, TRACE, ...) is routed too: it gets the 405 or 404
+            # the Functions host would answer, not http.server's HTML 501
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet: the app logs what matters
             log.debug("%s - %s", self.address_string(), format % args)
