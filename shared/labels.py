@@ -88,6 +88,8 @@ def parse_label_file(name: str, content: bytes, default_source: str = "file") ->
                 parsed.append((number, json.loads(line)))
             except ValueError as exc:
                 parsed.append((number, {"__error__": str(exc)}))
+            except RecursionError:  # '[[[[…' deeper than the parser's recursion limit
+                parsed.append((number, {"__error__": "nested too deeply"}))
         rows = parsed
     else:
         rows = ((number + 1, row) for number, row in enumerate(csv.DictReader(io.StringIO(text)), start=1))

@@ -223,6 +223,15 @@ def test_json_nested_deeper_than_the_parser_allows_is_a_400_at_the_root(route):
     assert body["error"] == "invalid_json" and body["errors"] == [{"field": "$", "problem": "not valid JSON: nested too deeply"}]
 
 
+def test_a_label_file_line_nested_too_deeply_is_rejected_not_raised():
+    """The same parser failure in a JSON-lines label file took the whole file down."""
+    from shared.labels import parse_label_file
+
+    labels, rejected = parse_label_file("x.jsonl", b'{"transaction_id": "T1", "label": 1}\n' + b"[" * 50_000 + b"\n")
+    assert [label.transaction_id for label in labels] == ["T1"]
+    assert rejected == [{"line": 2, "errors": [{"field": "$", "problem": "not valid JSON: nested too deeply"}]}]
+
+
 def test_an_empty_labels_request_is_named_as_labels_not_as_a_transaction():
     from fraud_events import http_post
     from functions.labels_http import labels_http
