@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.score_http import json_response, problem, read_json_body
+from functions.score_http import json_response, problem, read_json_body, storage_unavailable
 from shared.labels import parse_label
 from shared.runtime import app_services
+from shared.transient import is_transient
 
 bp = func.Blueprint()
 
@@ -37,5 +38,10 @@ def labels_http(req: func.HttpRequest) -> func.HttpResponse:
             labels.append(label)
     if errors:
         return problem(400, "invalid_labels", "some labels failed validation; nothing was recorded", errors)
-    outcome = app_services().monitoring.accept_labels(labels)
+    try:
+        outcome = app_services().monitoring.accept_labels(labels)
+    except Exception as exc:
+        if is_transient(exc):
+            return storage_unavailable(exc)  # labels are upserts by id: resending is safe
+        raise
     return json_response({"received": len(labels), **outcome}, status=202)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.score_http import json_response
+from functions.score_http import json_response, storage_unavailable
 from shared.runtime import app_services
+from shared.transient import is_transient
 
 bp = func.Blueprint()
 
@@ -13,6 +14,15 @@ bp = func.Blueprint()
 @bp.function_name("model_http")
 @bp.route(route="model", methods=["GET"])
 def model_http(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        return model_report()
+    except Exception as exc:
+        if is_transient(exc):
+            return storage_unavailable(exc)
+        raise
+
+
+def model_report() -> func.HttpResponse:
     services = app_services()
     serving = services.serving_model
     model = serving.loaded

@@ -55,6 +55,12 @@ def read_json_body(req: func.HttpRequest, empty_error: str = "invalid_transactio
                              [{"field": "$", "problem": "not valid JSON: nested too deeply"}])
 
 
+def storage_unavailable(exc: BaseException) -> func.HttpResponse:
+    """503 for a storage outage (after the SDK's retries): the caller retries, nothing was half-done."""
+    log.warning("storage unavailable: %s", exc)
+    return problem(503, "storage_unavailable", "storage is unavailable; retry the request", headers={"Retry-After": "5"})
+
+
 def score(req: func.HttpRequest) -> func.HttpResponse:
     payload, error = read_json_body(req)
     if error is not None:
@@ -69,9 +75,7 @@ def score(req: func.HttpRequest) -> func.HttpResponse:
         return problem(503, "busy", f"{exc}; retry the request", headers={"Retry-After": "1"})
     except Exception as exc:
         if is_transient(exc):
-            log.warning("storage unavailable while scoring: %s", exc)
-            return problem(503, "storage_unavailable", "storage is unavailable; retry the request",
-                           headers={"Retry-After": "5"})
+            return storage_unavailable(exc)
         raise
     if outcome.conflict:
         return problem(409, "conflicting_transaction", "this transaction id was already scored with different content",

@@ -45,6 +45,7 @@ CURRENCIES = frozenset(
 _ID_RE = re.compile(r"[A-Za-z0-9\-_.:@]{1,64}")
 _COUNTRY_RE = re.compile(r"[A-Z]{2}")
 MAX_FUTURE = timedelta(minutes=5)
+MIN_AMOUNT = 0.01
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
 ID_FIELDS = ("transaction_id", "customer_id")
@@ -181,6 +182,8 @@ def validate_transaction(
         errors.append(FieldError("transaction_amount", "must be a finite number"))
     elif amount <= 0:
         errors.append(FieldError("transaction_amount", "must be greater than 0"))
+    elif amount < MIN_AMOUNT:  # a denormal amount would make every later ratio infinite
+        errors.append(FieldError("transaction_amount", f"must be at least {MIN_AMOUNT}"))
     elif amount > max_amount:
         errors.append(FieldError("transaction_amount", f"must be at most {max_amount:g}"))
     else:

@@ -153,6 +153,8 @@ def parse_event_body(body: bytes) -> tuple[Any, FieldError | None]:
         return None, FieldError("$", "event body is not UTF-8 text")
     except ValueError as exc:
         return None, FieldError("$", f"event body is not valid JSON: {exc}")
+    except RecursionError:
+        return None, FieldError("$", "event body is not valid JSON: nested too deeply")
 
 
 CONTENT_FIELDS = ("customer_id", "transaction_amount", "currency", "timestamp", "device_id", "merchant_id",

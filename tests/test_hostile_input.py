@@ -158,6 +158,7 @@ def garbage_events(run: str, good: list[dict]) -> dict[str, st.SearchStrategy]:
     return {
         "invalid_json": st.binary(max_size=40).filter(lambda b: not _is_json(b)),
         "not_utf8": st.just(b"\xff\xfe{" + run.encode()),
+        "deeply_nested": st.integers(1_000, 20_000).map(lambda n: b"[" * n + b"]" * n),
         "wrong_type": st.sampled_from([[1, 2], "text", 42, None, True]).map(lambda v: json.dumps(v).encode()),
         "bad_amount": st.sampled_from(["NaN", "Infinity", "-Infinity", "-12.5", "0", "1e400", '"12"', "null"]).map(
             lambda v: json.dumps({**base, "transaction_id": f"{run}-amt"}).replace(

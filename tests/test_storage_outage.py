@@ -206,3 +206,23 @@ def published_v2(outage_services):
     artifact = make_artifact("test-v2", seed=3)
     outage_services.registry.publish(artifact)
     return artifact
+
+
+def test_labels_and_model_answer_503_while_their_storage_is_down(storage, outage_services):
+    from fraud_events import http_get, http_post
+    from functions.labels_http import labels_http
+    from functions.model_http import model_http
+
+    storage["table"].stop()
+    try:
+        response = labels_http(http_post("labels", {"transaction_id": "T1", "label": "fraud"}))
+        assert response.status_code == 503 and response.headers["Retry-After"]
+    finally:
+        storage["table"].start()
+    storage["blob"].stop()
+    try:
+        response = model_http(http_get("model"))
+        assert response.status_code == 503 and json.loads(response.get_body())["error"] == "storage_unavailable"
+    finally:
+        storage["blob"].start()
+    assert labels_http(http_post("labels", {"transaction_id": "T1", "label": "fraud"})).status_code == 202

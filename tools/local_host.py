@@ -100,7 +100,13 @@ def make_server(functions: list[Any], host: str = "127.0.0.1", port: int = 7071)
         disable_nagle_algorithm = True
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self.send_error(400, "invalid Content-Length")
+                return
             body = self.rfile.read(length) if length else b""
             url = f"http://{self.headers.get('Host') or f'{host}:{port}'}{self.path}"
             response = dispatch(routes, self.command, url, {k.lower(): v for k, v in self.headers.items()}, body)
