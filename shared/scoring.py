@@ -205,6 +205,7 @@ class FraudScoringService:
     io_workers: int = 8
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     _pool: ThreadPoolExecutor | None = None
+    _lookup_pool: ThreadPoolExecutor | None = None
 
     def _map(self, fn: Callable, items: list) -> list:
         if len(items) <= 1:
@@ -279,9 +280,9 @@ class FraudScoringService:
             first_seen.setdefault(txn.transaction_id, txn)
         # An id already scored for another customer (its audit index row says whose) is a
         # conflict, never a second transaction: it would overwrite the other's audit row.
-        elsewhere = self._scored_for_other_customers(first_seen)
-        for txn_id in elsewhere:
-            del first_seen[txn_id]
+        # Looked up while the profiles load (one round trip of latency, not two).
+        lookup = self._side_pool().submit(self._scored_for_other_customers, dict(first_seen))
+        elsewhere: set[str] | None = None
         pending: dict[str, list[Transaction]] = defaultdict(list)
         for txn in first_seen.values():
             pending[txn.customer_id].append(txn)
@@ -293,6 +294,16 @@ class FraudScoringService:
         while pending:
             chunks = {c: txns[:MAX_TXNS_PER_COMMIT] for c, txns in pending.items()}
             stored = dict(zip(chunks, self._map(self.profiles.load, list(chunks))))
+            if elsewhere is None:
+                elsewhere = lookup.result()
+                if elsewhere:  # rare: drop those transactions, then load again for the rest
+                    for txn_id in elsewhere:
+                        del first_seen[txn_id]
+                    for customer in list(pending):
+                        pending[customer] = [t for t in pending[customer] if t.transaction_id not in elsewhere]
+                        if not pending[customer]:
+                            del pending[customer]
+                    continue
             if self.merchants is not None:
                 merchant_ids = sorted({t.merchant_id for chunk in chunks.values() for t in chunk if t.merchant_id})
                 self._map(lambda m: self.merchants.prefetch([m]), merchant_ids)
@@ -341,6 +352,8 @@ class FraudScoringService:
                 if not pending[customer]:
                     del pending[customer]
 
+        if elsewhere is None:
+            elsewhere = lookup.result()
         results = [decided[t.transaction_id] for t in first_seen.values()]
         self.audit.write(results)  # idempotent upserts, also for duplicates (repairs a lost write)
         self._alert(results)
@@ -362,6 +375,11 @@ class FraudScoringService:
             seen.add(txn.transaction_id)
             out.append(record)
         return out
+
+    def _side_pool(self) -> ThreadPoolExecutor:
+        if self._lookup_pool is None:
+            self._lookup_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scoring-lookup")
+        return self._lookup_pool
 
     def _scored_for_other_customers(self, first_seen: Mapping[str, Transaction]) -> set[str]:
         if not first_seen:
