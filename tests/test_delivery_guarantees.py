@@ -122,6 +122,24 @@ def test_replayed_and_interleaved_batches_give_the_same_result_as_one_in_order_d
     assert actual["alerts"] == expected["alerts"]
 
 
+def test_every_batch_delivered_twice_partitions_in_reverse_gives_the_same_result(app_env, trained_artifact):
+    run = uuid.uuid4().hex[:8]
+    streams = partition_streams(run)
+    batches = {p: [list(enumerate(events))[k:k + 4] for k in range(0, len(events), 4)] for p, events in streams.items()}
+    reference, twice = fresh_services(trained_artifact), fresh_services(trained_artifact)
+    for partition in sorted(batches):
+        for batch in batches[partition]:
+            deliver(reference, partition, batch)
+    for partition in sorted(batches, reverse=True):  # the other partition first
+        for batch in batches[partition]:
+            deliver(twice, partition, batch)
+            deliver(twice, partition, batch)  # every batch again, straight away ...
+    for partition in sorted(batches):
+        for batch in batches[partition]:
+            deliver(twice, partition, batch)  # ... and the whole stream replayed once more
+    assert outcome(twice, run) == outcome(reference, run)
+
+
 def post_json(url: str, body: dict) -> tuple[int, dict]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
