@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import zlib
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
 
+from shared.request_fanout import RequestFanout
 from shared.table_batch import read_entity, submit_batch
 from shared.storage import create_if_missing
 
@@ -51,7 +51,7 @@ class AuditLog:
     def __init__(self, table_client: Any, shards: int = 8) -> None:
         self._table = table_client
         self.shards = shards
-        self._pool: ThreadPoolExecutor | None = None
+        self._fanout = RequestFanout(8, "audit-io")
 
     def ensure_table(self) -> None:
         create_if_missing(self._table.create_table)
@@ -97,7 +97,7 @@ class AuditLog:
                   for start in range(0, len(entities), MAX_BATCH)]
         # MERGE keeps a label already joined if a decision is written again.
         write = lambda chunk: len(submit_batch(self._table, [("upsert", e) for e in chunk]))  # noqa: E731
-        return sum(self._map(write, chunks))
+        return sum(self._fanout.map(write, chunks))
 
     def read(self, start: datetime, end: datetime, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every decision whose event time is in [start, end): one range scan over the
@@ -139,20 +139,12 @@ class AuditLog:
             return hit[0] if hit else None
 
         found: dict[str, dict[str, Any]] = {}
-        for entity in self._map(read, list(dict.fromkeys(transaction_ids))):
+        for entity in self._fanout.map(read, list(dict.fromkeys(transaction_ids))):
             if entity is not None:
                 found[entity["RowKey"]] = {"audit_pk": entity["audit_pk"], "customer_id": entity["customer_id"],
                                            "event_time": entity.get("event_time"),
                                            "merchant_id": entity.get("merchant_id") or ""}
         return found
-
-    def _map(self, fn: Any, items: list) -> list:
-        """Requests in parallel (each is one round trip)."""
-        if len(items) <= 1:
-            return [fn(i) for i in items]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="audit-io")
-        return list(self._pool.map(fn, items))
 
     def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int:
         """Merge label fields into audit rows: (audit_pk, transaction_id, fields); idempotent."""

@@ -14,10 +14,10 @@ import json
 import logging
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from shared.request_fanout import RequestFanout
 from shared.settings import setting
 
 log = logging.getLogger("fraud.dashboard")
@@ -31,7 +31,7 @@ MAX_LIMIT = 200
 MAX_HOURS = 24 * 31
 FALLBACK_ROW_CAP = 20_000
 SCORE_BINS = 10
-_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dashboard")
+_fanout = RequestFanout(8, "dashboard")
 
 
 class BadCursor(ValueError):
@@ -115,7 +115,7 @@ def alert_queue(services: Any, limit: int = 50, hours: float = 72, cursor: str |
         if after_time is not None:
             rows = [r for r in rows if (r["event_time"], r["RowKey"]) < (after_time, after_id)]
         # the label store too: a label recorded but not yet joined still takes the item off the queue
-        for row, label in zip(rows, _pool.map(lambda r: labels.get(r["RowKey"]), rows)):
+        for row, label in zip(rows, _fanout.map(lambda r: labels.get(r["RowKey"]), rows)):
             if label is None:
                 items.append(row)
                 if len(items) > limit:
@@ -128,7 +128,7 @@ def alert_queue(services: Any, limit: int = 50, hours: float = 72, cursor: str |
     next_cursor = encode_cursor(page[-1]["event_time"], page[-1]["RowKey"], window_start) if more else None
     activity: dict[str, list] = {}
     customers = list(dict.fromkeys(r["customer_id"] for r in page))
-    for customer, recent in zip(customers, _pool.map(lambda c: _recent_activity(services.profiles, c), customers)):
+    for customer, recent in zip(customers, _fanout.map(lambda c: _recent_activity(services.profiles, c), customers)):
         activity[customer] = recent
     alerts = [{
         "transaction_id": r["RowKey"],

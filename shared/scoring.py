@@ -13,8 +13,7 @@ import logging
 import random
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
@@ -24,6 +23,7 @@ from shared.decision import DecisionPolicy, verdict_to_dict
 from shared.features import CustomerProfile, as_matrix, score_and_apply
 from shared.merchant_risk import NO_MERCHANT
 from shared.model import FraudModel
+from shared.request_fanout import RequestFanout
 from shared.schema import FieldError, Transaction, ValidationOutcome, validate_transaction
 
 log = logging.getLogger(__name__)
@@ -157,8 +157,7 @@ def parse_event_body(body: bytes) -> tuple[Any, FieldError | None]:
         return None, FieldError("$", "event body is not valid JSON: nested too deeply")
 
 
-CONTENT_FIELDS = ("customer_id", "transaction_amount", "currency", "timestamp", "device_id", "merchant_id",
-                  "merchant_category", "channel", "country")
+CONTENT_FIELDS = tuple(f.name for f in fields(Transaction) if f.name != "transaction_id")
 
 
 def differing_fields(txn: Transaction, record: Mapping[str, Any]) -> list[str]:
@@ -204,15 +203,10 @@ class FraudScoringService:
     max_conflicts: int = 25
     io_workers: int = 8
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
-    _pool: ThreadPoolExecutor | None = None
-    _lookup_pool: ThreadPoolExecutor | None = None
+    _fanout: RequestFanout = field(init=False, repr=False)
 
-    def _map(self, fn: Callable, items: list) -> list:
-        if len(items) <= 1:
-            return [fn(i) for i in items]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=self.io_workers, thread_name_prefix="scoring-io")
-        return list(self._pool.map(fn, items))
+    def __post_init__(self) -> None:
+        self._fanout = RequestFanout(self.io_workers, "scoring-io")
 
     # -- entry: Event Hub ---------------------------------------------------------------
     def score_events(self, events: Sequence[IncomingEvent]) -> EventBatchOutcome:
@@ -281,7 +275,7 @@ class FraudScoringService:
         # An id already scored for another customer (its audit index row says whose) is a
         # conflict, never a second transaction: it would overwrite the other's audit row.
         # Looked up while the profiles load (one round trip of latency, not two).
-        lookup = self._side_pool().submit(self._scored_for_other_customers, dict(first_seen))
+        lookup = self._fanout.submit(self._scored_for_other_customers, dict(first_seen))
         elsewhere: set[str] | None = None
         pending: dict[str, list[Transaction]] = defaultdict(list)
         for txn in first_seen.values():
@@ -293,7 +287,7 @@ class FraudScoringService:
         conflicts: dict[str, int] = defaultdict(int)
         while pending:
             chunks = {c: txns[:MAX_TXNS_PER_COMMIT] for c, txns in pending.items()}
-            stored = dict(zip(chunks, self._map(self.profiles.load, list(chunks))))
+            stored = dict(zip(chunks, self._fanout.map(self.profiles.load, list(chunks))))
             if elsewhere is None:
                 elsewhere = lookup.result()
                 if elsewhere:  # rare: drop those transactions, then load again for the rest
@@ -306,7 +300,7 @@ class FraudScoringService:
                     continue
             if self.merchants is not None:
                 merchant_ids = sorted({t.merchant_id for chunk in chunks.values() for t in chunk if t.merchant_id})
-                self._map(lambda m: self.merchants.prefetch([m]), merchant_ids)
+                self._fanout.map(lambda m: self.merchants.prefetch([m]), merchant_ids)
             rows, owners = [], []
             for customer, chunk in chunks.items():
                 profile = stored[customer].profile
@@ -334,7 +328,7 @@ class FraudScoringService:
                 except self.conflict_error:
                     return customer, False
 
-            for customer, ok in self._map(commit, list(chunks)):
+            for customer, ok in self._fanout.map(commit, list(chunks)):
                 if ok:
                     for r in by_customer[customer]:
                         decided[r["transaction_id"]] = {**r, "duplicate": False}
@@ -375,11 +369,6 @@ class FraudScoringService:
             seen.add(txn.transaction_id)
             out.append(record)
         return out
-
-    def _side_pool(self) -> ThreadPoolExecutor:
-        if self._lookup_pool is None:
-            self._lookup_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="scoring-lookup")
-        return self._lookup_pool
 
     def _scored_for_other_customers(self, first_seen: Mapping[str, Transaction]) -> set[str]:
         if not first_seen:

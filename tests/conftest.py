@@ -52,6 +52,14 @@ def app_env(azurite, monkeypatch):
 
 
 @pytest.fixture
+def every_decision_high(app_env, monkeypatch):
+    """Thresholds at 0: every decision is High (exercises alerts and the analysts' queue)."""
+    monkeypatch.setenv("FRAUD_HIGH_THRESHOLD", "0.0")
+    monkeypatch.setenv("FRAUD_MEDIUM_THRESHOLD", "0.0")
+    reset_app_services()
+
+
+@pytest.fixture
 def services(app_env) -> AppServices:
     services = AppServices(dict(os.environ))
     services.ensure_resources()

@@ -25,6 +25,11 @@ def transaction(i: int, customer: str = "C1", amount: float = 12000.0, when: str
     }
 
 
+def audit_rows(services) -> list[dict[str, Any]]:
+    """The audit log's decision rows (its id index lives in partitions idx-*)."""
+    return [r for r in services.audit._table.list_entities() if not r["PartitionKey"].startswith("idx-")]
+
+
 def http_post(route: str, body: Any, raw: bytes | None = None) -> func.HttpRequest:
     data = raw if raw is not None else json.dumps(body).encode()
     return func.HttpRequest(method="POST", url=f"http://localhost/api/{route}", headers={"content-type": "application/json"},

@@ -93,12 +93,7 @@ def test_a_label_not_yet_joined_also_takes_it_off(services):
     assert "A3" not in listed and "A1" in listed
 
 
-def test_alerts_carry_the_customers_recent_activity(published, services, monkeypatch):
-    monkeypatch.setenv("FRAUD_HIGH_THRESHOLD", "0.0")
-    monkeypatch.setenv("FRAUD_MEDIUM_THRESHOLD", "0.0")
-    from shared.runtime import reset_app_services
-
-    reset_app_services()
+def test_alerts_carry_the_customers_recent_activity(published, services, every_decision_high):
     now = datetime.now(timezone.utc)
     for i in range(7):
         when = (now - timedelta(minutes=70 - i * 10)).isoformat()
@@ -152,12 +147,9 @@ def test_stats_without_a_report_aggregate_the_audit_log_capped(services, publish
     assert capped["capped"] is True and capped["rows_read"] == 3 and "capped at 3" in capped["note"]
 
 
-def test_stats_from_the_monitoring_report(published, services, monkeypatch):
-    monkeypatch.setenv("FRAUD_HIGH_THRESHOLD", "0.0")
-    monkeypatch.setenv("FRAUD_MEDIUM_THRESHOLD", "0.0")
-    from shared.runtime import app_services, reset_app_services
+def test_stats_from_the_monitoring_report(published, services, every_decision_high):
+    from shared.runtime import app_services
 
-    reset_app_services()
     now = datetime.now(timezone.utc)
     for i in range(6):
         when = (now - timedelta(minutes=60 - i * 5)).isoformat()

@@ -30,14 +30,11 @@ def browser():
 
 
 @pytest.fixture
-def served(published, services, monkeypatch):
-    monkeypatch.setenv("FRAUD_HIGH_THRESHOLD", "0.0")  # every decision High or Medium: alerts to review
-    monkeypatch.setenv("FRAUD_MEDIUM_THRESHOLD", "0.0")
+def served(published, services, every_decision_high):  # alerts to review
     from function_app import indexed_functions
-    from shared.runtime import app_services, reset_app_services
+    from shared.runtime import app_services
     from tools.local_host import serve_in_background
 
-    reset_app_services()
     now = datetime.now(timezone.utc)
     ids = []
     for i in range(8):

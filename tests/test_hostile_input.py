@@ -17,7 +17,7 @@ import numpy as np
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from fraud_events import event_hub_batch
+from fraud_events import audit_rows, event_hub_batch
 from functions.score_stream import score_stream
 from shared.decision import Thresholds
 from shared.features import FEATURE_NAMES, CustomerProfile, score_and_apply
@@ -185,8 +185,7 @@ def dead_letter_count(services) -> int:
 
 
 def audit_ids(services, prefix: str) -> list[str]:
-    return [r["RowKey"] for r in services.audit._table.list_entities(select=["PartitionKey", "RowKey"])
-            if not r["PartitionKey"].startswith("idx-") and r["RowKey"].startswith(prefix)]
+    return [r["RowKey"] for r in audit_rows(services) if r["RowKey"].startswith(prefix)]
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -3,14 +3,9 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from fraud_events import event_hub_batch, http_post, transaction
+from fraud_events import audit_rows, event_hub_batch, http_post, transaction
 from functions.score_http import score_http
 from functions.score_stream import score_stream
-
-
-def audit_rows(services):
-    """Decision rows (the id index lives in partitions idx-*)."""
-    return [r for r in services.audit._table.list_entities() if not r["PartitionKey"].startswith("idx-")]
 
 
 def test_a_batch_is_scored_logged_and_profiles_updated(published, services):
@@ -100,12 +95,7 @@ def test_concurrent_event_hub_and_http_scoring_of_one_customer_counts_exactly(pu
     assert len(audit_rows(services)) == 60
 
 
-def test_high_risk_decisions_are_queued_once(published, services, monkeypatch):
-    monkeypatch.setenv("FRAUD_HIGH_THRESHOLD", "0.0")  # every decision High: exercise the alert path
-    monkeypatch.setenv("FRAUD_MEDIUM_THRESHOLD", "0.0")
-    from shared.runtime import reset_app_services
-
-    reset_app_services()
+def test_high_risk_decisions_are_queued_once(published, services, every_decision_high):
     bodies = [transaction(i, customer="C5") for i in range(3)]
     score_stream(event_hub_batch(bodies))
     score_stream(event_hub_batch(bodies))

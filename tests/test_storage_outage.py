@@ -23,12 +23,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import functions.score_stream as score_stream_module
-from fraud_events import event_hub_batch, transaction
+from fraud_events import audit_rows, event_hub_batch, transaction
 from functions.score_stream import score_stream, to_incoming
+from shared.replay import replay_dead_letters
 from shared.runtime import AppServices, reset_app_services
 from shared.storage import azurite_connection_string
 from tools.azurite import AzuriteProcess, free_port
-from tools.dead_letters import replay_dead_letters
 
 SERVICES = ("blob", "queue", "table")
 
@@ -88,10 +88,6 @@ def deliver_like_the_host(batch: list, sequence: int, attempts: int = 40) -> int
     raise AssertionError(f"the batch never went through: {error}")
 
 
-def audit_rows(services) -> list[dict]:
-    return [r for r in services.audit._table.list_entities() if not r["PartitionKey"].startswith("idx-")]
-
-
 def test_an_outage_mid_stream_loses_nothing_and_counts_nothing_twice(storage, outage_services):
     run = uuid.uuid4().hex[:8]
     batches = stream(run, batches=24, size=10)
@@ -142,7 +138,7 @@ def test_an_outage_mid_stream_loses_nothing_and_counts_nothing_twice(storage, ou
     print(f"outage: {len(sent)} sent, {len(scored)} scored, {len(dead)} dead-lettered, "
           f"host attempts max {max(host_attempts)}, batches retried by the host {sum(a > 1 for a in host_attempts)}")
     # ... and replaying the dead letters scores each remaining event once.
-    replay_dead_letters(outage_services)
+    replay_dead_letters(outage_services.scoring, outage_services.dead_letters)
     assert list(outage_services.dead_letters.list()) == []
     rows = audit_rows(outage_services)
     assert sorted(r["RowKey"] for r in rows) == sorted(b["transaction_id"] for b in sent)  # each once
@@ -169,9 +165,9 @@ def test_tables_down_past_the_retries_dead_letters_the_batch_and_replay_scores_i
     assert all("not scored after 4 attempts" in letter["reasons"][0]["problem"] for letter in letters)
     assert sorted(r["RowKey"] for r in audit_rows(outage_services)) == sorted(b["transaction_id"] for b in first)
 
-    replayed = replay_dead_letters(outage_services)
+    replayed = replay_dead_letters(outage_services.scoring, outage_services.dead_letters)
     assert replayed.scored == len(second) and replayed.still_invalid == 0
-    again = replay_dead_letters(outage_services)  # replaying twice changes nothing
+    again = replay_dead_letters(outage_services.scoring, outage_services.dead_letters)  # twice: no change
     assert again.scored == 0
     sent = first + second
     assert sorted(r["RowKey"] for r in audit_rows(outage_services)) == sorted(b["transaction_id"] for b in sent)

@@ -12,12 +12,7 @@ import argparse
 import json
 import sys
 
-from shared.replay import ReplayOutcome
-from shared.replay import replay_dead_letters as replay_through
-
-
-def replay_dead_letters(services) -> ReplayOutcome:
-    return replay_through(services.scoring, services.dead_letters)
+from shared.replay import replay_dead_letters
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
             reasons = "; ".join(f"{r['field']}: {r['problem']}" for r in document.get("reasons", []))
             print(f"{name}\t{document.get('raw_bytes')} bytes\t{reasons}")
         return 0
-    print(json.dumps(replay_dead_letters(services).__dict__))
+    print(json.dumps(replay_dead_letters(services.scoring, services.dead_letters).__dict__))
     return 0
 
 
