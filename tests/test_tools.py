@@ -109,3 +109,24 @@ def test_rules_from_a_blob_raise_the_risk(published, services, monkeypatch):
     reset_app_services()
     outcome = app_services().scoring.score_request(transaction(8, customer="C-blocked", amount=10.0))
     assert outcome.decision["risk_level"] == "High" and outcome.decision["rules_fired"] == ["blocked_customer"]
+
+
+def test_dead_letter_tool_lists_and_replays(published, services, capsys):
+    from functions.score_stream import to_incoming
+    from tools.dead_letters import main as dead_letters
+
+    good = transaction(31, customer="C31")
+    events = to_incoming(event_hub_batch([good, b"{broken"], partition="5", first_sequence=100))
+    services.scoring.dead_letter_events(events[:1], "not scored after 4 attempts: storage down")
+    score_stream(event_hub_batch([b"{broken"], partition="5", first_sequence=101))
+    assert dead_letters(["list"]) == 0
+    listed = capsys.readouterr().out.strip().splitlines()
+    assert len(listed) == 2 and any("storage down" in line for line in listed) and any("$: event body" in line for line in listed)
+
+    assert dead_letters(["replay"]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome == {"letters": 2, "scored": 1, "duplicates": 0, "still_invalid": 1}
+    assert [d["reasons"][0]["field"] for d in services.dead_letters.list()] == ["$"]  # the broken one stays
+    assert services.profiles.load("C31").profile.history_count == 1
+    assert dead_letters(["replay"]) == 0  # again: nothing new is scored
+    assert json.loads(capsys.readouterr().out)["scored"] == 0
