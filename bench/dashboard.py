@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install -y chromium")
 
     from function_app import indexed_functions
-    from shared.runtime import app_services
+    from shared.composition import app_services
     from tools.local_host import serve_in_background
     from training.simulate import SimulationConfig, generate, write_csv
     from training.train import build_parser, train

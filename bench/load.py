@@ -260,7 +260,7 @@ def train_and_publish(services, history: Path, folder: Path, share: int) -> str:
 
 
 def prepare_storage(args: argparse.Namespace, folder: Path, needed: int) -> tuple[list[dict], dict[str, Any]]:
-    from shared.runtime import app_services
+    from shared.composition import app_services
     from training.backfill import build_merchant_risk, build_profiles, write_profiles
     from training.dataset import read_labelled_csv
 

@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decisions", type=int, default=100_000)
     args = parser.parse_args(argv)
 
-    from shared.features import replay
-    from shared.runtime import app_services
+    from shared.domain.features import replay
+    from shared.composition import app_services
     from training.dataset import merchant_risk_replay, read_labelled_csv
     from training.simulate import SimulationConfig, generate, write_csv
     from training.train import build_parser, train
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     n = min(args.decisions, len(X))
     now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     start = now - timedelta(hours=24)
-    from shared.model import load_model
+    from shared.domain.model import load_model
 
     scores = load_model(artifact).predict(X[:n])
     t0 = time.perf_counter()

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from shared.features import CustomerProfile, score_and_apply
-from shared.schema import Transaction, validate_transaction
+from shared.domain.features import CustomerProfile, features_then_record
+from shared.domain.transaction import Transaction, validate_transaction
 
 
 class SeedScorer:
@@ -61,7 +61,7 @@ class NaiveStreamScorer:
         profile = CustomerProfile()
         for body in past:
             profile.apply(validate_transaction(body, now=datetime(9999, 1, 1, tzinfo=timezone.utc)).transaction)
-        features = np.asarray([score_and_apply(profile, txn)], dtype=np.float32)
+        features = np.asarray([features_then_record(profile, txn)], dtype=np.float32)
         score = float(self.model.predict(features)[0])
         self.table.upsert_entity({"PartitionKey": txn.customer_id, "RowKey": txn.transaction_id,
                                   "timestamp_iso": txn.timestamp.isoformat(), "body": json.dumps(raw)})

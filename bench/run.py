@@ -46,8 +46,8 @@ def row(name: str, values: list[float]) -> str:
 
 def train_small_model(folder: Path):
     """Simulate, train, and return (sklearn model, ONNX FraudModel, feature rows) for the benches."""
-    from shared.features import FEATURE_NAMES
-    from shared.model import load_model
+    from shared.domain.features import FEATURE_NAMES
+    from shared.domain.model import load_model
     from training.simulate import SimulationConfig, generate, write_csv
     from training.train import build_parser, fit_classifier, train
 
@@ -62,9 +62,9 @@ def train_small_model(folder: Path):
 
 def bench_model_and_path(sk_model, onnx_model, repeat: int) -> list[str]:
     from bench.naive import SeedScorer, as_transaction, transaction_at
-    from shared.decision import DecisionPolicy
-    from shared.features import FEATURE_NAMES, CustomerProfile, as_matrix, score_and_apply
-    from shared.schema import validate_transaction
+    from shared.domain.decision import DecisionPolicy
+    from shared.domain.features import FEATURE_NAMES, CustomerProfile, as_matrix, features_then_record
+    from shared.domain.transaction import validate_transaction
 
     seed = SeedScorer(sk_model, list(FEATURE_NAMES))
     body = {"customer_id": "C12345", "transaction_amount": 250000, "device_id": "new_device_99",
@@ -85,7 +85,7 @@ def bench_model_and_path(sk_model, onnx_model, repeat: int) -> list[str]:
         outcome = validate_transaction({**body, "transaction_id": "X1", "timestamp": "2026-03-30T02:00:00+01:00"},
                                        now=now)
         p = CustomerProfile.from_json(state)
-        vector = score_and_apply(p, outcome.transaction)
+        vector = features_then_record(p, outcome.transaction)
         score = float(onnx_model.predict(as_matrix([vector]))[0])
         policy.decide(outcome.transaction, score, vector)
         p.to_json()
@@ -118,7 +118,7 @@ def stream_bodies(n: int, customers: int, day: datetime, tag: str) -> list[dict]
 
 def bench_stream(onnx_model, events: int) -> list[str]:
     from bench.naive import NaiveStreamScorer
-    from shared.runtime import app_services
+    from shared.composition import app_services
     from tools.send_events import event_hub_batch
     from functions.score_stream import score_stream
 
@@ -153,7 +153,7 @@ def bench_stream(onnx_model, events: int) -> list[str]:
 
 def bench_history_length(onnx_model, repeat: int) -> list[str]:
     from bench.naive import NaiveStreamScorer, as_transaction, transaction_at
-    from shared.runtime import app_services
+    from shared.composition import app_services
     from training.backfill import build_profiles
 
     services = app_services()
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     import tempfile
 
     from bench.doc_sections import write_section
-    from shared.runtime import app_services
+    from shared.composition import app_services
 
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     sk_model, onnx_model, artifact = train_small_model(folder)

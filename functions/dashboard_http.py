@@ -15,10 +15,10 @@ from urllib.parse import quote, unquote, urlsplit
 
 import azure.functions as func
 
-from functions.score_http import json_response, problem
-from shared.dashboard import BadCursor, alert_queue, dashboard_stats
-from shared.runtime import app_services
-from shared.transient import is_transient
+from functions.http import json_response, problem, storage_unavailable
+from shared.service.dashboard_views import BadCursor
+from shared.composition import app_services
+from shared.adapters.transient import is_transient
 
 bp = func.Blueprint()
 log = logging.getLogger("fraud.dashboard_http")
@@ -99,8 +99,7 @@ def _number(req: func.HttpRequest, name: str, default: float, low: float, high: 
 
 def _storage_guard(exc: Exception) -> func.HttpResponse:
     if is_transient(exc):
-        log.warning("storage unavailable for the dashboard: %s", exc)
-        return problem(503, "storage_unavailable", "storage is unavailable; retry the request", headers={"Retry-After": "5"})
+        return storage_unavailable(exc)
     raise exc
 
 
@@ -114,7 +113,7 @@ def alerts_http(req: func.HttpRequest) -> func.HttpResponse:
     if error is not None:
         return error
     try:
-        body = alert_queue(app_services(), limit=int(limit), hours=hours, cursor=req.params.get("cursor") or None)
+        body = app_services().dashboard.alert_queue(limit=int(limit), hours=hours, cursor=req.params.get("cursor") or None)
     except BadCursor as exc:
         return problem(400, "invalid_query", str(exc), [{"field": "cursor", "problem": "not a cursor from this endpoint"}])
     except Exception as exc:
@@ -126,7 +125,7 @@ def alerts_http(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="stats", methods=["GET"])
 def stats_http(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        body = dashboard_stats(app_services())
+        body = app_services().dashboard.stats()
     except Exception as exc:
         return _storage_guard(exc)
     return json_response(body, headers={"Cache-Control": "no-store"})

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.score_http import json_response, problem, read_json_body, storage_unavailable
-from shared.labels import parse_label
-from shared.runtime import app_services
-from shared.transient import is_transient
+from functions.http import json_response, problem, read_json_body, storage_unavailable
+from shared.domain.labels import parse_label
+from shared.composition import app_services
+from shared.adapters.transient import is_transient
 
 bp = func.Blueprint()
 
@@ -21,7 +21,8 @@ bp = func.Blueprint()
 @bp.function_name("labels_http")
 @bp.route(route="labels", methods=["POST"])
 def labels_http(req: func.HttpRequest) -> func.HttpResponse:
-    payload, error = read_json_body(req, empty_error="invalid_labels")
+    services = app_services()
+    payload, error = read_json_body(req, services.config.http_max_body_bytes, empty_error="invalid_labels")
     if error is not None:
         return error
     items = payload.get("labels") if isinstance(payload, dict) and "labels" in payload else payload
@@ -39,7 +40,7 @@ def labels_http(req: func.HttpRequest) -> func.HttpResponse:
     if errors:
         return problem(400, "invalid_labels", "some labels failed validation; nothing was recorded", errors)
     try:
-        outcome = app_services().monitoring.accept_labels(labels)
+        outcome = services.monitoring.accept_labels(labels)
     except Exception as exc:
         if is_transient(exc):
             return storage_unavailable(exc)  # labels are upserts by id: resending is safe

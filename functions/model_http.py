@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.score_http import json_response, storage_unavailable
-from shared.runtime import app_services
-from shared.transient import is_transient
+from functions.http import json_response, storage_unavailable
+from shared.composition import app_services
+from shared.adapters.transient import is_transient
 
 bp = func.Blueprint()
 

@@ -12,7 +12,7 @@ import logging
 
 import azure.functions as func
 
-from shared.runtime import app_services
+from shared.composition import app_services
 
 bp = func.Blueprint()
 log = logging.getLogger("fraud.monitor")

@@ -15,8 +15,7 @@ import logging
 
 import azure.functions as func
 
-from shared.runtime import app_services
-from shared.settings import setting, setting_int
+from shared.composition import app_services
 
 bp = func.Blueprint()
 log = logging.getLogger("fraud.retrain")
@@ -25,13 +24,16 @@ log = logging.getLogger("fraud.retrain")
 def run_retrain(trigger: str) -> dict:
     from training.retrain import RetrainConfig, retrain
 
+    services = app_services()
+    settings = services.config
     config = RetrainConfig(
-        max_rows=setting_int("FRAUD_RETRAIN_MAX_ROWS"),
-        lookback_days=float(setting("FRAUD_RETRAIN_LOOKBACK_DAYS")),
-        min_ap_gain=float(setting("FRAUD_PROMOTION_MIN_AP_GAIN")),
-        label_delay_days=float(setting("FRAUD_LABEL_DELAY_DAYS")),
+        max_rows=settings.retrain_max_rows,
+        lookback_days=settings.retrain_lookback_days,
+        min_ap_gain=settings.promotion_min_ap_gain,
+        label_delay_days=settings.label_delay_days,
     )
-    outcome = retrain(app_services(), trigger, config, training_container=setting("FRAUD_TRAINING_CONTAINER"))
+    outcome = retrain(services.registry, services.blob_service, services.audit, trigger, config,
+                      training_container=settings.training_container)
     log.info(json.dumps({"event": "retrain_done", "trigger": trigger, "outcome": outcome["outcome"],
                          "version": outcome.get("version")}))
     return outcome

@@ -14,9 +14,9 @@ import time
 
 import azure.functions as func
 
-from shared.runtime import app_services
-from shared.scoring import IncomingEvent
-from shared.transient import is_transient
+from shared.composition import app_services
+from shared.service.scoring import IncomingEvent
+from shared.adapters.transient import is_transient
 
 bp = func.Blueprint()
 log = logging.getLogger("fraud.score_stream")
@@ -80,13 +80,13 @@ def score_stream(events: list[func.EventHubEvent]) -> None:
             log.warning("attempt %d failed (%s); retrying", attempt, exc)
             time.sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
     levels: dict[str, int] = {}
-    for decision in outcome.decisions:
-        levels[decision["risk_level"]] = levels.get(decision["risk_level"], 0) + 1
+    for delivery in outcome.deliveries:
+        levels[delivery.record.risk_level] = levels.get(delivery.record.risk_level, 0) + 1
     log.info(
         json.dumps({
             "event": "score_batch",
             "events": len(incoming),
-            "scored": len(outcome.decisions),
+            "scored": len(outcome.deliveries),
             "duplicates": outcome.duplicates,
             "dead_lettered": len(outcome.dead_lettered),
             "risk_levels": levels,

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.runtime import AppServices, reset_app_services  # noqa: E402
+from shared.composition import AppServices, reset_app_services  # noqa: E402
 from tools.azurite import running_azurite  # noqa: E402
 
 
@@ -100,8 +100,8 @@ def make_artifact(version: str, seed: int = 0, X=None, y=None, **manifest_overri
     trained on random data unless X, y are given."""
     import numpy as np
 
-    from shared.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
-    from shared.model import DEFAULT_THRESHOLDS, ModelArtifact, sha256_hex
+    from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
+    from shared.domain.model import DEFAULT_THRESHOLDS, ModelArtifact, sha256_hex
     from training.train import fit_classifier, to_onnx
 
     rng = np.random.default_rng(seed)

@@ -39,3 +39,22 @@ def http_post(route: str, body: Any, raw: bytes | None = None) -> func.HttpReque
 def http_get(route: str, params: dict[str, str] | None = None) -> func.HttpRequest:
     return func.HttpRequest(method="GET", url=f"http://localhost/api/{route}", headers={}, params=params or {},
                             route_params={}, body=b"")
+
+
+def decision_record(txn_id: str, when, risk: str = "High", customer: str = "C1", amount: float = 50000.0,
+                    score: float | None = None, features=(0.0, 1.0), model_version: str = "test-v1",
+                    latency_ms: float = 4.0, merchant_id: str | None = "M7", is_fraud: bool | None = None):
+    """A decision as the scoring service makes it, for tests that seed the audit log directly."""
+    import numpy as np
+
+    from shared.domain.decision import ACTIONS, Verdict
+    from shared.domain.decision_record import DecisionRecord
+    from shared.domain.transaction import Transaction
+
+    score = score if score is not None else {"High": 0.95, "Medium": 0.6, "Low": 0.05}[risk]
+    reasons = ("amount 14x the 30-day average",) if risk != "Low" else ()
+    txn = Transaction(txn_id, customer, float(amount), "NGN", when, device_id="D9", merchant_id=merchant_id,
+                      channel="online")
+    verdict = Verdict(risk, ACTIONS[risk], risk == "High" if is_fraud is None else is_fraud, reasons, ())
+    return DecisionRecord(txn, float(score), verdict, model_version, np.asarray(features, dtype=np.float32), when,
+                          "test", latency_ms)

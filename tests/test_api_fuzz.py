@@ -225,7 +225,7 @@ def test_json_nested_deeper_than_the_parser_allows_is_a_400_at_the_root(route):
 
 def test_a_label_file_line_nested_too_deeply_is_rejected_not_raised():
     """The same parser failure in a JSON-lines label file took the whole file down."""
-    from shared.labels import parse_label_file
+    from shared.domain.labels import parse_label_file
 
     labels, rejected = parse_label_file("x.jsonl", b'{"transaction_id": "T1", "label": 1}\n' + b"[" * 50_000 + b"\n")
     assert [label.transaction_id for label in labels] == ["T1"]
@@ -242,7 +242,7 @@ def test_an_empty_labels_request_is_named_as_labels_not_as_a_transaction():
 
 def test_a_label_source_must_be_text():
     """A number or an object as the source was stored as its Python repr; now the field is named."""
-    from shared.labels import parse_label
+    from shared.domain.labels import parse_label
 
     for source in (5, {"a": 1}, ["x"], True):
         label, errors = parse_label({"transaction_id": "T1", "label": 1, "source": source}, default_source="api")

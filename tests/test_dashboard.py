@@ -4,20 +4,13 @@ from datetime import datetime, timedelta, timezone
 
 import azure.functions as func
 
-from fraud_events import http_get, http_post, transaction
+from fraud_events import decision_record, http_get, http_post, transaction
 from functions.dashboard_http import alerts_http, dashboard_http, dashboard_static_http, stats_http
 from functions.labels_http import labels_http
 from functions.score_http import score_http
 
 
-def decision(txn_id, when, risk="High", customer="C1", amount=50000.0, score=None, label=None):
-    score = score if score is not None else {"High": 0.95, "Medium": 0.6, "Low": 0.05}[risk]
-    return {"transaction_id": txn_id, "customer_id": customer, "transaction_amount": amount, "currency": "NGN",
-            "timestamp": when.isoformat(), "fraud_score": score, "risk_level": risk,
-            "action": {"High": "block", "Medium": "review", "Low": "approve"}[risk], "is_fraud": risk == "High",
-            "reasons": ["amount 14x the 30-day average"] if risk != "Low" else [], "rules_fired": [],
-            "model_version": "test-v1", "features": [0.0, 1.0], "latency_ms": 4.0, "scored_at": when.isoformat(),
-            "channel": "online", "merchant_id": "M7", "device_id": "D9"}
+decision = decision_record
 
 
 def body(response):
@@ -84,7 +77,7 @@ def test_a_verdict_takes_the_alert_off_the_queue(services):
 
 
 def test_a_label_not_yet_joined_also_takes_it_off(services):
-    from shared.labels import parse_label
+    from shared.domain.labels import parse_label
 
     seed(services, datetime.now(timezone.utc))
     label, _ = parse_label({"transaction_id": "A3", "label": "legitimate"}, default_source="analyst")
@@ -141,14 +134,13 @@ def test_stats_without_a_report_aggregate_the_audit_log_capped(services, publish
     assert [v["version"] for v in stats["model"]["history"]] == [published.version]
     assert stats["psi_thresholds"] == {"warn": 0.1, "alert": 0.2}
 
-    from shared.dashboard import dashboard_stats
 
-    capped = dashboard_stats(services, cap=3)
+    capped = services.dashboard.stats(cap=3)
     assert capped["capped"] is True and capped["rows_read"] == 3 and "capped at 3" in capped["note"]
 
 
 def test_stats_from_the_monitoring_report(published, services, every_decision_high):
-    from shared.runtime import app_services
+    from shared.composition import app_services
 
     now = datetime.now(timezone.utc)
     for i in range(6):

@@ -32,7 +32,7 @@ def browser():
 @pytest.fixture
 def served(published, services, every_decision_high):  # alerts to review
     from function_app import indexed_functions
-    from shared.runtime import app_services
+    from shared.composition import app_services
     from tools.local_host import serve_in_background
 
     now = datetime.now(timezone.utc)

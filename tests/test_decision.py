@@ -3,9 +3,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared import features as F
-from shared.decision import DecisionPolicy, DecisionRules, RulesError, Thresholds
-from shared.schema import Transaction
+from shared.domain import features as F
+from shared.domain.decision import DecisionPolicy, DecisionRules, RulesError, Thresholds
+from shared.domain.transaction import Transaction
 
 LAGOS = timezone(timedelta(hours=1))
 

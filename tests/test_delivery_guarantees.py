@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from fraud_events import audit_rows, event_hub_batch, transaction
 from functions.score_stream import to_incoming
-from shared.runtime import AppServices
+from shared.composition import AppServices
 
 CUSTOMERS = 4
 PER_CUSTOMER = 6

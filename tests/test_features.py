@@ -4,8 +4,8 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from shared import features as F
-from shared.schema import Transaction
+from shared.domain import features as F
+from shared.domain.transaction import Transaction
 
 LAGOS = timezone(timedelta(hours=1))
 
@@ -35,7 +35,7 @@ def test_replay_and_incremental_serving_give_identical_float32_vectors():
     served = []
     for t in stream:
         profile = F.CustomerProfile.from_json(stored[t.customer_id]) if t.customer_id in stored else F.CustomerProfile()
-        served.append(F.score_and_apply(profile, t))
+        served.append(F.features_then_record(profile, t))
         stored[t.customer_id] = profile.to_json()
     served = F.as_matrix(served)
     assert trained.dtype == np.float32 and trained.shape == (len(stream), F.N_FEATURES)
@@ -65,7 +65,7 @@ def test_windows_count_and_sum_by_event_time_not_wall_clock():
 def test_device_merchant_and_country_novelty():
     base = datetime(2026, 3, 2, 10, 0, tzinfo=LAGOS)
     profile = F.CustomerProfile()
-    first = F.score_and_apply(profile, txn(1, "C", base, 100.0, device="D1"))
+    first = F.features_then_record(profile, txn(1, "C", base, 100.0, device="D1"))
     assert first[F.feature_index("is_new_device")] == 0  # no history: nothing to be new against
     v = F.transaction_features(profile, txn(2, "C", base + timedelta(days=2), 100.0, device="D2", merchant="M9",
                                             category="electronics", country="GH"))

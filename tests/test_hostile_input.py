@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from fraud_events import audit_rows, event_hub_batch
 from functions.score_stream import score_stream
-from shared.decision import Thresholds
-from shared.features import FEATURE_NAMES, CustomerProfile, score_and_apply
-from shared.merchant_risk import NO_MERCHANT
-from shared.schema import CHANNELS, KNOWN_FIELDS, MERCHANT_CATEGORIES, validate_transaction
+from shared.domain.decision import Thresholds
+from shared.domain.features import FEATURE_NAMES, CustomerProfile, features_then_record
+from shared.domain.merchant_risk import NO_MERCHANT
+from shared.domain.transaction import CHANNELS, KNOWN_FIELDS, MERCHANT_CATEGORIES, validate_transaction
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 ERROR_FIELDS = KNOWN_FIELDS | {"$"}
@@ -137,7 +137,7 @@ def test_features_are_finite_for_any_history(bodies):
     profile = CustomerProfile()
     for body in bodies:
         txn = validate_transaction(body, now=NOW).transaction
-        row = score_and_apply(profile, txn, NO_MERCHANT)
+        row = features_then_record(profile, txn, NO_MERCHANT)
         assert len(row) == len(FEATURE_NAMES) and np.isfinite(np.asarray(row, dtype=np.float64)).all()
     assert profile.history_count == len(bodies)
     assert CustomerProfile.from_json(profile.to_json()).to_json() == profile.to_json()

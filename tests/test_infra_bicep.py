@@ -7,7 +7,7 @@ same way (both as str), so references are told apart by looking the name up amon
 file's parameters, variables, resources and modules.
 
 What is checked:
-1. every setting of ``shared.settings.SETTINGS`` (connection settings expanded to their
+1. every setting of ``shared.config.SETTINGS`` (connection settings expanded to their
    identity form) is set in the function app's app settings, and nothing else;
 2. the app's user-assigned identity holds exactly the roles the app needs (by role GUID),
    and the producer's send role is optional;
@@ -34,8 +34,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.settings import SETTINGS  # noqa: E402
-from shared.storage import AZURITE_ACCOUNT, AZURITE_KEY  # noqa: E402
+from shared.config import SETTINGS  # noqa: E402
+from shared.adapters.storage_account import AZURITE_ACCOUNT, AZURITE_KEY  # noqa: E402
 
 try:
     from pycep import BicepParser
@@ -288,14 +288,14 @@ def test_every_setting_the_code_reads_is_deployed():
     deployed = deployed_app_settings()
     missing = expected_app_settings() - set(deployed)
     assert not missing, (
-        f"settings read by the code (shared/settings.py) but not set by infra/bicep/main.bicep: {sorted(missing)}; "
+        f"settings read by the code (shared/config.py) but not set by infra/bicep/main.bicep: {sorted(missing)}; "
         "add them to the appSettings variable of main.bicep (connection settings as <NAME>__<property>)"
     )
 
 
 def test_no_setting_is_deployed_that_the_code_does_not_read():
     extra = set(deployed_app_settings()) - expected_app_settings() - PLATFORM_SETTINGS
-    assert not extra, f"app settings not in shared/settings.py SETTINGS: {sorted(extra)}"
+    assert not extra, f"app settings not in shared/config.py SETTINGS: {sorted(extra)}"
 
 
 def test_connection_settings_are_identity_based():
@@ -321,7 +321,7 @@ def test_plain_setting_values_are_registry_defaults_or_references():
     for s in (s for s in SETTINGS if s.kind == "plain"):
         value = deployed[s.name]
         if is_literal(value, MAIN):
-            assert value == s.default, f"{s.name}: template has {value!r}, shared/settings.py default is {s.default!r}"
+            assert value == s.default, f"{s.name}: template has {value!r}, shared/config.py default is {s.default!r}"
         else:
             assert value is not None
 

@@ -10,8 +10,8 @@ import sys, json
 import function_app
 from function_app import indexed_functions
 indexed_functions()
-from shared.runtime import AppServices
-import shared.scoring, shared.serving_model, shared.model
+from shared.composition import AppServices
+import shared.service.scoring, shared.service.model_serving, shared.domain.model
 import onnxruntime
 heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'pandas', 'scipy', 'skl2onnx', 'onnx', 'matplotlib'))
 print(json.dumps(heavy))
@@ -27,7 +27,7 @@ def test_a_scoring_call_loads_no_training_libraries(tmp_path):
     # score with a model in a fresh process and check again after the call
     probe = PROBE.replace("print(json.dumps(heavy))", "") + """
 import numpy as np
-from shared.model import load_model, ModelArtifact
+from shared.domain.model import load_model, ModelArtifact
 art = ModelArtifact.from_files(open(sys.argv[1], 'rb').read(), open(sys.argv[2], 'rb').read())
 model = load_model(art)
 model.predict(np.zeros((4, len(art.manifest['feature_names'])), dtype=np.float32))

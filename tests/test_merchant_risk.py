@@ -5,9 +5,10 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from shared.labels import Label
-from shared.merchant_risk import DAY, HOUR, MerchantHistory, MerchantRiskReplay, label_known_at
-from shared.merchant_store import MerchantRiskCache
+from fraud_events import decision_record
+from shared.domain.labels import Label
+from shared.domain.merchant_risk import DAY, HOUR, MerchantHistory, MerchantRiskReplay, label_known_at
+from shared.adapters.merchant_table import MerchantRiskCache
 
 NOW = datetime(2026, 11, 28, 12, 30, tzinfo=timezone.utc)
 
@@ -33,10 +34,8 @@ def test_timer_table_and_training_replay_agree(services, monkeypatch):
         t = start + timedelta(seconds=float(rng.uniform(0, 12 * DAY - 3600)))
         events.append((f"MR{i}", f"M{int(rng.integers(5))}", t, bool(rng.random() < 0.15)))
     events.sort(key=lambda e: e[2])
-    records = [{"transaction_id": tid, "customer_id": "C1", "transaction_amount": 10.0, "currency": "NGN",
-                "timestamp": t.isoformat(), "fraud_score": 0.1, "risk_level": "Low", "action": "approve", "is_fraud": False,
-                "reasons": [], "rules_fired": [], "model_version": "x", "features": [0.0], "latency_ms": 1.0,
-                "scored_at": t.isoformat(), "merchant_id": merchant} for tid, merchant, t, _ in events]
+    records = [decision_record(tid, t, "Low", amount=10.0, score=0.1, features=[0.0], model_version="x", latency_ms=1.0,
+                               merchant_id=merchant) for tid, merchant, t, _ in events]
     services.audit.write(records)
     # half the fraud labels say when they were known (analyst verdicts within hours), half do not
     labels, known_at = [], {}

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from shared import metrics
-from shared.drift import bin_counts, population_stability_index, reference_histogram
+from shared.domain import metrics
+from shared.domain.drift import bin_counts, population_stability_index, reference_histogram
 
 
 @pytest.fixture

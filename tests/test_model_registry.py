@@ -2,8 +2,8 @@
 import pytest
 
 from conftest import make_artifact
-from shared.model import ModelRejected, ModelArtifact, load_model
-from shared.model_registry import StalePointer, VersionExists
+from shared.domain.model import ModelRejected, ModelArtifact, load_model
+from shared.adapters.model_registry import StalePointer, VersionExists
 
 
 def test_round_trip_and_listing(services):
@@ -48,7 +48,7 @@ def test_the_pointer_cannot_name_an_unpublished_version(services):
 
 def test_loading_verifies_sha_and_feature_schema():
     good = make_artifact("v1")
-    from shared.features import N_FEATURES
+    from shared.domain.features import N_FEATURES
 
     assert load_model(good).predict(__import__("numpy").zeros((3, N_FEATURES), dtype="float32")).shape == (3,)
     tampered = ModelArtifact(good.onnx_bytes[:-1] + b"x", good.manifest)
@@ -58,7 +58,7 @@ def test_loading_verifies_sha_and_feature_schema():
     with pytest.raises(ModelRejected, match="feature schema"):
         load_model(other_schema)
     garbage = b"not an onnx model"
-    from shared.model import sha256_hex
+    from shared.domain.model import sha256_hex
 
     with pytest.raises(ModelRejected, match="onnxruntime"):
         load_model(ModelArtifact(garbage, {**good.manifest, "onnx_sha256": sha256_hex(garbage)}))

@@ -8,13 +8,13 @@ import pytest
 from azure.functions.timer import TimerRequest
 from sklearn import metrics as skm
 
-from fraud_events import event_hub_batch, http_post, transaction
+from fraud_events import decision_record, event_hub_batch, http_post, transaction
 from functions.labels_http import labels_http
 from functions.monitor_timer import monitor_timer
 from functions.score_stream import score_stream
-from shared.drift import chi_square_binary, ks_from_counts
-from shared.features import FEATURE_NAMES, feature_index, replay
-from shared.model import load_model
+from shared.domain.drift import chi_square_binary, ks_from_counts
+from shared.domain.features import FEATURE_NAMES, feature_index, replay
+from shared.domain.model import load_model
 from training.dataset import merchant_risk_replay, read_labelled_csv
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
@@ -33,12 +33,10 @@ def log_decisions(services, artifact, X, y, start, tag):
     records = []
     for i, (vector, score) in enumerate(zip(X, scores)):
         when = start + timedelta(seconds=int(i * 20 * 3600 / len(X)))
-        records.append({"transaction_id": f"{tag}{i}", "customer_id": f"C{i % 50}", "transaction_amount": float(vector[0]),
-                        "currency": "NGN", "timestamp": when.isoformat(), "fraud_score": float(score),
-                        "risk_level": "High" if score > 0.8 else "Medium" if score > 0.5 else "Low",
-                        "action": "approve", "is_fraud": bool(score > 0.7), "reasons": [], "rules_fired": [],
-                        "model_version": artifact.version, "features": [float(v) for v in vector],
-                        "latency_ms": 5.0 + i % 7, "scored_at": when.isoformat()})
+        records.append(decision_record(f"{tag}{i}", when, "High" if score > 0.8 else "Medium" if score > 0.5 else "Low",
+                                       customer=f"C{i % 50}", amount=max(float(vector[0]), 0.01), score=float(score),
+                                       features=vector, model_version=artifact.version, latency_ms=5.0 + i % 7,
+                                       merchant_id=None, is_fraud=bool(score > 0.7)))
     services.audit.write(records)
     return scores
 
@@ -98,7 +96,7 @@ def test_injected_drift_is_flagged_on_the_right_features_and_asks_once(published
 def test_live_performance_equals_a_reference_computation(published, services, replayed):
     X, y = sample(replayed, published.manifest, 2000, seed=3)
     scores = log_decisions(services, published, X, y, NOW - timedelta(hours=21), "P")
-    services.label_store.put([__import__("shared.labels", fromlist=["Label"]).Label(f"P{i}", bool(v), None, None, "test")
+    services.label_store.put([__import__("shared.domain.labels", fromlist=["Label"]).Label(f"P{i}", bool(v), None, None, "test")
                               for i, v in enumerate(y)])
     report = monitoring_at(services).run()
     assert report["labels"]["joined"] == 2000 and report["window"]["labelled"] == 2000

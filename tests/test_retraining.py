@@ -12,10 +12,10 @@ from fraud_events import http_get, http_post, transaction
 from functions.model_http import model_http
 from functions.retrain_blob import retrain_on_request, retrain_on_training_data
 from functions.score_http import score_http
-from shared.features import FEATURE_NAMES
-from shared.model import ModelArtifact, sha256_hex
-from shared.model_registry import StalePointer
-from shared.runtime import app_services
+from shared.domain.features import FEATURE_NAMES
+from shared.domain.model import ModelArtifact, sha256_hex
+from shared.adapters.model_registry import StalePointer
+from shared.composition import app_services
 
 
 def input_stream(container: str, name: str, data: bytes) -> func.InputStream:
@@ -46,13 +46,13 @@ def training_container(services, monkeypatch):
 def test_a_training_data_drop_promotes_a_model_a_running_scorer_then_serves(published, services, training_container,
                                                                             simulated_csv, monkeypatch):
     monkeypatch.setenv("FRAUD_MODEL_REFRESH_SECONDS", "0")
-    from shared.runtime import reset_app_services
+    from shared.composition import reset_app_services
 
     reset_app_services()
     first = json.loads(score_http(http_post("score", transaction(1))).get_body())
     assert first["model_version"] == published.version
     # a weak champion: fitted on real features with shuffled labels (no skill, not degenerate)
-    from shared.features import replay
+    from shared.domain.features import replay
     from training.dataset import merchant_risk_replay, read_labelled_csv
 
     data = read_labelled_csv(simulated_csv)
@@ -148,7 +148,7 @@ def test_corrupt_and_mismatched_artifacts_are_refused_and_the_old_model_keeps_se
 
 def test_ten_swaps_during_continuous_scoring_fail_no_request(published, services, monkeypatch):
     monkeypatch.setenv("FRAUD_MODEL_REFRESH_SECONDS", "0")
-    from shared.runtime import reset_app_services
+    from shared.composition import reset_app_services
 
     reset_app_services()
     versions = [published.version]

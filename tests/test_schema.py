@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.schema import validate_transaction
+from shared.domain.transaction import validate_transaction
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 GOOD = {

@@ -4,6 +4,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from fraud_events import audit_rows, event_hub_batch, http_post, transaction
+from shared.domain.decision_record import unpack_features
 from functions.score_http import score_http
 from functions.score_stream import score_stream
 
@@ -17,7 +18,7 @@ def test_a_batch_is_scored_logged_and_profiles_updated(published, services):
     assert sum(services.profiles.load(f"C{k}").profile.history_count for k in range(3)) == 12
     row = rows[0]
     assert row["label"] if "label" in row else True  # label column absent (empty) until known
-    assert len(json.loads(row["features"])) == len(published.manifest["feature_names"])
+    assert len(unpack_features(row["features"])) == len(published.manifest["feature_names"])
     # spread over several partitions (time bucket x shard), not one hot partition
     assert len({r["PartitionKey"] for r in rows}) > 1
 
@@ -53,8 +54,8 @@ def test_redelivery_changes_nothing(published, services):
 def test_events_of_one_customer_are_applied_in_event_time_order(published, services):
     bodies = [transaction(i, customer="C9", when=f"2026-11-20T10:{i:02d}:00+01:00") for i in range(6)]
     score_stream(event_hub_batch(list(reversed(bodies))))
-    rows = {r["RowKey"]: json.loads(r["features"]) for r in audit_rows(services)}
-    from shared.features import feature_index
+    rows = {r["RowKey"]: unpack_features(r["features"]).tolist() for r in audit_rows(services)}
+    from shared.domain.features import feature_index
 
     history = [rows[f"T{i}"][feature_index("history_count")] for i in range(6)]
     assert history == [0, 1, 2, 3, 4, 5]

@@ -3,7 +3,7 @@ import json
 import re
 from pathlib import Path
 
-from shared.settings import SETTINGS
+from shared.config import SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_settings_read_in_code_are_registered():
     registered = {s.name for s in SETTINGS}
     used = set()
-    for path in list((ROOT / "shared").glob("*.py")) + list((ROOT / "functions").glob("*.py")):
+    for path in list((ROOT / "shared").rglob("*.py")) + list((ROOT / "functions").glob("*.py")):
         used |= set(re.findall(r'setting(?:_int|_float)?\(\s*"([A-Z][A-Z_]+)"', path.read_text()))
         used |= set(re.findall(r'"%([A-Z][A-Z_]{2,})%"', path.read_text()))
     assert used and used <= registered, used - registered

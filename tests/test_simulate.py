@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from shared.schema import CHANNELS, MERCHANT_CATEGORIES, parse_timestamp, validate_transaction
+from shared.domain.transaction import CHANNELS, MERCHANT_CATEGORIES, parse_timestamp, validate_transaction
 from training.simulate import COLUMNS, SCENARIOS, SimulationConfig, generate, main, write_csv, write_jsonl
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)

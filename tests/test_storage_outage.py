@@ -25,9 +25,9 @@ import pytest
 import functions.score_stream as score_stream_module
 from fraud_events import audit_rows, event_hub_batch, transaction
 from functions.score_stream import score_stream, to_incoming
-from shared.replay import replay_dead_letters
-from shared.runtime import AppServices, reset_app_services
-from shared.storage import azurite_connection_string
+from shared.service.dead_letter_replay import replay_dead_letters
+from shared.composition import AppServices, reset_app_services
+from shared.adapters.storage_account import azurite_connection_string
 from tools.azurite import AzuriteProcess, free_port
 
 SERVICES = ("blob", "queue", "table")
@@ -187,8 +187,8 @@ def test_blob_storage_down_during_a_model_swap_keeps_the_old_model_serving(stora
         serving.refresh_now()  # the refresh fails: storage is down
         assert serving.loaded.version == old and serving.history[-1].outcome == "error"
         run = uuid.uuid4().hex[:8]
-        decisions = services.scoring.score_events(to_incoming(event_hub_batch(stream(run, 1, 5)[0]))).decisions
-        assert len(decisions) == 5 and {d["model_version"] for d in decisions} == {old}
+        deliveries = services.scoring.score_events(to_incoming(event_hub_batch(stream(run, 1, 5)[0]))).deliveries
+        assert len(deliveries) == 5 and {d.record.model_version for d in deliveries} == {old}
     finally:
         storage["blob"].start()
     serving.refresh_now()

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from shared.table_batch import BatchRejected, submit_batch
+from shared.adapters.tables import BatchRejected, submit_batch
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_operation_count_is_bounded(table):
 
 
 def test_point_read_returns_properties_and_the_etag(table):
-    from shared.table_batch import read_entity
+    from shared.adapters.tables import read_entity
 
     (etag,) = submit_batch(table, [("create", {"PartitionKey": "C@1", "RowKey": "profile", "state": "{}", "n": 3})])
     entity, read_etag = read_entity(table, "C@1", "profile")

@@ -89,7 +89,7 @@ def test_high_alerts_reach_the_webhook(published, services, monkeypatch):
     monkeypatch.setenv("FRAUD_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_address[1]}/hook")
     monkeypatch.setenv("FRAUD_HIGH_THRESHOLD", "0.0")
     monkeypatch.setenv("FRAUD_MEDIUM_THRESHOLD", "0.0")
-    from shared.runtime import app_services, reset_app_services
+    from shared.composition import app_services, reset_app_services
 
     reset_app_services()
     score_stream(event_hub_batch([transaction(1)]))
@@ -104,11 +104,11 @@ def test_rules_from_a_blob_raise_the_risk(published, services, monkeypatch):
     container.create_container()
     container.upload_blob("rules.json", json.dumps({"block_customers": ["C-blocked"]}))
     monkeypatch.setenv("FRAUD_RULES_BLOB", f"{container.container_name}/rules.json")
-    from shared.runtime import app_services, reset_app_services
+    from shared.composition import app_services, reset_app_services
 
     reset_app_services()
     outcome = app_services().scoring.score_request(transaction(8, customer="C-blocked", amount=10.0))
-    assert outcome.decision["risk_level"] == "High" and outcome.decision["rules_fired"] == ["blocked_customer"]
+    assert outcome.delivery.record.risk_level == "High" and outcome.delivery.record.verdict.rules_fired == ("blocked_customer",)
 
 
 def test_dead_letter_tool_lists_and_replays(published, services, capsys):

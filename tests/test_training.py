@@ -4,8 +4,8 @@ import csv
 import numpy as np
 import pytest
 
-from shared.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
-from shared.model import load_model, sha256_hex
+from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
+from shared.domain.model import load_model, sha256_hex
 from training.dataset import read_labelled_csv
 from training.train import build_parser, onnx_probabilities, train
 
@@ -61,7 +61,7 @@ def test_a_banks_own_export_with_other_column_names_is_read_with_map(simulated_c
 
 
 def test_onnx_parity_with_scikit_learn_on_real_features(trained_artifact, simulated_csv):
-    from shared.features import replay
+    from shared.domain.features import replay
     from training.train import fit_classifier, to_onnx
 
     data = read_labelled_csv(simulated_csv)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from shared.storage import azurite_connection_string
+from shared.adapters.storage_account import azurite_connection_string
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORTS = (10000, 10001, 10002)

@@ -12,11 +12,11 @@ import argparse
 import json
 import sys
 
-from shared.replay import replay_dead_letters
+from shared.service.dead_letter_replay import replay_dead_letters
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.runtime import app_services
+    from shared.composition import app_services
 
     parser = argparse.ArgumentParser(prog="python -m tools.dead_letters", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["list", "replay"])

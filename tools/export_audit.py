@@ -12,7 +12,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from shared.audit_log import EXPORT_COLUMNS, export_row
+from shared.domain.decision_record import AUDIT_EXPORT_COLUMNS as EXPORT_COLUMNS, export_row
 
 
 def parse_moment(text: str) -> datetime:
@@ -31,7 +31,7 @@ def export(audit, start: datetime, end: datetime, out: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.runtime import app_services
+    from shared.composition import app_services
 
     parser = argparse.ArgumentParser(prog="python -m tools.export_audit", description=__doc__.split("\n\n")[0])
     parser.add_argument("--start", required=True)

@@ -104,7 +104,7 @@ def call_api(base: str, body: dict) -> tuple[int, dict]:
 
 
 def summarize(services, rows: list[dict], streamed: dict) -> dict:
-    from shared.metrics import percentiles, threshold_report
+    from shared.domain.metrics import percentiles, threshold_report
 
     day = datetime.fromisoformat(rows[0]["timestamp"]).astimezone(timezone.utc).replace(hour=0, minute=0, second=0)
     decisions = {d["transaction_id"]: d for d in services.audit.read(day - timedelta(days=1), day + timedelta(days=2))}
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
     os.environ.setdefault("FRAUD_MONITOR_WINDOW_HOURS", "48")  # the streamed day is yesterday
 
-    from shared.runtime import app_services
+    from shared.composition import app_services
     from tools.local_host import serve_in_background
     from training.backfill import build_merchant_risk, build_profiles, write_profiles
     from tools.send_events import to_event_payload

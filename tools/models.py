@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from shared.model import ModelArtifact, load_model
+from shared.domain.model import ModelArtifact, load_model
 
 
 def cmd_list(registry) -> None:
@@ -41,7 +41,7 @@ def promote(registry, version: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.runtime import app_services
+    from shared.composition import app_services
 
     parser = argparse.ArgumentParser(prog="python -m tools.models", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)

@@ -15,12 +15,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
-from shared.features import CustomerProfile
-from shared.merchant_risk import MerchantHistory, as_of_hour
-from shared.profile_store import ProfileStore
-from shared.settings import setting
+from shared.domain.features import CustomerProfile
+from shared.domain.merchant_risk import MerchantHistory, as_of_hour
+from shared.adapters.profile_table import ProfileStore
 from training.dataset import LabelledTransactions, merchant_risk_replay
-from shared.schema import Transaction
+from shared.domain.transaction import Transaction
 
 
 def build_profiles(transactions: Iterable[Transaction]) -> dict[str, CustomerProfile]:
@@ -50,7 +49,7 @@ def build_merchant_risk(data: LabelledTransactions, delay_days: float) -> tuple[
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.runtime import app_services
+    from shared.composition import app_services
     from training.dataset import read_labelled_csv
 
     parser = argparse.ArgumentParser(prog="python -m training.backfill", description=__doc__.split("\n\n")[0])
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     profiles = build_profiles(data.transactions)
     services = app_services()
     counts = write_profiles(services.profiles, profiles, args.overwrite)
-    histories, as_of = build_merchant_risk(data, float(setting("FRAUD_LABEL_DELAY_DAYS")))
+    histories, as_of = build_merchant_risk(data, services.config.label_delay_days)
     services.merchant_store.save(histories, as_of)
     print(f"backfilled {len(histories)} merchants' risk and {counts['written']} profiles ({counts['kept']} already present) from {len(data)} transactions "
           f"in {time.perf_counter() - started:.1f}s")

@@ -15,8 +15,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from shared.merchant_risk import MerchantRiskReplay, label_known_at
-from shared.schema import Transaction, parse_timestamp, validate_transaction
+from shared.domain.merchant_risk import MerchantRiskReplay, label_known_at
+from shared.domain.transaction import Transaction, parse_timestamp, validate_transaction
 
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 NUMERIC = ("transaction_amount",)

@@ -27,10 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from shared.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH, replay
-from shared.metrics import average_precision, threshold_report
-from shared.model import DEFAULT_THRESHOLDS, ModelRejected, load_model
-from shared.model_registry import StalePointer
+from shared.domain.decision_record import unpack_features
+from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH, replay
+from shared.domain.metrics import average_precision, threshold_report
+from shared.domain.model import DEFAULT_THRESHOLDS, ModelRejected, load_model
+from shared.adapters.model_registry import StalePointer
 from training.dataset import merchant_risk_replay, read_labelled_csv
 from training.train import fit_and_package
 
@@ -74,7 +75,7 @@ def _served_rows(audit: Any, now: datetime, config: RetrainConfig):
         label = row.get("label")
         if label in (None, ""):
             continue
-        vector = json.loads(row["features"])
+        vector = unpack_features(row["features"])
         if len(vector) != len(FEATURE_NAMES):
             continue  # served under another feature schema
         X.append(vector)
@@ -97,16 +98,19 @@ def cap_rows(y: np.ndarray, times: np.ndarray, max_rows: int, seed: int = 0) -> 
     return keep[np.argsort(times[keep], kind="mergesort")]
 
 
-def retrain(services: Any, trigger: str, config: RetrainConfig = RetrainConfig(), now: datetime | None = None,
-            training_container: str = "training-data") -> dict[str, Any]:
+def retrain(registry: Any, blob_service: Any, audit: Any, trigger: str, config: RetrainConfig = RetrainConfig(),
+            now: datetime | None = None, training_container: str = "training-data") -> dict[str, Any]:
+    """Fit a challenger on base data + labelled served decisions; promote it if it beats the champion.
+
+    ``registry`` is the model registry, ``blob_service`` reads the base training files,
+    ``audit`` supplies the labelled served decisions."""
     started = time.perf_counter()
     tracemalloc.start()
     now = now or datetime.now(timezone.utc)
-    registry = services.registry
     pointer = registry.current()  # the champion we judge against, and the ETag promotion needs
 
-    names, Xs, ys, ts, scenarios = _base_rows(services.blob_service, training_container, config)
-    X_served, y_served, t_served = _served_rows(services.audit, now, config)
+    names, Xs, ys, ts, scenarios = _base_rows(blob_service, training_container, config)
+    X_served, y_served, t_served = _served_rows(audit, now, config)
     X = np.vstack(Xs + [X_served]) if Xs or X_served.size else np.zeros((0, len(FEATURE_NAMES)), np.float32)
     y = np.concatenate(ys + [y_served]) if ys or y_served.size else np.zeros(0, np.int8)
     times = np.concatenate(ts + [t_served]) if ts or t_served.size else np.zeros(0)

@@ -7,7 +7,7 @@
 The model of behaviour
 ----------------------
 *Merchants* form one population shared by all customers (ids ``M000123``). Each has a
-category (``shared.schema.MERCHANT_CATEGORIES``) and a popularity (Zipf-like, so a few
+category (``shared.domain.transaction.MERCHANT_CATEGORIES``) and a popularity (Zipf-like, so a few
 chains and ATM networks carry much of the traffic; everyday categories such as grocery,
 airtime, cash and transfers are busier than travel or crypto). Categories fix how people pay there
 (fuel: POS; cash: ATM or a POS agent; transfer: transfer or mobile app; ...) and how much
@@ -75,7 +75,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from shared.schema import CHANNELS, MERCHANT_CATEGORIES
+from shared.domain.transaction import CHANNELS, MERCHANT_CATEGORIES
 
 # --------------------------------------------------------------------------- constants
 

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from shared.drift import reference_histogram, score_histogram
-from shared.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH, replay
-from shared.metrics import precision_recall_curve, summarize
-from shared.model import DEFAULT_THRESHOLDS, ModelArtifact, sha256_hex
+from shared.domain.drift import reference_histogram, score_histogram
+from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH, replay
+from shared.domain.metrics import precision_recall_curve, summarize
+from shared.domain.model import DEFAULT_THRESHOLDS, ModelArtifact, sha256_hex
 from training.dataset import LabelledTransactions, merchant_risk_replay, parse_column_map, read_labelled_csv
 
 ONNX_TOLERANCE = 1e-5

@@ -5,7 +5,7 @@
 //
 // No secret, key or connection string with a key appears here: every connection is
 // identity-based (the user-assigned identity of identity.bicep) and tests/test_infra_bicep.py
-// checks that, and that every app setting the code reads (shared/settings.py) is set.
+// checks that, and that every app setting the code reads (shared/config.py) is set.
 
 targetScope = 'resourceGroup'
 
@@ -130,7 +130,7 @@ param logRetentionDays int = 30
 
 // --- App settings --------------------------------------------------------------------------
 
-@description('Values for the app\'s plain settings (names from shared/settings.py), overriding the defaults below, e.g. {"FRAUD_DEFAULT_CURRENCY": "KES"}.')
+@description('Values for the app\'s plain settings (names from shared/config.py), overriding the defaults below, e.g. {"FRAUD_DEFAULT_CURRENCY": "KES"}.')
 param appSettingOverrides object = {}
 
 @description('FRAUD_ALERT_WEBHOOK_URL: the alert webhook URL carries its own credential, so pass it at deploy time from a secret store (-p alertWebhookUrl=...), never in a parameter file.')
@@ -147,7 +147,7 @@ var deploymentContainerName = 'app-package'
 var eventHubName = 'transactions'
 var consumerGroupName = 'fraud-scoring'
 
-// Storage the app uses (shared/settings.py defaults) and the retraining blob triggers.
+// Storage the app uses (shared/config.py defaults) and the retraining blob triggers.
 var blobContainers = [
   deploymentContainerName
   'models'
@@ -232,7 +232,7 @@ module roles 'modules/roles.bicep' = {
   }
 }
 
-// Every setting of shared/settings.py SETTINGS. Connection settings in identity form
+// Every setting of shared/config.py SETTINGS. Connection settings in identity form
 // (<NAME>__<property>); plain settings with the registry's defaults (override them with
 // appSettingOverrides). tests/test_infra_bicep.py keeps this in step with the registry.
 var appSettings = {

@@ -59,7 +59,7 @@ param httpPerInstanceConcurrency int = 0
 @description('Spread instances across availability zones (only in regions that support it for Flex Consumption: az functionapp list-flexconsumption-locations --zone-redundant). The platform then keeps at least 2 always-ready instances per function group, billed as always-ready.')
 param zoneRedundant bool = false
 
-@description('The app\'s settings (shared/settings.py SETTINGS, connection settings in identity form), name -> value.')
+@description('The app\'s settings (shared/config.py SETTINGS, connection settings in identity form), name -> value.')
 param appSettings object
 
 @description('Tags for every resource.')

@@ -12,7 +12,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
 
-from shared.scoring import FraudScoringService, IncomingEvent
+from shared.service.scoring import FraudScoringService, IncomingEvent
 
 
 class DeadLetterSource(Protocol):
@@ -46,6 +46,6 @@ def replay_dead_letters(scoring: FraudScoringService, letters: DeadLetterSource,
                 letters.delete(name)
         outcome.letters += len(chunk)
         outcome.duplicates += result.duplicates
-        outcome.scored += len(result.decisions) - result.duplicates
+        outcome.scored += len(result.deliveries) - result.duplicates
         outcome.still_invalid += len(result.dead_lettered)
     return outcome

@@ -19,8 +19,8 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
-from shared.model import ModelArtifact
-from shared.storage import create_if_missing
+from shared.domain.model import ModelArtifact
+from shared.adapters.storage_account import create_if_missing
 
 POINTER = "current.json"
 

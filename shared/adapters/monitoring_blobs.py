@@ -14,7 +14,7 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
-from shared.storage import create_if_missing
+from shared.adapters.storage_account import create_if_missing
 
 STATE = "retrain-state.json"
 

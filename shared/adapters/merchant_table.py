@@ -15,9 +15,9 @@ from collections import defaultdict
 from typing import Any, Callable, Iterable
 
 
-from shared.merchant_risk import NO_MERCHANT, MerchantHistory, as_of_hour
-from shared.table_batch import read_entity, submit_batch
-from shared.storage import create_if_missing, shard_key
+from shared.domain.merchant_risk import NO_MERCHANT, MerchantHistory, as_of_hour
+from shared.adapters.tables import read_entity, submit_batch
+from shared.adapters.storage_account import create_if_missing, shard_key
 
 SHARDS = 16
 

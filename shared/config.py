@@ -110,3 +110,100 @@ def setting_int(name: str, env: Mapping[str, str] | None = None) -> int:
 def setting_float(name: str, env: Mapping[str, str] | None = None) -> float | None:
     value = setting(name, env)
     return float(value) if value != "" else None
+
+
+@dataclass(frozen=True)
+class FraudConfig:
+    """The app's settings, read once per process (``FraudConfig.from_env``) and typed.
+
+    The composition root builds services from this; nothing else reads the environment.
+    The storage connection is read by ``StorageAccount.from_settings`` (it has several forms).
+    """
+
+    default_currency: str
+    max_amount: float
+    http_max_body_bytes: int
+    storage_retries: int
+    model_container: str
+    model_refresh_seconds: float
+    high_threshold: float | None
+    medium_threshold: float | None
+    alert_threshold: float | None
+    rules_inline: str
+    rules_blob: str
+    profile_table: str
+    profile_cache_size: int
+    audit_table: str
+    audit_shards: int
+    alert_queue: str
+    alert_webhook_url: str
+    dead_letter_container: str
+    label_table: str
+    labels_container: str
+    monitoring_container: str
+    retrain_container: str
+    merchant_table: str
+    merchant_cache_seconds: float
+    monitor_window_hours: float
+    psi_warn: float
+    psi_alert: float
+    retrain_min_recall: float
+    retrain_min_labelled_fraud: int
+    retrain_cooldown_hours: float
+    label_delay_days: float
+    training_container: str
+    retrain_max_rows: int
+    retrain_lookback_days: float
+    promotion_min_ap_gain: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "FraudConfig":
+        env = os.environ if env is None else env
+
+        def text(name: str) -> str:
+            return setting(name, env)
+
+        def number(name: str) -> float:
+            return float(setting(name, env))
+
+        return cls(
+            default_currency=text("FRAUD_DEFAULT_CURRENCY"),
+            max_amount=number("FRAUD_MAX_AMOUNT"),
+            http_max_body_bytes=setting_int("FRAUD_HTTP_MAX_BODY_BYTES", env),
+            storage_retries=setting_int("FRAUD_STORAGE_RETRIES", env),
+            model_container=text("FRAUD_MODEL_CONTAINER"),
+            model_refresh_seconds=number("FRAUD_MODEL_REFRESH_SECONDS"),
+            high_threshold=setting_float("FRAUD_HIGH_THRESHOLD", env),
+            medium_threshold=setting_float("FRAUD_MEDIUM_THRESHOLD", env),
+            alert_threshold=setting_float("FRAUD_ALERT_THRESHOLD", env),
+            rules_inline=text("FRAUD_RULES"),
+            rules_blob=text("FRAUD_RULES_BLOB"),
+            profile_table=text("FRAUD_PROFILE_TABLE"),
+            profile_cache_size=setting_int("FRAUD_PROFILE_CACHE_SIZE", env),
+            audit_table=text("FRAUD_AUDIT_TABLE"),
+            audit_shards=setting_int("FRAUD_AUDIT_SHARDS", env),
+            alert_queue=text("FRAUD_ALERT_QUEUE"),
+            alert_webhook_url=text("FRAUD_ALERT_WEBHOOK_URL"),
+            dead_letter_container=text("FRAUD_DEAD_LETTER_CONTAINER"),
+            label_table=text("FRAUD_LABEL_TABLE"),
+            labels_container=text("FRAUD_LABELS_CONTAINER"),
+            monitoring_container=text("FRAUD_MONITORING_CONTAINER"),
+            retrain_container=text("FRAUD_RETRAIN_CONTAINER"),
+            merchant_table=text("FRAUD_MERCHANT_TABLE"),
+            merchant_cache_seconds=number("FRAUD_MERCHANT_CACHE_SECONDS"),
+            monitor_window_hours=number("FRAUD_MONITOR_WINDOW_HOURS"),
+            psi_warn=number("FRAUD_PSI_WARN"),
+            psi_alert=number("FRAUD_PSI_ALERT"),
+            retrain_min_recall=number("FRAUD_RETRAIN_MIN_RECALL"),
+            retrain_min_labelled_fraud=setting_int("FRAUD_RETRAIN_MIN_LABELLED_FRAUD", env),
+            retrain_cooldown_hours=number("FRAUD_RETRAIN_COOLDOWN_HOURS"),
+            label_delay_days=number("FRAUD_LABEL_DELAY_DAYS"),
+            training_container=text("FRAUD_TRAINING_CONTAINER"),
+            retrain_max_rows=setting_int("FRAUD_RETRAIN_MAX_ROWS", env),
+            retrain_lookback_days=number("FRAUD_RETRAIN_LOOKBACK_DAYS"),
+            promotion_min_ap_gain=number("FRAUD_PROMOTION_MIN_AP_GAIN"),
+        )
+
+    @property
+    def threshold_overrides(self) -> dict[str, float | None]:
+        return {"high": self.high_threshold, "medium": self.medium_threshold, "alert": self.alert_threshold}

@@ -34,8 +34,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from shared.merchant_risk import MERCHANT_FEATURES, NO_MERCHANT, MerchantRiskReplay
-from shared.schema import CHANNELS, MERCHANT_CATEGORIES, Transaction
+from shared.domain.merchant_risk import MERCHANT_FEATURES, NO_MERCHANT, MerchantRiskReplay
+from shared.domain.transaction import CHANNELS, MERCHANT_CATEGORIES, Transaction
 
 FEATURE_DEFINITION_VERSION = 2  # 2: merchant risk features
 
@@ -266,7 +266,7 @@ def transaction_features(profile: CustomerProfile, txn: Transaction,
     """Features of ``txn`` against the profile *before* it is applied (event-time based).
 
     ``merchant_values`` are the merchant risk values at the transaction's time
-    (``shared.merchant_risk``), from the timer's table when serving, from the replay in training.
+    (``shared.domain.merchant_risk``), from the timer's table when serving, from the replay in training.
     """
     t = txn.epoch_seconds
     amount = txn.transaction_amount
@@ -331,7 +331,7 @@ def transaction_features(profile: CustomerProfile, txn: Transaction,
     return values
 
 
-def score_and_apply(profile: CustomerProfile, txn: Transaction,
+def features_then_record(profile: CustomerProfile, txn: Transaction,
                     merchant_values: Sequence[float] = NO_MERCHANT) -> list[float]:
     """The step training and serving share: features before the transaction, then apply it."""
     values = transaction_features(profile, txn, merchant_values)
@@ -355,7 +355,7 @@ def replay(transactions: Iterable[Transaction], progress: Any = None,
         if profile is None:
             profile = profiles[txn.customer_id] = CustomerProfile()
         merchant_values = merchants.features_then_add(txn.merchant_id, txn.epoch_seconds) if merchants else NO_MERCHANT
-        matrix[i] = score_and_apply(profile, txn, merchant_values)
+        matrix[i] = features_then_record(profile, txn, merchant_values)
         if progress is not None and i % 100_000 == 0:
             progress(i)
     return matrix

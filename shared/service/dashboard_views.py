@@ -15,17 +15,15 @@ import logging
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
 from typing import Any
 
-from shared.request_fanout import RequestFanout
-from shared.settings import setting
+from shared.domain.decision_record import ALERT_ITEM_COLUMNS, alert_item, recent_activity_item
+from shared.service.fanout import RequestFanout
 
 log = logging.getLogger("fraud.dashboard")
 
 ALERT_LEVELS = ("High", "Medium")
-ALERT_COLUMNS = ["RowKey", "transaction_id", "customer_id", "transaction_amount", "currency", "fraud_score", "risk_level",
-                 "action", "reasons", "timestamp", "event_time", "label", "model_version", "channel", "merchant_id",
-                 "device_id"]
 RECENT_ACTIVITY = 5
 MAX_LIMIT = 200
 MAX_HOURS = 24 * 31
@@ -63,22 +61,12 @@ def _as_utc(value: Any) -> datetime:
 
 def _hour_rows(audit: Any, hour: datetime, upper: datetime, lower: datetime) -> list[dict[str, Any]]:
     """One hour's High/Medium decisions in [lower, upper] not yet labelled, newest first."""
-    rows = audit.read_hour(hour, lower, upper, ALERT_COLUMNS, ALERT_LEVELS)
+    rows = audit.read_hour(hour, lower, upper, list(ALERT_ITEM_COLUMNS), ALERT_LEVELS)
     out = [r for r in rows if r.get("label") in (None, "")]
     for row in out:
         row["event_time"] = _as_utc(row["event_time"])
     out.sort(key=lambda r: (r["event_time"], r["RowKey"]), reverse=True)
     return out
-
-
-def _parse_reasons(value: Any) -> list[str]:
-    if isinstance(value, list):
-        return value
-    try:
-        parsed = json.loads(value or "[]")
-        return parsed if isinstance(parsed, list) else [str(parsed)]
-    except ValueError:
-        return [str(value)]
 
 
 def _recent_activity(profiles: Any, customer_id: str) -> list[dict[str, Any]]:
@@ -87,12 +75,10 @@ def _recent_activity(profiles: Any, customer_id: str) -> list[dict[str, Any]]:
     except Exception as exc:  # the queue is still useful without the history
         log.warning("recent activity of %s unavailable: %s", customer_id, exc)
         return []
-    keep = ("transaction_id", "transaction_amount", "currency", "timestamp", "risk_level", "fraud_score", "action",
-            "merchant_id", "channel", "device_id")
-    return [{k: r.get(k) for k in keep if k in r} for r in records[:RECENT_ACTIVITY]]
+    return [recent_activity_item(r) for r in records[:RECENT_ACTIVITY]]
 
 
-def alert_queue(services: Any, limit: int = 50, hours: float = 72, cursor: str | None = None,
+def alert_queue(views: "DashboardViews", limit: int = 50, hours: float = 72, cursor: str | None = None,
                 now: datetime | None = None) -> dict[str, Any]:
     limit = max(1, min(int(limit), MAX_LIMIT))
     hours = max(1.0, min(float(hours), MAX_HOURS))
@@ -104,13 +90,13 @@ def alert_queue(services: Any, limit: int = 50, hours: float = 72, cursor: str |
         after_time, after_id = None, None
         window_start = now - timedelta(hours=hours)
         upper = now
-    labels = services.label_store
+    labels = views.label_store
     items: list[dict[str, Any]] = []
     hour = upper.replace(minute=0, second=0, microsecond=0)
     scanned_hours = 0
     exhausted = True
     while hour + timedelta(hours=1) > window_start:
-        rows = _hour_rows(services.audit, hour, upper, window_start)
+        rows = _hour_rows(views.audit, hour, upper, window_start)
         scanned_hours += 1
         if after_time is not None:
             rows = [r for r in rows if (r["event_time"], r["RowKey"]) < (after_time, after_id)]
@@ -128,38 +114,23 @@ def alert_queue(services: Any, limit: int = 50, hours: float = 72, cursor: str |
     next_cursor = encode_cursor(page[-1]["event_time"], page[-1]["RowKey"], window_start) if more else None
     activity: dict[str, list] = {}
     customers = list(dict.fromkeys(r["customer_id"] for r in page))
-    for customer, recent in zip(customers, _fanout.map(lambda c: _recent_activity(services.profiles, c), customers)):
+    for customer, recent in zip(customers, _fanout.map(lambda c: _recent_activity(views.profiles, c), customers)):
         activity[customer] = recent
-    alerts = [{
-        "transaction_id": r["RowKey"],
-        "customer_id": r.get("customer_id"),
-        "amount": r.get("transaction_amount"),
-        "currency": r.get("currency") or "",
-        "score": r.get("fraud_score"),
-        "risk_level": r.get("risk_level"),
-        "action": r.get("action"),
-        "reasons": _parse_reasons(r.get("reasons")),
-        "time": r["event_time"].isoformat(),
-        "timestamp": r.get("timestamp"),
-        "channel": r.get("channel") or "",
-        "merchant_id": r.get("merchant_id") or "",
-        "device_id": r.get("device_id") or "",
-        "model_version": r.get("model_version"),
-        "recent_activity": [a for a in activity.get(r.get("customer_id"), []) if a.get("transaction_id") != r["RowKey"]],
-    } for r in page]
+    alerts = [alert_item(r, r["event_time"], [a for a in activity.get(r.get("customer_id"), [])
+                                              if a["transaction_id"] != r["RowKey"]]) for r in page]
     return {"alerts": alerts, "count": len(alerts), "next_cursor": next_cursor,
             "window": {"start": window_start.isoformat(), "end": now.isoformat(), "hours": hours},
             "scanned_hours": scanned_hours, "complete": exhausted and not more}
 
 
 # -- stats ---------------------------------------------------------------------------------
-def model_summary(services: Any) -> dict[str, Any]:
-    pointer = services.registry.current()
-    serving = services.serving_model.loaded
+def model_summary(views: "DashboardViews") -> dict[str, Any]:
+    pointer = views.registry.current()
+    serving = views.serving_model.loaded
     history = []
-    for version in services.registry.list_versions():
+    for version in views.registry.list_versions():
         try:
-            manifest = services.registry.manifest(version)
+            manifest = views.registry.manifest(version)
         except Exception:
             continue
         test = manifest.get("metrics", {}).get("test", {})
@@ -171,13 +142,12 @@ def model_summary(services: Any) -> dict[str, Any]:
     history.sort(key=lambda v: (v.get("created_at") or "", v["version"]), reverse=True)
     return {"version": pointer.version, "serving_version": serving.version if serving else None,
             "promoted_at": pointer.document.get("updated_at"), "previous": pointer.document.get("previous"),
-            "pointer": pointer.document, "swap_history": [e.__dict__ for e in services.serving_model.history],
+            "pointer": pointer.document, "swap_history": [e.__dict__ for e in views.serving_model.history],
             "history": history}
 
 
-def _psi_thresholds(services: Any) -> dict[str, float]:
-    env = getattr(services, "env", None)
-    return {"warn": float(setting("FRAUD_PSI_WARN", env)), "alert": float(setting("FRAUD_PSI_ALERT", env))}
+def _psi_thresholds(views: "DashboardViews") -> dict[str, float]:
+    return {"warn": views.psi_warn, "alert": views.psi_alert}
 
 
 def _score_histogram(scores: list[float]) -> dict[str, Any]:
@@ -221,10 +191,9 @@ def _from_report(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _from_audit(services: Any, now: datetime, cap: int) -> dict[str, Any]:
+def _from_audit(views: "DashboardViews", now: datetime, cap: int) -> dict[str, Any]:
     """The monitoring window's newest decisions, hour by hour backwards, at most ``cap`` rows."""
-    env = getattr(services, "env", None)
-    hours = float(setting("FRAUD_MONITOR_WINDOW_HOURS", env))
+    hours = views.window_hours
     start = now - timedelta(hours=hours)
     per_hour: Counter = Counter()
     alerts_per_hour: Counter = Counter()
@@ -236,7 +205,7 @@ def _from_audit(services: Any, now: datetime, cap: int) -> dict[str, Any]:
     while upper > start and not capped:
         lower = max(start, upper.replace(minute=0, second=0, microsecond=0) if upper.minute or upper.second
                     or upper.microsecond else upper - timedelta(hours=1))
-        for row in services.audit.read(lower, upper, select=["fraud_score", "risk_level", "latency_ms", "event_time"]):
+        for row in views.audit.read(lower, upper, select=["fraud_score", "risk_level", "latency_ms", "event_time"]):
             if rows >= cap:
                 capped = True
                 break
@@ -273,23 +242,45 @@ _fallback_cache: dict[tuple, tuple[float, dict[str, Any]]] = {}
 FALLBACK_CACHE_SECONDS = 60.0
 
 
-def _cached_from_audit(services: Any, now: datetime, cap: int) -> dict[str, Any]:
+def _cached_from_audit(views: "DashboardViews", now: datetime, cap: int) -> dict[str, Any]:
     """The fallback aggregate, reused for a minute per audit table (it is the slow path)."""
-    key = (services.audit.name, cap)
+    key = (views.audit.name, cap)
     hit = _fallback_cache.get(key)
     if hit and time.monotonic() - hit[0] < FALLBACK_CACHE_SECONDS:
         return {**hit[1], "cached": True}
-    body = _from_audit(services, now, cap)
+    body = _from_audit(views, now, cap)
     _fallback_cache.clear()
     _fallback_cache[key] = (time.monotonic(), body)
     return {**body, "cached": False}
 
 
-def dashboard_stats(services: Any, now: datetime | None = None, cap: int = FALLBACK_ROW_CAP) -> dict[str, Any]:
+def dashboard_stats(views: "DashboardViews", now: datetime | None = None, cap: int = FALLBACK_ROW_CAP) -> dict[str, Any]:
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    report = services.monitoring_blobs.latest()
-    body = _from_report(report) if report else _cached_from_audit(services, now, cap)
-    body["psi_thresholds"] = _psi_thresholds(services)
-    body["model"] = model_summary(services)
+    report = views.monitoring_blobs.latest()
+    body = _from_report(report) if report else _cached_from_audit(views, now, cap)
+    body["psi_thresholds"] = _psi_thresholds(views)
+    body["model"] = model_summary(views)
     body["generated_at"] = now.isoformat()
     return body
+
+
+@dataclass
+class DashboardViews:
+    """What the dashboard reads, and how it is judged: the read models' only dependencies."""
+
+    audit: Any
+    label_store: Any
+    profiles: Any
+    registry: Any
+    serving_model: Any
+    monitoring_blobs: Any
+    psi_warn: float
+    psi_alert: float
+    window_hours: float
+
+    def alert_queue(self, limit: int = 50, hours: float = 72, cursor: str | None = None,
+                    now: datetime | None = None) -> dict[str, Any]:
+        return alert_queue(self, limit=limit, hours=hours, cursor=cursor, now=now)
+
+    def stats(self, now: datetime | None = None, cap: int = FALLBACK_ROW_CAP) -> dict[str, Any]:
+        return dashboard_stats(self, now=now, cap=cap)

@@ -7,24 +7,19 @@ RowKey is the transaction id: writes are upserts, so a repeated write changes no
 """
 from __future__ import annotations
 
-import json
 import zlib
 from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
 
-from shared.request_fanout import RequestFanout
-from shared.table_batch import read_entity, submit_batch
-from shared.storage import create_if_missing
+from shared.domain.decision_record import DecisionRecord
+from shared.service.fanout import RequestFanout
+from shared.service.ports import ScoredElsewhere
+from shared.adapters.tables import read_entity, submit_batch
+from shared.adapters.storage_account import create_if_missing
 
 MAX_BATCH = 100
-# The seed's log structure first, then what we add.
-EXPORT_COLUMNS = (
-    "transaction_id", "customer_id", "transaction_amount", "fraud_score", "risk_level", "timestamp", "label",
-    "action", "is_fraud", "reasons", "rules_fired", "model_version", "latency_ms", "scored_at",
-    "currency", "channel", "merchant_id", "merchant_category", "device_id", "country", "source",
-)
 
 
 def shard_of(transaction_id: str, shards: int) -> int:
@@ -56,41 +51,17 @@ class AuditLog:
     def ensure_table(self) -> None:
         create_if_missing(self._table.create_table)
 
-    def write(self, records: Iterable[Mapping[str, Any]]) -> int:
-        """Upsert decision records (dicts from the scoring service); batched per partition."""
+    def write(self, records: Iterable[DecisionRecord]) -> int:
+        """Upsert decisions (entity fields: ``DecisionRecord.audit_fields``); batched per partition."""
         by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for record in records:
-            event_time = datetime.fromisoformat(record["timestamp"])
-            entity = {
-                "PartitionKey": partition_key(event_time, record["transaction_id"], self.shards),
-                "RowKey": record["transaction_id"],
-                "transaction_id": record["transaction_id"],
-                "customer_id": record["customer_id"],
-                "transaction_amount": float(record["transaction_amount"]),
-                "currency": record.get("currency") or "",
-                "fraud_score": float(record["fraud_score"]),
-                "risk_level": record["risk_level"],
-                "action": record["action"],
-                "is_fraud": bool(record["is_fraud"]),
-                "reasons": json.dumps(record.get("reasons", [])),
-                "rules_fired": json.dumps(record.get("rules_fired", [])),
-                "model_version": record["model_version"],
-                "features": json.dumps(record["features"]),
-                "latency_ms": float(record.get("latency_ms", 0.0)),
-                "timestamp": record["timestamp"],
-                "event_time": event_time.astimezone(timezone.utc),
-                "scored_at": record["scored_at"],
-                "channel": record.get("channel") or "",
-                "merchant_id": record.get("merchant_id") or "",
-                "merchant_category": record.get("merchant_category") or "",
-                "device_id": record.get("device_id") or "",
-                "country": record.get("country") or "",
-                "source": record.get("source") or "",
-            }
+            fields = record.audit_fields()
+            entity = {"PartitionKey": partition_key(fields["event_time"], record.transaction_id, self.shards),
+                      "RowKey": record.transaction_id, **fields}
             by_partition[entity["PartitionKey"]].append(entity)
-            by_partition[index_partition(record["transaction_id"])].append({
-                "PartitionKey": index_partition(record["transaction_id"]), "RowKey": record["transaction_id"],
-                "audit_pk": entity["PartitionKey"], "customer_id": record["customer_id"],
+            by_partition[index_partition(record.transaction_id)].append({
+                "PartitionKey": index_partition(record.transaction_id), "RowKey": record.transaction_id,
+                "audit_pk": entity["PartitionKey"], "customer_id": record.customer_id,
                 "event_time": entity["event_time"].isoformat(), "merchant_id": entity["merchant_id"],
             })
         chunks = [entities[start:start + MAX_BATCH] for entities in by_partition.values()
@@ -131,19 +102,18 @@ class AuditLog:
         for row in rows:
             yield dict(row)
 
-    def locate(self, transaction_ids: list[str]) -> dict[str, dict[str, Any]]:
+    def locate(self, transaction_ids: list[str]) -> dict[str, ScoredElsewhere]:
         """transaction id -> {audit_pk, customer_id} for the ids that were scored."""
         # Point reads: an OR of row keys would scan the whole (ever-growing) index partition.
         def read(txn_id: str) -> dict[str, Any] | None:
             hit = read_entity(self._table, index_partition(txn_id), txn_id)
             return hit[0] if hit else None
 
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, ScoredElsewhere] = {}
         for entity in self._fanout.map(read, list(dict.fromkeys(transaction_ids))):
             if entity is not None:
-                found[entity["RowKey"]] = {"audit_pk": entity["audit_pk"], "customer_id": entity["customer_id"],
-                                           "event_time": entity.get("event_time"),
-                                           "merchant_id": entity.get("merchant_id") or ""}
+                found[entity["RowKey"]] = ScoredElsewhere(entity["customer_id"], entity["audit_pk"],
+                                                          entity.get("event_time"), entity.get("merchant_id") or "")
         return found
 
     def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int:
@@ -157,8 +127,3 @@ class AuditLog:
                 written += len(submit_batch(self._table, [("upsert", e) for e in entities[start:start + MAX_BATCH]]))
         return written
 
-
-def export_row(entity: Mapping[str, Any]) -> dict[str, Any]:
-    row = {column: entity.get(column, "") for column in EXPORT_COLUMNS}
-    row["label"] = "" if entity.get("label") in (None, "") else entity.get("label")
-    return row

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
-from shared.schema import FieldError, _check_id, parse_timestamp
+from shared.domain.transaction import FieldError, _check_id, parse_timestamp
 
 FRAUD_WORDS = {"1", "true", "fraud", "yes", "1.0"}
 LEGIT_WORDS = {"0", "false", "legit", "legitimate", "genuine", "no", "0.0"}

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
-from shared.scoring import ScoringContention
-from shared.serving_model import ModelUnavailable, NoModelPublished
+from shared.service.scoring import ScoringContention
+from shared.service.model_serving import ModelUnavailable, NoModelPublished
 
 
 def is_transient(exc: BaseException) -> bool:

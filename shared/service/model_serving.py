@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Protocol
 
-from shared.model import FraudModel, ModelArtifact, ModelRejected, load_model
+from shared.domain.model import FraudModel, ModelArtifact, ModelRejected, load_model
 
 log = logging.getLogger(__name__)
 

@@ -13,21 +13,22 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping
 
-from shared.alerts import AlertQueue, AlertWebhook
-from shared.audit_log import AuditLog
-from shared.dead_letter import DeadLetterStore
-from shared.decision import DecisionPolicy, DecisionRules, Thresholds
-from shared.model import FraudModel
-from shared.label_store import LabelStore
-from shared.merchant_store import MerchantRiskCache, MerchantRiskStore
-from shared.model_registry import ModelRegistry
-from shared.monitoring import MonitoringConfig, MonitoringService
-from shared.monitoring_store import LabelFileContainer, MonitoringBlobs
-from shared.profile_store import CommitConflict, ProfileStore
-from shared.scoring import FraudScoringService
-from shared.serving_model import ServingModel
-from shared.settings import setting, setting_float, setting_int
-from shared.storage import StorageAccount
+from shared.adapters.alert_queue import AlertQueue, AlertWebhook
+from shared.adapters.audit_table import AuditLog
+from shared.adapters.dead_letter_blobs import DeadLetterStore
+from shared.domain.decision import DecisionPolicy, DecisionRules, Thresholds
+from shared.domain.model import FraudModel
+from shared.adapters.label_table import LabelStore
+from shared.adapters.merchant_table import MerchantRiskCache, MerchantRiskStore
+from shared.adapters.model_registry import ModelRegistry
+from shared.service.dashboard_views import DashboardViews
+from shared.service.monitoring import MonitoringConfig, MonitoringService
+from shared.adapters.monitoring_blobs import LabelFileContainer, MonitoringBlobs
+from shared.adapters.profile_table import ProfileStore
+from shared.service.scoring import FraudScoringService
+from shared.service.model_serving import ServingModel
+from shared.config import FraudConfig
+from shared.adapters.storage_account import StorageAccount
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,10 @@ class AppServices:
     _policies: dict[str, DecisionPolicy] = field(default_factory=dict)
 
     @cached_property
+    def config(self) -> FraudConfig:
+        return FraudConfig.from_env(self.env)
+
+    @cached_property
     def storage(self) -> StorageAccount:
         return StorageAccount.from_settings(self.env)
 
@@ -86,36 +91,35 @@ class AppServices:
 
     @cached_property
     def registry(self) -> ModelRegistry:
-        return ModelRegistry(self.blob_service, setting("FRAUD_MODEL_CONTAINER", self.env))
+        return ModelRegistry(self.blob_service, self.config.model_container)
 
     @cached_property
     def serving_model(self) -> ServingModel:
-        return ServingModel(self.registry, refresh_seconds=float(setting("FRAUD_MODEL_REFRESH_SECONDS", self.env)))
+        return ServingModel(self.registry, refresh_seconds=self.config.model_refresh_seconds)
 
     @cached_property
     def profiles(self) -> ProfileStore:
-        return ProfileStore(self.table_service.get_table_client(setting("FRAUD_PROFILE_TABLE", self.env)),
-                            cache_size=setting_int("FRAUD_PROFILE_CACHE_SIZE", self.env))
+        return ProfileStore(self.table_service.get_table_client(self.config.profile_table),
+                            cache_size=self.config.profile_cache_size)
 
     @cached_property
     def audit(self) -> AuditLog:
-        return AuditLog(self.table_service.get_table_client(setting("FRAUD_AUDIT_TABLE", self.env)),
-                        setting_int("FRAUD_AUDIT_SHARDS", self.env))
+        return AuditLog(self.table_service.get_table_client(self.config.audit_table), self.config.audit_shards)
 
     @cached_property
     def alerts(self) -> AlertQueue:
-        return AlertQueue(self.queue_service, setting("FRAUD_ALERT_QUEUE", self.env))
+        return AlertQueue(self.queue_service, self.config.alert_queue)
 
     @cached_property
     def dead_letters(self) -> DeadLetterStore:
-        return DeadLetterStore(self.blob_service, setting("FRAUD_DEAD_LETTER_CONTAINER", self.env))
+        return DeadLetterStore(self.blob_service, self.config.dead_letter_container)
 
     @cached_property
     def rules_source(self) -> RulesSource:
-        return RulesSource(setting("FRAUD_RULES", self.env), setting("FRAUD_RULES_BLOB", self.env), self.blob_service)
+        return RulesSource(self.config.rules_inline, self.config.rules_blob, self.blob_service)
 
     def policy_for(self, model: FraudModel) -> DecisionPolicy:
-        overrides = {k: setting_float(f"FRAUD_{k.upper()}_THRESHOLD", self.env) for k in ("high", "medium", "alert")}
+        overrides = self.config.threshold_overrides
         rules = self.rules_source.rules()
         cached = self._policies.get(model.version)
         if cached is None or cached.rules is not rules:
@@ -125,7 +129,7 @@ class AppServices:
 
     @cached_property
     def scoring(self) -> FraudScoringService:
-        webhook_url = setting("FRAUD_ALERT_WEBHOOK_URL", self.env)
+        webhook_url = self.config.alert_webhook_url
         return FraudScoringService(
             profiles=self.profiles,
             audit=self.audit,
@@ -133,25 +137,23 @@ class AppServices:
             dead_letters=self.dead_letters,
             model=self.serving_model,
             policy_for=self.policy_for,
-            conflict_error=CommitConflict,
             webhook=AlertWebhook(webhook_url) if webhook_url else None,
             merchants=self.merchant_cache,
-            default_currency=setting("FRAUD_DEFAULT_CURRENCY", self.env),
-            max_amount=float(setting("FRAUD_MAX_AMOUNT", self.env)),
+            default_currency=self.config.default_currency,
+            max_amount=self.config.max_amount,
         )
 
     @cached_property
     def label_store(self) -> LabelStore:
-        return LabelStore(self.table_service.get_table_client(setting("FRAUD_LABEL_TABLE", self.env)))
+        return LabelStore(self.table_service.get_table_client(self.config.label_table))
 
     @cached_property
     def label_files(self) -> LabelFileContainer:
-        return LabelFileContainer(self.blob_service, setting("FRAUD_LABELS_CONTAINER", self.env))
+        return LabelFileContainer(self.blob_service, self.config.labels_container)
 
     @cached_property
     def monitoring_blobs(self) -> MonitoringBlobs:
-        return MonitoringBlobs(self.blob_service, setting("FRAUD_MONITORING_CONTAINER", self.env),
-                               setting("FRAUD_RETRAIN_CONTAINER", self.env))
+        return MonitoringBlobs(self.blob_service, self.config.monitoring_container, self.config.retrain_container)
 
     def serving_manifest(self) -> dict | None:
         """The manifest of the model serving now (or the registry's current one)."""
@@ -164,24 +166,30 @@ class AppServices:
     @cached_property
     def monitoring(self) -> MonitoringService:
         config = MonitoringConfig(
-            window_hours=float(setting("FRAUD_MONITOR_WINDOW_HOURS", self.env)),
-            psi_warn=float(setting("FRAUD_PSI_WARN", self.env)),
-            psi_alert=float(setting("FRAUD_PSI_ALERT", self.env)),
-            retrain_cooldown_hours=float(setting("FRAUD_RETRAIN_COOLDOWN_HOURS", self.env)),
-            min_labelled_fraud=setting_int("FRAUD_RETRAIN_MIN_LABELLED_FRAUD", self.env),
-            min_recall=float(setting("FRAUD_RETRAIN_MIN_RECALL", self.env)),
-            label_delay_days=float(setting("FRAUD_LABEL_DELAY_DAYS", self.env)),
+            window_hours=self.config.monitor_window_hours,
+            psi_warn=self.config.psi_warn,
+            psi_alert=self.config.psi_alert,
+            retrain_cooldown_hours=self.config.retrain_cooldown_hours,
+            min_labelled_fraud=self.config.retrain_min_labelled_fraud,
+            min_recall=self.config.retrain_min_recall,
+            label_delay_days=self.config.label_delay_days,
         )
         return MonitoringService(self.audit, self.label_store, self.label_files, self.monitoring_blobs,
                                  self.serving_manifest, merchants=self.merchant_store, config=config)
 
     @cached_property
     def merchant_store(self) -> MerchantRiskStore:
-        return MerchantRiskStore(self.table_service.get_table_client(setting("FRAUD_MERCHANT_TABLE", self.env)))
+        return MerchantRiskStore(self.table_service.get_table_client(self.config.merchant_table))
 
     @cached_property
     def merchant_cache(self) -> MerchantRiskCache:
-        return MerchantRiskCache(self.merchant_store, float(setting("FRAUD_MERCHANT_CACHE_SECONDS", self.env)))
+        return MerchantRiskCache(self.merchant_store, self.config.merchant_cache_seconds)
+
+    @cached_property
+    def dashboard(self) -> DashboardViews:
+        return DashboardViews(self.audit, self.label_store, self.profiles, self.registry, self.serving_model,
+                              self.monitoring_blobs, psi_warn=self.config.psi_warn, psi_alert=self.config.psi_alert,
+                              window_hours=self.config.monitor_window_hours)
 
     def ensure_resources(self) -> None:
         """Create the tables, containers and queue if missing (idempotent; local runs and tests)."""

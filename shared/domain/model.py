@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from shared.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
+from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
 
 DEFAULT_THRESHOLDS = {"high": 0.8, "medium": 0.5, "alert": 0.7}
 

@@ -9,8 +9,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from shared.features import MISSING, feature_index
-from shared.schema import Transaction
+from shared.domain.features import MISSING, feature_index
+from shared.domain.transaction import Transaction
 
 RISK_ORDER = ("Low", "Medium", "High")
 ACTIONS = {"Low": "approve", "Medium": "review", "High": "block"}
@@ -178,7 +178,3 @@ class DecisionPolicy:
             rules_fired=tuple(r[0] for r in fired),
         )
 
-
-def verdict_to_dict(v: Verdict) -> dict[str, Any]:
-    return {"risk_level": v.risk_level, "action": v.action, "is_fraud": v.is_fraud,
-            "reasons": list(v.reasons), "rules_fired": list(v.rules_fired)}

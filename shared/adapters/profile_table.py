@@ -16,31 +16,21 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Sequence
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.features import CustomerProfile
-from shared.table_batch import query_row_keys, read_entity, submit_batch
-from shared.storage import create_if_missing
+from shared.domain.decision_record import DecisionRecord
+from shared.domain.features import CustomerProfile
+from shared.service.ports import CommitConflict, StoredProfile
+from shared.adapters.tables import query_row_keys, read_entity, submit_batch
+from shared.adapters.storage_account import create_if_missing
 
 PROFILE_ROW = "profile"
 TXN_PREFIX = "txn:"
 MAX_TXNS_PER_COMMIT = 99  # an entity-group transaction holds at most 100 operations
-
-
-class CommitConflict(Exception):
-    """The profile changed or a transaction was already applied since the read."""
-
-
-@dataclass
-class StoredProfile:
-    customer_id: str
-    profile: CustomerProfile
-    etag: str | None  # None: no profile row yet
 
 
 def txn_row_key(transaction_id: str) -> str:
@@ -105,15 +95,14 @@ class ProfileStore:
         entity, etag = found
         return StoredProfile(customer_id, CustomerProfile.from_json(entity["state"]), etag)
 
-    def applied(self, customer_id: str, transaction_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The stored decision records of those transactions already applied."""
+    def applied(self, customer_id: str, transaction_ids: Iterable[str]) -> dict[str, DecisionRecord]:
+        """The stored decisions of those transactions already applied."""
         rows = query_row_keys(self._table, customer_id, (txn_row_key(t) for t in transaction_ids))
-        return {entity["RowKey"][len(TXN_PREFIX):]: json.loads(entity["decision"]) for entity in rows}
+        return {entity["RowKey"][len(TXN_PREFIX):]: _decision(entity) for entity in rows}
 
-    def commit(self, stored: StoredProfile, decisions: list[Mapping[str, Any]]) -> None:
-        """Write the updated profile and the new transactions' rows atomically.
+    def commit(self, stored: StoredProfile, decisions: Sequence[DecisionRecord]) -> None:
+        """Write the updated profile and the new transactions' rows atomically (at most 99).
 
-        ``decisions`` are JSON-serialisable records with ``transaction_id``; at most 99.
         Raises ``CommitConflict`` when the condition fails (retry after a re-read).
         """
         if not 0 < len(decisions) <= MAX_TXNS_PER_COMMIT:
@@ -133,9 +122,9 @@ class ProfileStore:
         for record in decisions:
             operations.append(("create", {
                 "PartitionKey": stored.customer_id,
-                "RowKey": txn_row_key(record["transaction_id"]),
-                "decision": json.dumps(record, separators=(",", ":")),
-                "alert_state": "pending" if record.get("alert") else "none",
+                "RowKey": txn_row_key(record.transaction_id),
+                "decision": json.dumps(record.document(), separators=(",", ":")),
+                "alert_state": "pending" if record.alert else "none",
                 "applied_at": now,
             }))
         try:
@@ -178,13 +167,17 @@ class ProfileStore:
             mode=UpdateMode.MERGE,
         )
 
-    def recent_transactions(self, customer_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    def recent_transactions(self, customer_id: str, limit: int = 20) -> list[DecisionRecord]:
         """A customer's latest decisions (for analysts), newest first."""
         rows = self._table.query_entities(
             "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
             parameters={"pk": customer_id, "lo": TXN_PREFIX, "hi": TXN_PREFIX[:-1] + chr(ord(":") + 1)},
             select=["decision"],
         )
-        records = [json.loads(r["decision"]) for r in rows]
-        records.sort(key=lambda r: r.get("timestamp", ""), reverse=True)
+        records = [_decision(r) for r in rows]
+        records.sort(key=lambda r: r.transaction.timestamp, reverse=True)
         return records[:limit]
+
+
+def _decision(entity: dict[str, Any]) -> DecisionRecord:
+    return DecisionRecord.from_document(json.loads(entity["decision"]))

@@ -19,9 +19,9 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
 
-from shared.labels import Label
-from shared.table_batch import read_entity, submit_batch
-from shared.storage import create_if_missing, shard_key
+from shared.domain.labels import Label
+from shared.adapters.tables import read_entity, submit_batch
+from shared.adapters.storage_account import create_if_missing, shard_key
 
 SHARDS = 16
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Mapping
 
-from shared.settings import STORAGE_CONNECTION, setting_int
+from shared.config import STORAGE_CONNECTION, setting_int
 
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented; not a secret).

@@ -12,18 +12,13 @@ import logging
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Mapping
+from typing import Any
 
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
-from shared.storage import create_if_missing
+from shared.adapters.storage_account import create_if_missing
+from shared.domain.decision_record import DecisionRecord
 
 log = logging.getLogger(__name__)
-
-
-def alert_message(record: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("transaction_id", "customer_id", "transaction_amount", "currency", "fraud_score", "risk_level",
-            "action", "reasons", "rules_fired", "model_version", "timestamp", "channel", "merchant_id", "device_id")
-    return {k: record.get(k) for k in keys}
 
 
 class AlertQueue:
@@ -35,8 +30,8 @@ class AlertQueue:
     def ensure_queue(self) -> None:
         create_if_missing(self._queue.create_queue)
 
-    def send(self, record: Mapping[str, Any]) -> None:
-        self._queue.send_message(json.dumps(alert_message(record)))
+    def send(self, record: DecisionRecord) -> None:
+        self._queue.send_message(json.dumps(record.alert_message()))
 
     def count(self) -> int:
         return int(self._queue.get_queue_properties().approximate_message_count or 0)
@@ -65,14 +60,15 @@ class AlertWebhook:
         self.timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="alert-webhook")
 
-    def _card(self, record: Mapping[str, Any]) -> bytes:
-        reasons = "; ".join(record.get("reasons") or [])
-        text = (f"**{record.get('risk_level')} risk** transaction {record.get('transaction_id')} of customer "
-                f"{record.get('customer_id')}: {record.get('transaction_amount'):,.2f} {record.get('currency') or ''}, "
-                f"score {record.get('fraud_score'):.2f}, action {record.get('action')}. {reasons}")
-        return json.dumps({"text": text, "alert": alert_message(record)}).encode()
+    def _card(self, record: DecisionRecord) -> bytes:
+        message = record.alert_message()
+        reasons = "; ".join(message["reasons"])
+        text = (f"**{message['risk_level']} risk** transaction {message['transaction_id']} of customer "
+                f"{message['customer_id']}: {message['transaction_amount']:,.2f} {message['currency'] or ''}, "
+                f"score {message['fraud_score']:.2f}, action {message['action']}. {reasons}")
+        return json.dumps({"text": text, "alert": message}).encode()
 
-    def post_now(self, record: Mapping[str, Any]) -> bool:
+    def post_now(self, record: DecisionRecord) -> bool:
         body = self._card(record)
         for attempt in range(self.attempts):
             try:
@@ -83,8 +79,8 @@ class AlertWebhook:
             except Exception as exc:  # network errors of every kind: retry, then log
                 log.warning("alert webhook attempt %d failed: %s", attempt + 1, exc)
             time.sleep(min(0.5 * 2 ** attempt, 8.0))
-        log.error("alert webhook gave up on transaction %s", record.get("transaction_id"))
+        log.error("alert webhook gave up on transaction %s", record.transaction_id)
         return False
 
-    def post(self, record: Mapping[str, Any]):
-        return self._pool.submit(self.post_now, dict(record))
+    def post(self, record: DecisionRecord):
+        return self._pool.submit(self.post_now, record)

@@ -17,10 +17,11 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from shared.drift import DriftAccumulator, ReferenceHistogram, population_stability_index
-from shared.labels import Label, parse_label_file
-from shared.merchant_risk import as_of_hour, label_known_at
-from shared.metrics import percentiles, summarize
+from shared.domain.decision_record import unpack_features
+from shared.domain.drift import DriftAccumulator, ReferenceHistogram, population_stability_index
+from shared.domain.labels import Label, parse_label_file
+from shared.domain.merchant_risk import as_of_hour, label_known_at
+from shared.domain.metrics import percentiles, summarize
 
 log = logging.getLogger(__name__)
 READ_COLUMNS = ["RowKey", "features", "fraud_score", "risk_level", "latency_ms", "label", "event_time", "model_version"]
@@ -93,14 +94,14 @@ class MonitoringService:
                                                             "attempts": int(row.get("attempts") or 0) + 1}))
                 continue
             labelled_at = row.get("labelled_at") or ""
-            to_audit.append((where["audit_pk"], txn_id, {"label": str(row["label"]), "labelled_at": labelled_at,
+            to_audit.append((where.audit_pk, txn_id, {"label": str(row["label"]), "labelled_at": labelled_at,
                                                           "label_source": row.get("source", "")}))
-            marks.append((row["PartitionKey"], txn_id, {"status": "joined", "joined_at": now, "audit_pk": where["audit_pk"]}))
-            if int(row["label"]) == 1 and where.get("event_time"):
-                event_time = datetime.fromisoformat(where["event_time"])
-                self.labels.mark_compromised(where["customer_id"], event_time)
+            marks.append((row["PartitionKey"], txn_id, {"status": "joined", "joined_at": now, "audit_pk": where.audit_pk}))
+            if int(row["label"]) == 1 and where.event_time:
+                event_time = datetime.fromisoformat(where.event_time)
+                self.labels.mark_compromised(where.customer_id, event_time)
                 known = datetime.fromisoformat(labelled_at).timestamp() if labelled_at else None
-                frauds.append((where.get("merchant_id", ""), txn_id, event_time.timestamp(),
+                frauds.append((where.merchant_id, txn_id, event_time.timestamp(),
                                label_known_at(event_time.timestamp(), known, self.config.label_delay_days)))
         if frauds and self.merchants is not None:
             self.merchants.add_frauds(frauds)  # before the labels are marked joined: a crash re-joins them
@@ -161,7 +162,7 @@ class MonitoringService:
             if row["event_time"] < start:
                 continue
             rows += 1
-            vector = json.loads(row["features"])
+            vector = unpack_features(row["features"])
             if len(vector) == len(names):
                 chunk.append(vector)
                 if len(chunk) >= 5000:
