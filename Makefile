@@ -10,11 +10,12 @@ NODE_STAMP := node_modules/.installed
 INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed
 
-.PHONY: setup run test bench bench-load checkov clean help
+.PHONY: setup run test test-fast bench bench-load checkov clean help
 
 help:
 	@echo "make run    - local end-to-end run on Azurite with synthetic data (then serves the API)"
 	@echo "make test   - the whole test suite (starts its own Azurite)"
+	@echo "make test-fast - the unit tests only: domain and services on in-memory fakes (seconds, no Azurite)"
 	@echo "make bench  - benchmarks, written to docs/BENCHMARKS.md"
 	@echo "make bench-load - the HTTP API under fixed request rates (locust, ~5 min), written to docs/BENCHMARKS.md"
 	@echo "make checkov - checkov over infra/bicep (also part of make test)"
@@ -46,6 +47,10 @@ run: setup
 test: setup $(INFRA_STAMP) $(CHROMIUM)
 	$(MAKE) --no-print-directory checkov
 	$(PY) -m pytest
+
+# The inner loop: domain and services on in-memory fakes; no Azurite, no browser, no network.
+test-fast: $(PY_STAMP)
+	$(PY) -m pytest tests/unit
 
 # Checkov over the Bicep (its own venv: its dependencies would fight the app's pins).
 checkov: $(INFRA_STAMP)

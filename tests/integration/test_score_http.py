@@ -8,7 +8,7 @@ import pytest
 from fraud_events import http_get, http_post, transaction
 from functions.score_http import health_http, openapi_http, predict_http, score_http
 
-SPEC = json.loads((Path(__file__).resolve().parent.parent / "functions" / "openapi.json").read_text())
+SPEC = json.loads((Path(__file__).resolve().parents[2] / "functions" / "openapi.json").read_text())
 SEED_EXAMPLE = {"customer_id": "C12345", "transaction_amount": 250000, "device_id": "new_device_99",
                 "merchant_category": "electronics", "channel": "online"}
 

@@ -45,7 +45,7 @@ from schemathesis.specs.openapi.checks import (
 from function_app import indexed_functions
 from tools.local_host import serve_in_background
 
-SPEC_PATH = Path(__file__).resolve().parent.parent / "functions" / "openapi.json"
+SPEC_PATH = Path(__file__).resolve().parents[2] / "functions" / "openapi.json"
 SPEC = json.loads(SPEC_PATH.read_text())
 MAX_EXAMPLES = 60  # fuzzed requests per operation, on top of the examples and coverage phases
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from shared.config import SETTINGS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_settings_read_in_code_are_registered():

@@ -1,34 +1,10 @@
-"""numpy metrics equal scikit-learn's; drift statistics equal hand-computed values."""
+"""Metrics and drift statistics equal hand-computed values (tests/integration/test_metrics_reference.py
+compares the metrics with scikit-learn's)."""
 import numpy as np
 import pytest
-from sklearn import metrics as skm
 
 from shared.domain import metrics
 from shared.domain.drift import bin_counts, population_stability_index, reference_histogram
-
-
-@pytest.fixture
-def sample():
-    rng = np.random.default_rng(0)
-    y = (rng.random(4000) < 0.05).astype(int)
-    scores = np.clip(rng.normal(0.2 + 0.5 * y, 0.2), 0, 1).round(3)  # ties on purpose
-    return y, scores
-
-
-def test_roc_auc_and_average_precision_match_scikit_learn(sample):
-    y, s = sample
-    assert metrics.roc_auc(y, s) == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
-    assert metrics.average_precision(y, s) == pytest.approx(skm.average_precision_score(y, s), abs=1e-12)
-
-
-def test_threshold_report_matches_confusion_matrix(sample):
-    y, s = sample
-    r = metrics.threshold_report(y, s, 0.5)
-    tn, fp, fn, tp = skm.confusion_matrix(y, s > 0.5).ravel()
-    assert (r["tp"], r["fp"], r["fn"], r["tn"]) == (tp, fp, fn, tn)
-    assert r["precision"] == pytest.approx(skm.precision_score(y, s > 0.5))
-    assert r["recall"] == pytest.approx(skm.recall_score(y, s > 0.5))
-    assert r["f1"] == pytest.approx(skm.f1_score(y, s > 0.5))
 
 
 def test_recall_at_fpr_and_top_k_by_hand():

@@ -1,0 +1,154 @@
+"""The ports' contracts: one suite, run against the in-memory fakes (tests/unit) and the
+Azure adapters on Azurite (tests/integration). A subclass supplies the ``store`` fixture."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from fraud_events import decision_record
+from shared.domain.dead_letter import DeadLetter
+from shared.domain.features import CustomerProfile
+from shared.domain.transaction import validate_transaction
+from shared.service.ports import CommitConflict
+
+NOW = datetime(2026, 11, 20, 12, 30, tzinfo=timezone.utc)
+
+
+def grown_profile(*amounts: float) -> CustomerProfile:
+    profile = CustomerProfile()
+    for i, amount in enumerate(amounts):
+        txn = validate_transaction({"transaction_id": f"P{i}", "customer_id": "C", "transaction_amount": amount,
+                                    "timestamp": (NOW + timedelta(minutes=i)).isoformat()}, now=NOW).transaction
+        profile.apply(txn)
+    return profile
+
+
+class ProfileContract:
+    """Exactly once: a commit is conditional on the ETag read and creates its transaction rows."""
+
+    def test_a_new_customer_has_an_empty_profile_and_no_etag(self, store):
+        stored = store.load("NEW")
+        assert stored.etag is None and stored.profile.history_count == 0
+
+    def test_a_commit_is_read_back_with_its_decisions(self, store):
+        stored = store.load("C1")
+        stored.profile = grown_profile(100.0, 250.0)
+        records = [decision_record("T1", NOW, "High", customer="C1", features=[0.5, -1.0, 3.25]),
+                   decision_record("T2", NOW + timedelta(minutes=1), "Low", customer="C1")]
+        store.commit(stored, records)
+        again = store.load("C1")
+        assert again.etag is not None and again.profile.to_json() == stored.profile.to_json()
+        applied = store.applied("C1", ["T1", "T2", "T3"])
+        assert set(applied) == {"T1", "T2"} and applied["T1"] == records[0] and applied["T2"] == records[1]
+        assert applied["T1"].features.dtype == np.float32
+        assert np.array_equal(applied["T1"].features, np.asarray([0.5, -1.0, 3.25], dtype=np.float32))
+
+    def test_a_stale_etag_is_refused_and_changes_nothing(self, store):
+        first = store.load("C2")
+        store.commit(first, [decision_record("T1", NOW, "Low", customer="C2")])
+        stale = store.load("C2")
+        current = store.load("C2")
+        store.commit(current, [decision_record("T2", NOW, "Low", customer="C2")])
+        stale.profile = grown_profile(1.0, 2.0, 3.0)
+        with pytest.raises(CommitConflict):
+            store.commit(stale, [decision_record("T3", NOW, "Low", customer="C2")])
+        assert set(store.applied("C2", ["T1", "T2", "T3"])) == {"T1", "T2"}
+        assert store.load("C2").profile.history_count == 0
+
+    def test_two_first_commits_of_one_customer_cannot_both_win(self, store):
+        a, b = store.load("C3"), store.load("C3")
+        store.commit(a, [decision_record("T1", NOW, "Low", customer="C3")])
+        with pytest.raises(CommitConflict):
+            store.commit(b, [decision_record("T2", NOW, "Low", customer="C3")])
+
+    def test_an_applied_transaction_is_refused_even_with_a_current_etag(self, store):
+        store.commit(store.load("C4"), [decision_record("T1", NOW, "Low", customer="C4")])
+        with pytest.raises(CommitConflict):
+            store.commit(store.load("C4"), [decision_record("T1", NOW, "Low", customer="C4"),
+                                            decision_record("T2", NOW, "Low", customer="C4")])
+        assert set(store.applied("C4", ["T1", "T2"])) == {"T1"}
+
+    def test_a_commit_holds_one_to_ninety_nine_transactions(self, store):
+        with pytest.raises(ValueError):
+            store.commit(store.load("C5"), [])
+        with pytest.raises(ValueError):
+            store.commit(store.load("C5"), [decision_record(f"T{i}", NOW, "Low", customer="C5") for i in range(100)])
+        store.commit(store.load("C5"), [decision_record(f"T{i}", NOW, "Low", customer="C5") for i in range(99)])
+        assert len(store.applied("C5", [f"T{i}" for i in range(99)])) == 99
+
+    def test_a_high_decision_is_pending_alert_until_marked_sent(self, store):
+        store.commit(store.load("C6"), [decision_record("H", NOW, "High", customer="C6"),
+                                        decision_record("L", NOW, "Low", customer="C6")])
+        assert store.pending_alert("C6", "H") and not store.pending_alert("C6", "L")
+        assert not store.pending_alert("C6", "unknown")
+        store.mark_alert_sent("C6", "H")
+        assert not store.pending_alert("C6", "H")
+
+    def test_recent_transactions_are_newest_first(self, store):
+        records = [decision_record(f"T{i}", NOW + timedelta(minutes=i), "Low", customer="C7") for i in range(5)]
+        store.commit(store.load("C7"), records[:3])
+        store.commit(store.load("C7"), records[3:])
+        recent = store.recent_transactions("C7", limit=3)
+        assert [r.transaction_id for r in recent] == ["T4", "T3", "T2"]
+
+
+class AuditContract:
+    """Idempotent upserts by transaction id, an id index, reads by event time."""
+
+    def test_written_decisions_are_located_by_id(self, store):
+        store.write([decision_record("A1", NOW, "High", customer="C1", merchant_id="M1"),
+                     decision_record("A2", NOW, "Low", customer="C2", merchant_id=None)])
+        found = store.locate(["A1", "A2", "NOPE", "A1"])
+        assert set(found) == {"A1", "A2"}
+        assert (found["A1"].customer_id, found["A1"].merchant_id) == ("C1", "M1")
+        assert (found["A2"].customer_id, found["A2"].merchant_id) == ("C2", "")
+        assert isinstance(found["A1"].audit_pk, str) and found["A1"].audit_pk
+
+    def test_reads_select_by_event_time_and_keep_features_exact(self, store):
+        vector = [0.1, 1e-7, 12345.678, -1.0]
+        store.write([decision_record("B1", NOW - timedelta(hours=2), "Low", features=vector),
+                     decision_record("B2", NOW, "Medium", features=vector),
+                     decision_record("B3", NOW + timedelta(hours=2), "Low")])
+        rows = list(store.read(NOW - timedelta(hours=1), NOW + timedelta(hours=1)))
+        assert [r["RowKey"] for r in rows] == ["B2"]
+        from shared.domain.decision_record import unpack_features
+
+        assert np.array_equal(unpack_features(rows[0]["features"]), np.asarray(vector, dtype=np.float32))
+        assert rows[0]["risk_level"] == "Medium" and rows[0]["action"] == "review"
+
+    def test_a_rewrite_changes_nothing_and_keeps_a_joined_label(self, store):
+        record = decision_record("C1", NOW, "High")
+        store.write([record])
+        pk = store.locate(["C1"])["C1"].audit_pk
+        store.set_labels([(pk, "C1", {"label": "1", "labelled_at": "", "label_source": "test"})])
+        store.write([record])
+        rows = [r for r in store.read(NOW - timedelta(hours=1), NOW + timedelta(hours=1)) if r["RowKey"] == "C1"]
+        assert len(rows) == 1 and str(rows[0]["label"]) == "1" and rows[0]["fraud_score"] == record.fraud_score
+
+
+class AlertContract:
+    def test_sent_alerts_are_received_once_as_alert_messages(self, store):
+        records = [decision_record("H1", NOW, "High"), decision_record("H2", NOW, "High", customer="C2")]
+        for record in records:
+            store.send(record)
+        received = store.receive_all()
+        assert received == [r.alert_message() for r in records]
+        assert store.receive_all() == []
+
+
+class DeadLetterContract:
+    def test_a_redelivered_poison_event_keeps_one_letter(self, store):
+        meta = {"partition": "0", "sequence_number": 7, "enqueued_time": NOW.isoformat()}
+        letter = DeadLetter(b"{not json", [{"field": "$", "problem": "not JSON"}], "eventhub", meta)
+        first = store.put(letter)
+        assert store.put(letter) == first
+        other = store.put(DeadLetter(b"{not json", [{"field": "$", "problem": "not JSON"}], "eventhub",
+                                     {**meta, "sequence_number": 8}))
+        assert other != first
+        items = dict(store.items())
+        assert set(items) == {first, other}
+        assert items[first]["reasons"] == [{"field": "$", "problem": "not JSON"}] and items[first]["raw_bytes"] == 9
+        store.delete(first)
+        assert [name for name, _ in store.items()] == [other]

@@ -1,0 +1,190 @@
+"""In-memory fakes of the service ports (``shared/service/ports.py``).
+
+Each fake passes the same contract suite (``tests/contracts.py``) as its Azure adapter,
+so a service tested on fakes (``tests/unit/``) behaves as it does on Azurite. They keep
+the adapters' semantics that matter to the services: the profile store's ETag condition
+and create-only transaction rows, the audit log's idempotent upserts and id index, the
+dead-letter store's one letter per event.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from shared.domain.dead_letter import DeadLetter
+from shared.domain.decision_record import DecisionRecord
+from shared.domain.features import CustomerProfile
+from shared.service.ports import CommitConflict, ScoredElsewhere, StoredProfile
+
+MAX_TXNS_PER_COMMIT = 99
+
+
+class FakeProfiles:
+    """Profiles with ETags: a commit names the ETag it read (None: no profile yet) and
+    creates its transaction rows; any mismatch or existing row refuses the whole commit."""
+
+    def __init__(self) -> None:
+        self._profiles: dict[str, tuple[str, str]] = {}  # customer -> (state JSON, etag)
+        self._rows: dict[str, dict[str, tuple[DecisionRecord, str]]] = {}  # customer -> txn id -> (record, alert state)
+        self._etags = itertools.count(1)
+        self._lock = threading.Lock()
+        self.commits = 0
+
+    def load(self, customer_id: str) -> StoredProfile:
+        with self._lock:
+            found = self._profiles.get(customer_id)
+        if found is None:
+            return StoredProfile(customer_id, CustomerProfile(), None)
+        return StoredProfile(customer_id, CustomerProfile.from_json(found[0]), found[1])
+
+    def applied(self, customer_id: str, transaction_ids: Iterable[str]) -> dict[str, DecisionRecord]:
+        with self._lock:
+            rows = self._rows.get(customer_id, {})
+            return {t: rows[t][0] for t in transaction_ids if t in rows}
+
+    def commit(self, stored: StoredProfile, records: Sequence[DecisionRecord]) -> None:
+        if not 0 < len(records) <= MAX_TXNS_PER_COMMIT:
+            raise ValueError(f"a commit takes 1-{MAX_TXNS_PER_COMMIT} transactions, got {len(records)}")
+        with self._lock:
+            current = self._profiles.get(stored.customer_id)
+            if (current[1] if current else None) != stored.etag:
+                raise CommitConflict(f"profile of {stored.customer_id} changed since it was read")
+            rows = self._rows.setdefault(stored.customer_id, {})
+            if any(r.transaction_id in rows for r in records):
+                raise CommitConflict("a transaction was already applied")
+            self._profiles[stored.customer_id] = (stored.profile.to_json(), f"W/\"{next(self._etags)}\"")
+            for record in records:
+                rows[record.transaction_id] = (record, "pending" if record.alert else "none")
+            self.commits += 1
+
+    def pending_alert(self, customer_id: str, transaction_id: str) -> bool:
+        with self._lock:
+            row = self._rows.get(customer_id, {}).get(transaction_id)
+        return row is not None and row[1] == "pending"
+
+    def mark_alert_sent(self, customer_id: str, transaction_id: str) -> None:
+        with self._lock:
+            record, _ = self._rows[customer_id][transaction_id]
+            self._rows[customer_id][transaction_id] = (record, "sent")
+
+    def recent_transactions(self, customer_id: str, limit: int = 20) -> list[DecisionRecord]:
+        with self._lock:
+            records = [r for r, _ in self._rows.get(customer_id, {}).values()]
+        records.sort(key=lambda r: r.transaction.timestamp, reverse=True)
+        return records[:limit]
+
+    def backfill(self, customer_id: str, profile: CustomerProfile, overwrite: bool = False) -> bool:
+        with self._lock:
+            if customer_id in self._profiles and not overwrite:
+                return False
+            self._profiles[customer_id] = (profile.to_json(), f"W/\"{next(self._etags)}\"")
+            return True
+
+
+class FakeAuditLog:
+    """Decisions by transaction id; writes are upserts that keep a joined label."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def write(self, records: Iterable[DecisionRecord]) -> int:
+        written = 0
+        with self._lock:
+            for record in records:
+                fields = record.audit_fields()
+                self._rows[record.transaction_id] = {**self._rows.get(record.transaction_id, {}), **fields,
+                                                     "RowKey": record.transaction_id,
+                                                     "PartitionKey": fields["event_time"].strftime("%Y%m%d%H")}
+                written += 2  # the row and its id index entry, as the adapter counts
+        return written
+
+    def locate(self, transaction_ids: list[str]) -> dict[str, ScoredElsewhere]:
+        with self._lock:
+            return {t: ScoredElsewhere(self._rows[t]["customer_id"], self._rows[t]["PartitionKey"],
+                                       self._rows[t]["event_time"].isoformat(), self._rows[t]["merchant_id"])
+                    for t in dict.fromkeys(transaction_ids) if t in self._rows}
+
+    def read(self, start: datetime, end: datetime, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            rows = [dict(r) for r in self._rows.values() if start <= r["event_time"] < end]
+        for row in rows:
+            yield {k: row[k] for k in select if k in row} if select else row
+
+    def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int:
+        with self._lock:
+            for _, txn_id, fields in labelled:
+                self._rows.setdefault(txn_id, {}).update(fields)
+        return len(labelled)
+
+
+class FakeAlertQueue:
+    def __init__(self) -> None:
+        self._messages: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def send(self, record: DecisionRecord) -> None:
+        with self._lock:
+            self._messages.append(record.alert_message())
+
+    def count(self) -> int:
+        return len(self._messages)
+
+    def receive_all(self) -> list[dict[str, Any]]:
+        with self._lock:
+            out, self._messages = self._messages, []
+        return out
+
+
+class FakeDeadLetters:
+    """One letter per event: the name is the adapter's (enqueued day, source, key)."""
+
+    def __init__(self) -> None:
+        self._letters: dict[str, dict[str, Any]] = {}
+
+    def put(self, letter: DeadLetter, now: datetime | None = None) -> str:
+        now = now or datetime.now(timezone.utc)
+        enqueued = letter.metadata.get("enqueued_time")
+        day = datetime.fromisoformat(enqueued) if isinstance(enqueued, str) else now
+        name = f"{day:%Y/%m/%d}/{letter.source}-{letter.key}.json"
+        self._letters[name] = letter.document(now)
+        return name
+
+    def items(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        yield from list(self._letters.items())
+
+    def list(self) -> Iterator[dict[str, Any]]:
+        for _, document in self.items():
+            yield document
+
+    def delete(self, name: str) -> None:
+        del self._letters[name]
+
+
+@dataclass
+class FakeModel:
+    """A model with the real one's surface (version, thresholds, predict on float32 rows);
+    its score is a fixed function of the features, so tests know what to expect."""
+
+    version: str = "fake-v1"
+    thresholds: dict[str, float] = field(default_factory=lambda: {"high": 0.8, "medium": 0.5, "alert": 0.7})
+    score: Callable[[np.ndarray], np.ndarray] = lambda X: np.full(len(X), 0.1, dtype=np.float32)
+    calls: int = 0
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        assert features.dtype == np.float32 and features.ndim == 2
+        self.calls += 1
+        return self.score(features)
+
+
+@dataclass
+class FakeModelSource:
+    model: FakeModel = field(default_factory=FakeModel)
+
+    def get(self) -> FakeModel:
+        return self.model

@@ -1,0 +1,30 @@
+"""The in-memory fakes pass the ports' contract suite (the Azurite adapters pass the same
+suite in tests/integration/test_adapter_contracts.py)."""
+import pytest
+
+from contracts import AlertContract, AuditContract, DeadLetterContract, ProfileContract
+from fakes import FakeAlertQueue, FakeAuditLog, FakeDeadLetters, FakeProfiles
+
+
+class TestFakeProfiles(ProfileContract):
+    @pytest.fixture
+    def store(self):
+        return FakeProfiles()
+
+
+class TestFakeAuditLog(AuditContract):
+    @pytest.fixture
+    def store(self):
+        return FakeAuditLog()
+
+
+class TestFakeAlertQueue(AlertContract):
+    @pytest.fixture
+    def store(self):
+        return FakeAlertQueue()
+
+
+class TestFakeDeadLetters(DeadLetterContract):
+    @pytest.fixture
+    def store(self):
+        return FakeDeadLetters()
