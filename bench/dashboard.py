@@ -60,17 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     from function_app import indexed_functions
     from shared.composition import app_services
     from tools.local_host import serve_in_background
-    from training.simulate import SimulationConfig, generate, write_csv
-    from training.train import build_parser, train
+    from training.pipeline import simulate_train_publish
 
     folder = Path(tempfile.mkdtemp(prefix="bench-dash-"))
-    write_csv(generate(SimulationConfig(customers=300, days=30, seed=5)), folder / "tx.csv")
-    artifact = train(build_parser().parse_args(["--data", str(folder / "tx.csv"), "--out", str(folder / "m"),
-                                                "--max-iter", "30"]))
     services = app_services()
     services.ensure_resources()
-    services.registry.publish(artifact)
-    services.registry.set_current(artifact.version, services.registry.current())
+    artifact = simulate_train_publish(services.registry, folder, customers=300, days=30, seed=5, train_args=["--max-iter", "30"])
     width = len(artifact.manifest["feature_names"])
 
     n = args.decisions

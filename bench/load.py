@@ -35,6 +35,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from shared.domain.metrics import percentiles
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "bench.load"
 COMMAND = "make bench-load"
@@ -71,13 +73,9 @@ class StepResult:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolation percentile (numpy's default), without numpy."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * q / 100
-    lo, hi = math.floor(k), math.ceil(k)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+    """Linear-interpolation percentile (``shared.domain.metrics.percentiles``); NaN for no values."""
+    value = percentiles(values, (q,))[f"p{int(q)}"]
+    return float("nan") if value is None else value
 
 
 def summarize(name: str, samples: Sequence[Sequence[Any]], target_rate: float, duration_s: float, users: int) -> StepResult:
@@ -205,11 +203,9 @@ def render_section(results: Sequence[StepResult], meta: dict[str, Any]) -> str:
 
 def simulate(folder: Path, customers: int, days: int, seed: int, needed: int) -> tuple[Path, list[dict], int]:
     """A history CSV and, after it, the whole days of transactions to send (at least ``needed``)."""
-    from training.simulate import SimulationConfig, generate, write_csv
+    from training.pipeline import simulate_csv, split_by_day
 
-    everything = folder / "transactions.csv"
-    start = (datetime.now(timezone.utc) - timedelta(days=days + 1)).date().isoformat()  # ends yesterday
-    write_csv(generate(SimulationConfig(customers=customers, days=days, seed=seed, start=start)), everything)
+    everything = simulate_csv(folder / "transactions.csv", customers, days, seed, ends_yesterday=True)
     with open(everything, newline="") as handle:
         rows = list(csv.DictReader(handle))
     by_day: dict[str, int] = {}
@@ -223,19 +219,15 @@ def simulate(folder: Path, customers: int, days: int, seed: int, needed: int) ->
     if count < needed or live_days >= len(by_day):
         raise SystemExit(f"{customers} customers over {days} days give {len(rows)} transactions; {needed} are needed "
                          "for the load after the history: raise --customers or lower --rates/--duration")
-    first_live = sorted(by_day)[-live_days]
     history = folder / "history.csv"
-    with open(history, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(r for r in rows if r["timestamp"][:10] < first_live)
-    return history, [r for r in rows if r["timestamp"][:10] >= first_live], len(by_day) - live_days
+    live, history_days = split_by_day(everything, history, live_days)
+    return history, live, history_days
 
 
 def train_and_publish(services, history: Path, folder: Path, share: int) -> str:
     """A model trained on the history of every ``share``-th customer (the last 7 days its test
     window; a sample keeps the run short) and made current."""
-    from training.train import build_parser, train
+    from training.pipeline import publish_current, train_artifact
 
     sample = folder / "training.csv"
     with open(history, newline="") as source, open(sample, "w", newline="") as target:
@@ -249,10 +241,8 @@ def train_and_publish(services, history: Path, folder: Path, share: int) -> str:
                 writer.writerow(r)
     test_start = (datetime.fromisoformat(last_day) - timedelta(days=6)).date().isoformat()
     say(f"training a model on one customer in {share} (test window from {test_start})")
-    artifact = train(build_parser().parse_args(["--data", str(sample), "--out", str(folder / "model"),
-                                                "--test-start", test_start]))
-    services.registry.publish(artifact)
-    services.registry.set_current(artifact.version, services.registry.current())
+    artifact = train_artifact(sample, folder / "model", ["--test-start", test_start])
+    publish_current(services.registry, artifact)
     test = artifact.manifest["metrics"]["test"]
     say(f"  published model {artifact.version}: ROC AUC {test['roc_auc']:.3f}, average precision "
         f"{test['average_precision']:.3f}")

@@ -28,17 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     from shared.domain.features import replay
     from shared.composition import app_services
     from training.dataset import merchant_risk_replay, read_labelled_csv
-    from training.simulate import SimulationConfig, generate, write_csv
-    from training.train import build_parser, train
+    from training.pipeline import simulate_train_publish
 
     folder = Path(tempfile.mkdtemp(prefix="bench-mon-"))
-    write_csv(generate(SimulationConfig(customers=1500, days=60, seed=9)), folder / "tx.csv")
-    artifact = train(build_parser().parse_args(["--data", str(folder / "tx.csv"), "--out", str(folder / "m"), "--max-iter", "60"]))
     services = app_services()
     services.ensure_resources()
-    services.registry.publish(artifact)
-    services.registry.set_current(artifact.version, services.registry.current())
-    data = read_labelled_csv(folder / "tx.csv")
+    artifact = simulate_train_publish(services.registry, folder, customers=1500, days=60, seed=9, train_args=["--max-iter", "60"])
+    data = read_labelled_csv(folder / "transactions.csv")
     X = replay(data.transactions, merchants=merchant_risk_replay(data, 7.0))
     n = min(args.decisions, len(X))
     now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)

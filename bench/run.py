@@ -23,6 +23,8 @@ from typing import Callable
 
 import numpy as np
 
+from shared.domain.metrics import percentiles
+
 ROOT = Path(__file__).resolve().parent.parent
 LAGOS = timezone(timedelta(hours=1))
 
@@ -37,7 +39,7 @@ def timed(fn: Callable[[], object], repeat: int) -> list[float]:
 
 
 def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q))
+    return percentiles(values, (q,))[f"p{q}"]
 
 
 def row(name: str, values: list[float]) -> str:
@@ -48,12 +50,11 @@ def train_small_model(folder: Path):
     """Simulate, train, and return (sklearn model, ONNX FraudModel, feature rows) for the benches."""
     from shared.domain.features import FEATURE_NAMES
     from shared.domain.model import load_model
-    from training.simulate import SimulationConfig, generate, write_csv
-    from training.train import build_parser, fit_classifier, train
+    from training.pipeline import simulate_csv, train_artifact
+    from training.train import fit_classifier
 
-    data = folder / "bench.csv"
-    write_csv(generate(SimulationConfig(customers=600, days=40, seed=5)), data)
-    artifact = train(build_parser().parse_args(["--data", str(data), "--out", str(folder / "model"), "--max-iter", "150"]))
+    data = simulate_csv(folder / "bench.csv", customers=600, days=40, seed=5)
+    artifact = train_artifact(data, folder / "model", ["--max-iter", "150"])
     X = np.random.default_rng(0).normal(size=(2000, len(FEATURE_NAMES))).astype(np.float32)
     y = (X[:, 0] > 1.5).astype(int)
     sk_model, _ = fit_classifier(X, y, 150, 0)  # same estimator and size, for the seed's pickled-model path
@@ -194,13 +195,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.doc_sections import write_section
     from shared.composition import app_services
+    from training.pipeline import publish_current
 
     folder = Path(tempfile.mkdtemp(prefix="bench-"))
     sk_model, onnx_model, artifact = train_small_model(folder)
     services = app_services()
     services.ensure_resources()
-    services.registry.publish(artifact)
-    services.registry.set_current(artifact.version, services.registry.current())
+    publish_current(services.registry, artifact)
 
     print("(a) model call and whole path ...", flush=True)
     a = bench_model_and_path(sk_model, onnx_model, args.repeat)

@@ -68,30 +68,26 @@ def services(app_env) -> AppServices:
 
 @pytest.fixture(scope="session")
 def simulated_csv(tmp_path_factory) -> Path:
-    from training.simulate import SimulationConfig, generate, write_csv
+    from training.pipeline import simulate_csv
 
-    path = tmp_path_factory.mktemp("sim") / "transactions.csv"
-    write_csv(generate(SimulationConfig(customers=400, days=45, seed=11)), path)
-    return path
+    return simulate_csv(tmp_path_factory.mktemp("sim") / "transactions.csv", customers=400, days=45, seed=11)
 
 
 @pytest.fixture(scope="session")
 def trained_artifact(simulated_csv, tmp_path_factory):
     """A real model: simulated data -> feature replay -> HistGradientBoosting -> ONNX."""
-    from training.train import build_parser, train
+    from training.pipeline import train_artifact
 
     out = tmp_path_factory.mktemp("model")
-    args = build_parser().parse_args(["--data", str(simulated_csv), "--out", str(out), "--max-iter", "60",
-                                      "--version", "test-v1", "--scores-out", str(out / "scores.csv")])
-    return train(args)
+    return train_artifact(simulated_csv, out, ["--max-iter", "60", "--version", "test-v1", "--scores-out", str(out / "scores.csv")])
 
 
 @pytest.fixture
 def published(services, trained_artifact):
     """The trained model published and current in this test's registry."""
-    registry = services.registry
-    registry.publish(trained_artifact)
-    registry.set_current(trained_artifact.version, registry.current())
+    from training.pipeline import publish_current
+
+    publish_current(services.registry, trained_artifact)
     return trained_artifact
 
 

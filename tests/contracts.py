@@ -122,10 +122,10 @@ class AuditContract:
         record = decision_record("C1", NOW, "High")
         store.write([record])
         pk = store.locate(["C1"])["C1"].audit_pk
-        store.set_labels([(pk, "C1", {"label": "1", "labelled_at": "", "label_source": "test"})])
+        store.set_labels([(pk, "C1", {"label": 1, "labelled_at": "", "label_source": "test"})])
         store.write([record])
         rows = [r for r in store.read(NOW - timedelta(hours=1), NOW + timedelta(hours=1)) if r["RowKey"] == "C1"]
-        assert len(rows) == 1 and str(rows[0]["label"]) == "1" and rows[0]["fraud_score"] == record.fraud_score
+        assert len(rows) == 1 and rows[0]["label"] == 1 and rows[0]["fraud_score"] == record.fraud_score
 
 
 class AlertContract:
@@ -152,3 +152,73 @@ class DeadLetterContract:
         assert items[first]["reasons"] == [{"field": "$", "problem": "not JSON"}] and items[first]["raw_bytes"] == 9
         store.delete(first)
         assert [name for name, _ in store.items()] == [other]
+
+
+def artifact(version: str) -> "ModelArtifact":
+    from shared.domain.model import ModelArtifact
+
+    return ModelArtifact(f"onnx bytes of {version}".encode(), {"version": version, "feature_names": ["a"]})
+
+
+class ModelRegistryContract:
+    """Versions are immutable; the current pointer moves only from the pointer that was read."""
+
+    def test_published_versions_are_listed_and_loaded_back(self, store):
+        store.publish(artifact("v2"))
+        store.publish(artifact("v1"))
+        assert store.list_versions() == ["v1", "v2"]
+        assert store.load("v1").onnx_bytes == b"onnx bytes of v1" and store.manifest("v2")["version"] == "v2"
+
+    def test_a_version_is_published_once(self, store):
+        from shared.service.ports import VersionExists
+
+        store.publish(artifact("v1"))
+        with pytest.raises(VersionExists):
+            store.publish(artifact("v1"))
+        with pytest.raises(ValueError):
+            store.publish(artifact("a/b"))
+
+    def test_the_pointer_moves_from_what_was_read_and_refuses_a_stale_read(self, store):
+        from shared.service.ports import StalePointer
+
+        store.publish(artifact("v1"))
+        store.publish(artifact("v2"))
+        empty = store.current()
+        assert empty.version is None and empty.etag is None
+        first = store.set_current("v1", empty, reason="first")
+        assert store.current().version == "v1" and store.current().document["reason"] == "first"
+        with pytest.raises(StalePointer):
+            store.set_current("v2", empty)  # someone else moved it since this read
+        second = store.set_current("v2", store.current())
+        assert second.document["previous"] == "v1" and store.current().version == "v2" and first.etag != second.etag
+        with pytest.raises(ValueError):
+            store.set_current("v9", store.current())
+
+
+class LabelStoreContract:
+    """Labels wait until joined (the last word wins), files are read once, compromise keeps the earliest time."""
+
+    def test_labels_wait_until_marked_joined(self, store):
+        from shared.domain.labels import Label
+
+        written = store.put([Label("T1", True, "C1", None, "analyst"), Label("T2", False, None, NOW, "case"),
+                             Label("T1", False, "C1", None, "analyst")])
+        assert sorted(r["RowKey"] for r in written) == ["T1", "T2"]
+        assert {r["RowKey"]: r["label"] for r in written} == {"T1": 0, "T2": 0}
+        waiting = {r["RowKey"]: r for r in store.awaiting()}
+        assert set(waiting) == {"T1", "T2"} and waiting["T2"]["labelled_at"] == NOW.isoformat()
+        store.mark([(waiting["T1"]["PartitionKey"], "T1", {"status": "joined"})])
+        assert [r["RowKey"] for r in store.awaiting()] == ["T2"]
+        assert store.get("T1")["status"] == "joined" and store.get("nope") is None
+
+    def test_a_label_file_is_read_once_per_version(self, store):
+        assert not store.file_seen("day1.csv", "etag-1")
+        store.record_file("day1.csv", "etag-1", 10, [])
+        assert store.file_seen("day1.csv", "etag-1") and not store.file_seen("day1.csv", "etag-2")
+
+    def test_a_customer_is_compromised_from_the_earliest_fraud(self, store):
+        assert store.compromised_since("C1") is None
+        store.mark_compromised("C1", NOW)
+        store.mark_compromised("C1", NOW + timedelta(hours=1))
+        store.mark_compromised("C1", NOW - timedelta(hours=1))
+        assert store.compromised_since("C1") == (NOW - timedelta(hours=1)).isoformat()

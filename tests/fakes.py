@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import itertools
 import threading
+import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -19,7 +20,11 @@ import numpy as np
 from shared.domain.dead_letter import DeadLetter
 from shared.domain.decision_record import DecisionRecord
 from shared.domain.features import CustomerProfile
-from shared.service.ports import CommitConflict, ScoredElsewhere, StoredProfile
+from shared.domain.labels import Label
+from shared.domain.merchant_risk import MerchantHistory
+from shared.domain.model import ModelArtifact
+from shared.service.ports import (CommitConflict, CurrentPointer, ScoredElsewhere, StalePointer, StoredProfile,
+                                  VersionExists)
 
 MAX_TXNS_PER_COMMIT = 99
 
@@ -188,3 +193,161 @@ class FakeModelSource:
 
     def get(self) -> FakeModel:
         return self.model
+
+
+class FakeModelRegistry:
+    """Immutable versions and a current pointer that moves only from the pointer read."""
+
+    def __init__(self) -> None:
+        self._versions: dict[str, ModelArtifact] = {}
+        self._pointer = CurrentPointer(None, None, {})
+        self._etags = itertools.count(1)
+
+    def publish(self, artifact: ModelArtifact) -> str:
+        if "/" in artifact.version or not artifact.version:
+            raise ValueError(f"bad model version {artifact.version!r}")
+        if artifact.version in self._versions:
+            raise VersionExists(f"model version {artifact.version} is already published")
+        self._versions[artifact.version] = artifact
+        return artifact.version
+
+    def load(self, version: str) -> ModelArtifact:
+        return self._versions[version]
+
+    def manifest(self, version: str) -> dict[str, Any]:
+        return json.loads(json.dumps(self._versions[version].manifest))
+
+    def list_versions(self) -> list[str]:
+        return sorted(self._versions)
+
+    def current(self) -> CurrentPointer:
+        return self._pointer
+
+    def set_current(self, version: str, expected: CurrentPointer, **details: Any) -> CurrentPointer:
+        if version not in self._versions:
+            raise ValueError(f"model version {version} is not published")
+        if expected.etag != self._pointer.etag:
+            raise StalePointer(f"the current model pointer moved since it was read (expected {expected.version})")
+        document = {"version": version, "updated_at": datetime.now(timezone.utc).isoformat(),
+                    "previous": expected.version, **details}
+        self._pointer = CurrentPointer(version, f"\"{next(self._etags)}\"", document)
+        return self._pointer
+
+
+class FakeLabelStore:
+    """Labels by transaction id with their join status, label files read, compromised customers."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._files: set[tuple[str, str]] = set()
+        self._compromised: dict[str, str] = {}
+
+    def put(self, labels: Iterable[Label], now: datetime | None = None) -> list[dict[str, Any]]:
+        now = now or datetime.now(timezone.utc)
+        latest = {label.transaction_id: label for label in labels}
+        written = []
+        for txn_id, label in latest.items():
+            row = {"PartitionKey": "lbl", "RowKey": txn_id, "label": int(label.is_fraud),
+                   "customer_id": label.customer_id or "",
+                   "labelled_at": label.labelled_at.isoformat() if label.labelled_at else "", "source": label.source,
+                   "status": "pending", "received_at": now}
+            self._rows[txn_id] = {**self._rows.get(txn_id, {}), **row}
+            written.append(row)
+        return written
+
+    def awaiting(self) -> Iterator[dict[str, Any]]:
+        yield from [dict(r) for r in self._rows.values() if r.get("status") != "joined"]
+
+    def mark(self, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+        for _, txn_id, fields in rows:
+            self._rows.setdefault(txn_id, {"PartitionKey": "lbl", "RowKey": txn_id}).update(fields)
+
+    def get(self, transaction_id: str) -> dict[str, Any] | None:
+        row = self._rows.get(transaction_id)
+        return dict(row) if row is not None else None
+
+    def file_seen(self, name: str, etag: str) -> bool:
+        return (name, etag) in self._files
+
+    def record_file(self, name: str, etag: str, labels: int, rejected: list[dict[str, Any]]) -> None:
+        self._files.add((name, etag))
+
+    def mark_compromised(self, customer_id: str, since: datetime) -> None:
+        since_text = since.astimezone(timezone.utc).isoformat()
+        if self._compromised.get(customer_id, "9999") > since_text:
+            self._compromised[customer_id] = since_text
+
+    def compromised_since(self, customer_id: str) -> str | None:
+        return self._compromised.get(customer_id)
+
+
+class FakeMerchantRiskStore:
+    """Merchant histories in memory, updated as the table adapter updates them."""
+
+    def __init__(self) -> None:
+        self.histories: dict[str, MerchantHistory] = {}
+        self.as_of: dict[str, float] = {}
+
+    def load(self, merchant_id: str) -> tuple[MerchantHistory, float | None]:
+        history = self.histories.get(merchant_id)
+        if history is None:
+            return MerchantHistory(), None
+        return MerchantHistory.from_json(*history.to_json()), self.as_of.get(merchant_id)
+
+    def save(self, histories: dict[str, MerchantHistory], as_of: float | None) -> int:
+        for merchant_id, history in histories.items():
+            self.histories[merchant_id] = MerchantHistory.from_json(*history.to_json())
+            if as_of is not None:
+                self.as_of[merchant_id] = float(as_of)
+        return len(histories)
+
+    def add_frauds(self, frauds: Iterable[tuple[str, str, float, float]]) -> int:
+        touched: dict[str, MerchantHistory] = {}
+        for merchant, txn_id, t, known in frauds:
+            if merchant:
+                history = touched.get(merchant) or self.load(merchant)[0]
+                history.add_fraud(txn_id, t, known)
+                touched[merchant] = history
+        return self.save(touched, None)
+
+    def refresh_counts(self, hourly: dict[str, dict[int, int]], first_hour: int, as_of: float) -> int:
+        histories = {}
+        for merchant, counts in hourly.items():
+            history, _ = self.load(merchant)
+            history.recount(counts, first_hour, as_of)
+            histories[merchant] = history
+        return self.save(histories, as_of)
+
+
+class FakeLabelFiles:
+    def __init__(self, files: dict[str, bytes] | None = None) -> None:
+        self.files = dict(files or {})
+
+    def new_files(self) -> list[tuple[str, str]]:
+        return [(name, str(hash(content))) for name, content in sorted(self.files.items())]
+
+    def read(self, name: str) -> bytes:
+        return self.files[name]
+
+
+class FakeReports:
+    """Monitoring reports and retrain requests, with the cooldown the blob adapter keeps."""
+
+    def __init__(self) -> None:
+        self.reports: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []
+        self._last_request: datetime | None = None
+
+    def write_report(self, report: dict[str, Any], at: datetime) -> str:
+        self.reports.append(json.loads(json.dumps(report, default=str)))
+        return f"monitoring/{at:%Y-%m-%d}/{at:%H%M%S}.json"
+
+    def latest(self) -> dict[str, Any] | None:
+        return self.reports[-1] if self.reports else None
+
+    def request_retrain(self, request: dict[str, Any], at: datetime, cooldown: timedelta) -> str | None:
+        if self._last_request is not None and at - self._last_request < cooldown:
+            return None
+        self._last_request = at
+        self.requests.append(request)
+        return f"retrain-requests/requests/{at:%Y%m%dT%H%M%S}.json"

@@ -34,39 +34,27 @@ def say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def simulate(folder: Path, customers: int, days: int, seed: int) -> tuple[Path, Path, list[dict]]:
-    """History CSV (all days but the last), and the last day's rows to stream."""
-    from training.simulate import SimulationConfig, generate, write_csv
+def simulate(folder: Path, customers: int, days: int, seed: int) -> tuple[Path, list[dict]]:
+    """History CSV (all days but the last), and the last day's rows to stream; the simulation
+    ends yesterday (UTC), so the streamed day is recent and the monitoring window sees it."""
+    from training.pipeline import simulate_csv, split_by_day
 
-    folder.mkdir(parents=True, exist_ok=True)
-    everything = folder / "transactions.csv"
-    # end yesterday (UTC): the streamed day is recent, so the monitoring window sees it
-    start = (datetime.now(timezone.utc) - timedelta(days=days + 1)).date().isoformat()
-    write_csv(generate(SimulationConfig(customers=customers, days=days, seed=seed, start=start)), everything)
-    history, stream_day = folder / "history.csv", folder / "stream_day.csv"
-    with open(everything, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    last_day = max(r["timestamp"][:10] for r in rows)
-    live = [r for r in rows if r["timestamp"][:10] == last_day]
-    for path, subset in ((history, [r for r in rows if r["timestamp"][:10] != last_day]), (stream_day, live)):
-        with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(subset)
-    return history, stream_day, live
+    everything = simulate_csv(folder / "transactions.csv", customers, days, seed, ends_yesterday=True)
+    history = folder / "history.csv"
+    live, _ = split_by_day(everything, history, live_days=1)
+    return history, live
 
 
 def ensure_model(services, history: Path, folder: Path) -> str:
-    from training.train import build_parser, train
+    from training.pipeline import publish_current, train_artifact
 
     current = services.registry.current()
     if current.version is not None:
         say(f"model {current.version} is already current; not retraining")
         return current.version
     say("training a model on the simulated history")
-    artifact = train(build_parser().parse_args(["--data", str(history), "--out", str(folder / "model")]))
-    services.registry.publish(artifact)
-    services.registry.set_current(artifact.version, services.registry.current())
+    artifact = train_artifact(history, folder / "model")
+    publish_current(services.registry, artifact)
     test = artifact.manifest["metrics"]["test"]
     say(f"published model {artifact.version}: ROC AUC {test['roc_auc']:.3f}, average precision "
         f"{test['average_precision']:.3f}, recall at 1% FPR {test['recall_at_1pct_fpr']:.3f}")
@@ -154,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     services.ensure_resources()
     folder = Path(args.data_dir)
     say(f"simulating {args.customers} customers over {args.days} days (seed {args.seed})")
-    history, _, live = simulate(folder, args.customers, args.days, args.seed)
+    history, live = simulate(folder, args.customers, args.days, args.seed)
     ensure_model(services, history, folder)
     say("backfilling customer profiles from the history")
     history_data = read_labelled_csv(history)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from shared.domain.model import ModelArtifact, load_model
+from training.pipeline import publish_current
 
 
 def cmd_list(registry) -> None:
@@ -28,10 +29,10 @@ def cmd_list(registry) -> None:
 
 def publish(registry, folder: Path, make_current: bool) -> str:
     artifact = ModelArtifact.from_files((folder / "model.onnx").read_bytes(), (folder / "manifest.json").read_bytes())
+    if make_current:
+        return publish_current(registry, artifact, reason="published by tools.models")
     load_model(artifact)  # refuse to publish what serving would refuse
     registry.publish(artifact)
-    if make_current:
-        registry.set_current(artifact.version, registry.current(), reason="published by tools.models")
     return artifact.version
 
 

@@ -31,7 +31,7 @@ from shared.domain.decision_record import unpack_features
 from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH, replay
 from shared.domain.metrics import average_precision, threshold_report
 from shared.domain.model import DEFAULT_THRESHOLDS, ModelRejected, load_model
-from shared.adapters.model_registry import StalePointer
+from shared.service.ports import StalePointer
 from training.dataset import merchant_risk_replay, read_labelled_csv
 from training.train import fit_and_package
 

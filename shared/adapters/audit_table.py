@@ -7,8 +7,6 @@ RowKey is the transaction id: writes are upserts, so a repeated write changes no
 """
 from __future__ import annotations
 
-import zlib
-from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -16,14 +14,11 @@ from typing import Any, Iterable, Iterator, Mapping
 from shared.domain.decision_record import DecisionRecord
 from shared.service.fanout import RequestFanout
 from shared.service.ports import ScoredElsewhere
-from shared.adapters.tables import read_entity, submit_batch
+from shared.adapters.tables import read_entity, shard_of as _shard_of, upsert_grouped
 from shared.adapters.storage_account import create_if_missing
 
-MAX_BATCH = 100
-
-
 def shard_of(transaction_id: str, shards: int) -> int:
-    return zlib.crc32(transaction_id.encode()) % shards
+    return _shard_of(transaction_id, shards)
 
 
 def hour_key(moment: datetime) -> str:
@@ -39,7 +34,7 @@ INDEX_SHARDS = 16
 
 def index_partition(transaction_id: str) -> str:
     """Where the transaction id -> audit row pointer lives (labels arrive with the id only)."""
-    return f"idx-{zlib.crc32(b'i' + transaction_id.encode()) % INDEX_SHARDS:02d}"
+    return f"idx-{_shard_of(transaction_id, INDEX_SHARDS, salt=b'i'):02d}"
 
 
 class AuditLog:
@@ -53,22 +48,19 @@ class AuditLog:
 
     def write(self, records: Iterable[DecisionRecord]) -> int:
         """Upsert decisions (entity fields: ``DecisionRecord.audit_fields``); batched per partition."""
-        by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        entities: list[dict[str, Any]] = []
         for record in records:
             fields = record.audit_fields()
             entity = {"PartitionKey": partition_key(fields["event_time"], record.transaction_id, self.shards),
                       "RowKey": record.transaction_id, **fields}
-            by_partition[entity["PartitionKey"]].append(entity)
-            by_partition[index_partition(record.transaction_id)].append({
+            entities.append(entity)
+            entities.append({
                 "PartitionKey": index_partition(record.transaction_id), "RowKey": record.transaction_id,
                 "audit_pk": entity["PartitionKey"], "customer_id": record.customer_id,
                 "event_time": entity["event_time"].isoformat(), "merchant_id": entity["merchant_id"],
             })
-        chunks = [entities[start:start + MAX_BATCH] for entities in by_partition.values()
-                  for start in range(0, len(entities), MAX_BATCH)]
         # MERGE keeps a label already joined if a decision is written again.
-        write = lambda chunk: len(submit_batch(self._table, [("upsert", e) for e in chunk]))  # noqa: E731
-        return sum(self._fanout.map(write, chunks))
+        return upsert_grouped(self._table, entities, self._fanout.map)
 
     def read(self, start: datetime, end: datetime, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every decision whose event time is in [start, end): one range scan over the
@@ -82,6 +74,12 @@ class AuditLog:
             select=select, results_per_page=1000,
         )
         for row in rows:
+            yield dict(row)
+
+    def entities(self) -> Iterator[dict[str, Any]]:
+        """Every entity of the table, decisions and their id index (partitions ``idx-*``):
+        a whole-table scan, for tests and small local logs only."""
+        for row in self._table.list_entities():
             yield dict(row)
 
     @property
@@ -118,12 +116,6 @@ class AuditLog:
 
     def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int:
         """Merge label fields into audit rows: (audit_pk, transaction_id, fields); idempotent."""
-        by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for pk, txn_id, fields in labelled:
-            by_partition[pk].append({"PartitionKey": pk, "RowKey": txn_id, **fields})
-        written = 0
-        for entities in by_partition.values():
-            for start in range(0, len(entities), MAX_BATCH):
-                written += len(submit_batch(self._table, [("upsert", e) for e in entities[start:start + MAX_BATCH]]))
-        return written
+        return upsert_grouped(self._table, ({"PartitionKey": pk, "RowKey": txn_id, **fields}
+                                            for pk, txn_id, fields in labelled))
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
 
 
 from shared.domain.labels import Label
-from shared.adapters.tables import read_entity, submit_batch
-from shared.adapters.storage_account import create_if_missing, shard_key
+from shared.adapters.tables import read_entity, shard_key, submit_batch, upsert_grouped
+from shared.adapters.storage_account import create_if_missing
 
 SHARDS = 16
 
@@ -38,26 +37,23 @@ class LabelStore:
         create_if_missing(self._table.create_table)
 
     # -- labels ---------------------------------------------------------------------------
-    def put(self, labels: Iterable[Label], now: datetime | None = None) -> int:
-        """Record labels as pending (joining them again is harmless: it writes the same values)."""
+    def put(self, labels: Iterable[Label], now: datetime | None = None) -> list[dict[str, Any]]:
+        """Record labels as pending (joining them again is harmless: it writes the same values);
+        returns the rows written (the last label of a transaction wins)."""
         now = now or datetime.now(timezone.utc)
         latest: dict[str, Label] = {}
         for label in labels:
             latest[label.transaction_id] = label  # the last word in a batch wins
-        by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        changed = 0
+        entities = []
         for txn_id, label in latest.items():
             pk = label_partition(txn_id)
-            changed += 1
-            by_partition[pk].append({
+            entities.append({
                 "PartitionKey": pk, "RowKey": txn_id, "label": int(label.is_fraud), "customer_id": label.customer_id or "",
                 "labelled_at": label.labelled_at.isoformat() if label.labelled_at else "", "source": label.source,
                 "status": "pending", "received_at": now,
             })
-        for entities in by_partition.values():
-            for start in range(0, len(entities), 100):
-                submit_batch(self._table, [("upsert", e) for e in entities[start:start + 100]])
-        return changed
+        upsert_grouped(self._table, entities)
+        return entities
 
     def awaiting(self) -> Iterator[dict[str, Any]]:
         """Labels not yet joined (pending or unknown), shard by shard."""
@@ -67,12 +63,7 @@ class LabelStore:
 
     def mark(self, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
         """Merge status fields into label rows: (partition, transaction id, fields)."""
-        by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for pk, txn_id, fields in rows:
-            by_partition[pk].append({"PartitionKey": pk, "RowKey": txn_id, **fields})
-        for entities in by_partition.values():
-            for start in range(0, len(entities), 100):
-                submit_batch(self._table, [("upsert", e) for e in entities[start:start + 100]])
+        upsert_grouped(self._table, ({"PartitionKey": pk, "RowKey": txn_id, **fields} for pk, txn_id, fields in rows))
 
     def get(self, transaction_id: str) -> dict[str, Any] | None:
         found = read_entity(self._table, label_partition(transaction_id), transaction_id)

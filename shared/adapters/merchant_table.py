@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterable
 
 
 from shared.domain.merchant_risk import NO_MERCHANT, MerchantHistory, as_of_hour
-from shared.adapters.tables import read_entity, submit_batch
-from shared.adapters.storage_account import create_if_missing, shard_key
+from shared.adapters.tables import read_entity, shard_key, upsert_grouped
+from shared.adapters.storage_account import create_if_missing
 
 SHARDS = 16
 
@@ -42,16 +42,14 @@ class MerchantRiskStore:
         return MerchantHistory.from_json(entity["hours"], entity["frauds"]), (float(as_of) if as_of is not None else None)
 
     def save(self, histories: dict[str, MerchantHistory], as_of: float | None) -> int:
-        by_partition: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        entities = []
         for merchant_id, history in histories.items():
             hours, frauds = history.to_json()
             entity = {"PartitionKey": merchant_partition(merchant_id), "RowKey": merchant_id, "hours": hours, "frauds": frauds}
             if as_of is not None:
                 entity["as_of"] = float(as_of)
-            by_partition[entity["PartitionKey"]].append(entity)
-        for entities in by_partition.values():
-            for start in range(0, len(entities), 100):
-                submit_batch(self._table, [("upsert", e) for e in entities[start:start + 100]])
+            entities.append(entity)
+        upsert_grouped(self._table, entities)
         return len(histories)
 
     def add_frauds(self, frauds: Iterable[tuple[str, str, float, float]]) -> int:
@@ -72,16 +70,10 @@ class MerchantRiskStore:
     def refresh_counts(self, hourly: dict[str, dict[int, int]], first_hour: int, as_of: float) -> int:
         """Replace the counts of hours [first_hour, as_of) with ``hourly`` (recounted from the
         audit log, so late events are included and a repeated run changes nothing)."""
-        end = int(as_of // 3600)
         histories = {}
         for merchant, counts in hourly.items():
             history, _ = self.load(merchant)
-            for h in range(first_hour, end):
-                history.hours.pop(h, None)
-            for h, c in counts.items():
-                if first_hour <= h < end:
-                    history.set_hour(h, c)
-            history.prune(as_of)
+            history.recount(counts, first_hour, as_of)
             histories[merchant] = history
         return self.save(histories, as_of)
 

@@ -12,7 +12,6 @@ the same pointer cannot both move it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,23 +20,9 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 
 from shared.domain.model import ModelArtifact
 from shared.adapters.storage_account import create_if_missing
+from shared.service.ports import CurrentPointer, StalePointer, VersionExists
 
 POINTER = "current.json"
-
-
-class StalePointer(Exception):
-    """The current pointer changed since it was read."""
-
-
-class VersionExists(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class CurrentPointer:
-    version: str | None
-    etag: str | None  # None: no pointer yet
-    document: dict[str, Any]
 
 
 class ModelRegistry:

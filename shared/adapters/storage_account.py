@@ -39,13 +39,6 @@ def create_if_missing(create: Any) -> None:
         pass
 
 
-def shard_key(prefix: str, key: str, shards: int) -> str:
-    """A stable partition for ``key`` among ``shards`` partitions named ``<prefix>-NN``."""
-    import zlib
-
-    return f"{prefix}-{zlib.crc32(key.encode()) % shards:02d}"
-
-
 def _expand(connection_string: str) -> str:
     if connection_string.replace(" ", "").lower().startswith("usedevelopmentstorage=true"):
         return azurite_connection_string()

@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
+import zlib
+from collections import defaultdict
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 from urllib.parse import quote
 
 from azure.core.exceptions import HttpResponseError
@@ -66,6 +68,21 @@ def _key(value: str) -> str:
     return quote(value.replace("'", "''"), safe="")
 
 
+def _account_url(table_client: Any) -> str:
+    """The account's table endpoint from the client's public ``url`` (without a SAS query)."""
+    return table_client.url.split("?", 1)[0].rstrip("/")
+
+
+def _send(table_client: Any, request: HttpRequest) -> Any:
+    """Send through the table client's own pipeline (its credential, retry policy, transport).
+
+    The one place this module reaches into the SDK: ``TableClient`` has no public
+    ``send_request``, and its generated client's is the documented way to send a raw
+    request (azure-core's ``send_request``). Pinned by ``azure-data-tables`` in
+    requirements.txt and tested against Azurite in tests/integration/test_table_batch.py."""
+    return table_client._client.send_request(request, stream=True)
+
+
 def submit_batch(table_client: Any, operations: Iterable[tuple]) -> list[str | None]:
     """Commit operations atomically; returns each operation's new ETag (None if not given).
 
@@ -76,7 +93,7 @@ def submit_batch(table_client: Any, operations: Iterable[tuple]) -> list[str | N
     ops = list(operations)
     if not 0 < len(ops) <= MAX_OPERATIONS:
         raise ValueError(f"a transaction takes 1-{MAX_OPERATIONS} operations, got {len(ops)}")
-    base = f"{table_client.scheme}://{table_client._primary_hostname}"
+    base = _account_url(table_client)
     table = table_client.table_name
     batch, changeset = f"batch_{uuid.uuid4()}", f"changeset_{uuid.uuid4()}"
     parts = []
@@ -113,7 +130,7 @@ def submit_batch(table_client: Any, operations: Iterable[tuple]) -> list[str | N
                  "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
                  "x-ms-version": table_client.api_version},
     )
-    response = table_client._client.send_request(request, stream=True)
+    response = _send(table_client, request)
     if response.status_code != 202:
         raise BatchRejected(response.status_code, f"batch refused with HTTP {response.status_code}: {response.read()[:300]!r}", None)
     content = response.read()
@@ -133,11 +150,11 @@ def submit_batch(table_client: Any, operations: Iterable[tuple]) -> list[str | N
 
 def read_entity(table_client: Any, partition_key: str, row_key: str) -> tuple[dict[str, Any], str] | None:
     """Point read (properties as JSON types, no typed conversion) and its ETag; None if absent."""
-    base = f"{table_client.scheme}://{table_client._primary_hostname}"
+    base = _account_url(table_client)
     url = f"{base}/{table_client.table_name}(PartitionKey='{_key(partition_key)}',RowKey='{_key(row_key)}')"
     request = HttpRequest("GET", url, headers={"Accept": "application/json;odata=nometadata", "DataServiceVersion": "3.0",
                                                "MaxDataServiceVersion": "3.0;NetFx", "x-ms-version": table_client.api_version})
-    response = table_client._client.send_request(request, stream=True)
+    response = _send(table_client, request)
     content = response.read()
     if response.status_code == 404:
         return None
@@ -157,3 +174,30 @@ def query_row_keys(table_client: Any, partition_key: str, row_keys: Iterable[str
         params = {"pk": partition_key, **{f"r{i}": k for i, k in enumerate(chunk)}}
         rows = " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk)))
         yield from table_client.query_entities(f"PartitionKey eq @pk and ( {rows} )", parameters=params)
+
+
+def shard_of(key: str, shards: int, salt: bytes = b"") -> int:
+    """A stable shard of ``key`` among ``shards`` (crc32): the one sharding rule of every table."""
+    return zlib.crc32(salt + key.encode()) % shards
+
+
+def shard_key(prefix: str, key: str, shards: int) -> str:
+    """A stable partition for ``key`` among ``shards`` partitions named ``<prefix>-NN``."""
+    return f"{prefix}-{shard_of(key, shards):02d}"
+
+
+def upsert_grouped(table_client: Any, entities: Iterable[Mapping[str, Any]],
+                   map_chunks: Callable[[Callable[[list], int], list[list]], list[int]] | None = None) -> int:
+    """Upsert (MERGE) entities as entity-group transactions: grouped by partition, at most
+    ``MAX_OPERATIONS`` per transaction. ``map_chunks`` runs the transactions (e.g. a fan-out's
+    ``map``); by default one after another. Returns the number of entities written."""
+    by_partition: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for entity in entities:
+        by_partition[entity["PartitionKey"]].append(entity)
+    chunks = [group[start:start + MAX_OPERATIONS] for group in by_partition.values()
+              for start in range(0, len(group), MAX_OPERATIONS)]
+
+    def write(chunk: list) -> int:
+        return len(submit_batch(table_client, [("upsert", e) for e in chunk]))
+
+    return sum(map_chunks(write, chunks) if map_chunks is not None else map(write, chunks))

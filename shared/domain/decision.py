@@ -33,6 +33,9 @@ class Thresholds:
             raise ValueError(f"thresholds must satisfy 0 <= medium <= high <= 1, got {thresholds}")
         return thresholds
 
+    def as_dict(self) -> dict[str, float]:
+        return {"high": self.high, "medium": self.medium, "alert": self.alert}
+
     def risk_level(self, score: float) -> str:
         if score > self.high:
             return "High"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -53,7 +53,17 @@ def reference_histogram(values: np.ndarray, bins: int = 10) -> ReferenceHistogra
     return ReferenceHistogram(tuple(float(e) for e in edges), tuple(float(p) for p in proportions), kind)
 
 
-def score_histogram(scores: np.ndarray, bins: int = 20) -> ReferenceHistogram:
+SCORE_BINS = 20  # the score histogram's bins, everywhere: training's reference, the report, the dashboard
+
+
+def score_distribution(scores: Sequence[float] | np.ndarray) -> dict[str, list]:
+    """Counts of scores in SCORE_BINS equal bins of [0, 1] ({"edges", "counts"}): the score
+    chart of the monitoring report and of the dashboard's fallback."""
+    counts, edges = np.histogram(np.asarray(scores, dtype=np.float64), bins=SCORE_BINS, range=(0.0, 1.0))
+    return {"edges": [round(float(e), 4) for e in edges], "counts": [int(c) for c in counts]}
+
+
+def score_histogram(scores: np.ndarray, bins: int = SCORE_BINS) -> ReferenceHistogram:
     edges = np.linspace(0, 1, bins + 1)[1:-1]
     counts = bin_counts(scores, edges)
     return ReferenceHistogram(tuple(float(e) for e in edges), tuple(float(p) for p in counts / max(len(scores), 1)), "continuous")

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable
 
-from shared.domain.transaction import FieldError, _check_id, parse_timestamp
+from shared.domain.transaction import ID_PATTERN, FieldError, check_id, parse_timestamp
 
 FRAUD_WORDS = {"1", "true", "fraud", "yes", "1.0"}
 LEGIT_WORDS = {"0", "false", "legit", "legitimate", "genuine", "no", "0.0"}
+MAX_SOURCE = 64
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def parse_label(raw: Any, default_source: str) -> tuple[Label | None, list[Field
     if not isinstance(raw, dict):
         return None, [FieldError("$", "a label must be a JSON object")]
     errors: list[FieldError] = []
-    txn_id, err = _check_id(raw.get("transaction_id"), "transaction_id") if raw.get("transaction_id") is not None else (
+    txn_id, err = check_id(raw.get("transaction_id"), "transaction_id") if raw.get("transaction_id") is not None else (
         None, FieldError("transaction_id", "is required"))
     if err:
         errors.append(err)
@@ -55,7 +56,7 @@ def parse_label(raw: Any, default_source: str) -> tuple[Label | None, list[Field
     if customer in ("", None):
         customer = None
     else:
-        customer, err = _check_id(customer, "customer_id")
+        customer, err = check_id(customer, "customer_id")
         if err:
             errors.append(err)
     labelled_at = None
@@ -69,10 +70,26 @@ def parse_label(raw: Any, default_source: str) -> tuple[Label | None, list[Field
         source = default_source
     elif not isinstance(source, str):
         errors.append(FieldError("source", f"must be a string, got {type(source).__name__}"))
-    source = str(source)[:64]
+    source = str(source)[:MAX_SOURCE]
     if errors:
         return None, errors
     return Label(txn_id, is_fraud, customer, labelled_at, source), []
+
+
+def label_json_schema() -> dict[str, Any]:
+    """The JSON Schema of what ``parse_label`` accepts (functions/openapi.json is derived from it)."""
+    return {
+        "type": "object",
+        "required": ["transaction_id", "label"],
+        "properties": {
+            "transaction_id": {"type": "string", "pattern": f"^{ID_PATTERN}$"},
+            "label": {"description": "fraud/legitimate, 1/0 or true/false", "type": ["string", "integer", "boolean"]},
+            "customer_id": {"type": ["string", "null"], "pattern": f"^({ID_PATTERN})?$", "description": "Empty or null when unknown."},
+            "labelled_at": {"type": ["string", "null"], "format": "date-time", "description": "Empty or null when unknown."},
+            "source": {"type": ["string", "null"], "description": f"Who labelled (analyst, chargeback, ...); 'api' when absent, "
+                                                                  f"empty or null; first {MAX_SOURCE} characters kept."},
+        },
+    }
 
 
 def parse_label_file(name: str, content: bytes, default_source: str = "file") -> tuple[list[Label], list[dict[str, Any]]]:

@@ -48,6 +48,17 @@ class MerchantHistory:
     def add_fraud(self, transaction_id: str, t: float, known_at: float) -> None:
         self.frauds[transaction_id] = [t, known_at]
 
+    def recount(self, counts: dict[int, int], first_hour: int, as_of: float) -> None:
+        """Replace the counts of hours [first_hour, as_of) with ``counts`` (recounted from the
+        audit log, so late events are included and a repeated recount changes nothing)."""
+        end = int(as_of // 3600)
+        for h in range(first_hour, end):
+            self.hours.pop(h, None)
+        for h, c in counts.items():
+            if first_hour <= h < end:
+                self.set_hour(h, c)
+        self.prune(as_of)
+
     def prune(self, now: float) -> None:
         oldest = int(now // HOUR) - KEEP_HOURS
         self.hours = {h: c for h, c in self.hours.items() if h >= oldest}

@@ -5,7 +5,7 @@ report the same numbers the same way. Tests check them against scikit-learn.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -106,7 +106,9 @@ def top_k_precision_per_day(y_true: np.ndarray, scores: np.ndarray, days: np.nda
     return float(np.mean(precisions))
 
 
-def percentiles(values: np.ndarray, qs: tuple[float, ...] = (50, 95, 99)) -> dict[str, float | None]:
+def percentiles(values: Sequence[float] | np.ndarray, qs: tuple[float, ...] = (50, 95, 99)) -> dict[str, float | None]:
+    """Linear-interpolation percentiles (numpy's default) as {"p50": …}; None for no values.
+    The one implementation: monitoring, the dashboard, make run and the benchmarks use it."""
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         return {f"p{int(q)}": None for q in qs}

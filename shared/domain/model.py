@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from shared.domain.decision import Thresholds
 from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
 
-DEFAULT_THRESHOLDS = {"high": 0.8, "medium": 0.5, "alert": 0.7}
+DEFAULT_THRESHOLDS = Thresholds().as_dict()  # the one default: Thresholds' fields
 
 
 class ModelRejected(Exception):

@@ -42,10 +42,12 @@ CURRENCIES = frozenset(
 )
 
 # Identifiers become Table Storage keys: letters, digits and -_.:@ only.
-_ID_RE = re.compile(r"[A-Za-z0-9\-_.:@]{1,64}")
+ID_PATTERN = r"[A-Za-z0-9\-_.:@]{1,64}"
+_ID_RE = re.compile(ID_PATTERN)
 _COUNTRY_RE = re.compile(r"[A-Z]{2}")
 MAX_FUTURE = timedelta(minutes=5)
 MIN_AMOUNT = 0.01
+DEFAULT_MAX_AMOUNT = 1e9  # FRAUD_MAX_AMOUNT's default
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(9000, 1, 1, tzinfo=timezone.utc)
 ID_FIELDS = ("transaction_id", "customer_id")
@@ -109,7 +111,7 @@ class ValidationOutcome:
         return self.transaction is not None
 
 
-def _check_id(value: Any, field: str) -> tuple[str | None, FieldError | None]:
+def check_id(value: Any, field: str) -> tuple[str | None, FieldError | None]:
     if not isinstance(value, str):
         return None, FieldError(field, f"must be a string, got {type(value).__name__}")
     if not _ID_RE.fullmatch(value):
@@ -142,7 +144,7 @@ def validate_transaction(
     *,
     now: datetime,
     default_currency: str = "NGN",
-    max_amount: float = 1e9,
+    max_amount: float = DEFAULT_MAX_AMOUNT,
     fill_missing: bool = False,
 ) -> ValidationOutcome:
     """Validate one transaction.
@@ -165,7 +167,7 @@ def validate_transaction(
             else:
                 errors.append(FieldError(field, "is required"))
             continue
-        value, err = _check_id(raw[field], field)
+        value, err = check_id(raw[field], field)
         if err:
             errors.append(err)
         values[field] = value
@@ -222,7 +224,7 @@ def validate_transaction(
         if value is None:
             values[field] = None
             continue
-        checked, err = _check_id(value, field)
+        checked, err = check_id(value, field)
         if err:
             errors.append(err)
         values[field] = checked
@@ -259,3 +261,43 @@ def validate_transaction(
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _any_case(words: tuple[str, ...]) -> str:
+    """A pattern matching any of ``words`` in any case (JSON Schema has no case-insensitive enum)."""
+    letters = ("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in w) for w in words)
+    return "^(" + "|".join(letters) + ")$"
+
+
+def transaction_json_schema(max_amount: float = DEFAULT_MAX_AMOUNT) -> dict[str, Any]:
+    """The JSON Schema of what ``validate_transaction`` accepts, from the same constants: the
+    HTTP contract (functions/openapi.json, written by ``python -m tools.openapi``) is derived
+    from this, never written by hand."""
+    def nullable(schema: dict[str, Any], description: str | None = None) -> dict[str, Any]:
+        out = {"type": [schema.pop("type"), "null"], **schema}
+        return {**out, "description": description} if description else out
+
+    identifier = {"type": "string", "pattern": f"^{ID_PATTERN}$"}
+    return {
+        "type": "object",
+        "required": [f for f in ID_FIELDS if f != "transaction_id"] + ["transaction_amount"],
+        "properties": {
+            "transaction_id": nullable(dict(identifier), "Generated when absent or null (the response says so)."),
+            "customer_id": dict(identifier),
+            "transaction_amount": {"type": "number", "maximum": int(max_amount) if float(max_amount).is_integer()
+                                   else max_amount, "minimum": MIN_AMOUNT},
+            "currency": nullable({"type": "string", "pattern": "^[A-Za-z]{3}$"},
+                                 "ISO 4217, any case; FRAUD_DEFAULT_CURRENCY when absent or null."),
+            "timestamp": nullable({"type": "string", "format": "date-time"},
+                                  f"Event time, ISO 8601 with UTC offset, from {EARLIEST:%Y} to at most "
+                                  f"{int(MAX_FUTURE.total_seconds() // 60)} minutes ahead; the receive time when absent or null."),
+            **{f: nullable(dict(identifier)) for f in OPTIONAL_ID_FIELDS},
+            "merchant_category": nullable({"type": "string", "minLength": 1, "maxLength": 64}),
+            "channel": nullable({"type": "string", "pattern": _any_case(CHANNELS)}, f"One of {', '.join(CHANNELS)}, any case."),
+            "country": nullable({"type": "string", "pattern": "^([A-Za-z]{2})?$"},
+                                "ISO 3166 alpha-2, any case; empty or null when unknown."),
+        },
+        "example": {"customer_id": "C12345", "transaction_amount": 250000, "device_id": "new_device_99",
+                    "merchant_category": "electronics", "channel": "online"},
+        "description": "Optional fields may be absent or null (the same thing).",
+    }

@@ -18,6 +18,8 @@ from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 from typing import Any
 
+from shared.domain.drift import score_distribution
+from shared.domain.metrics import percentiles
 from shared.domain.decision_record import ALERT_ITEM_COLUMNS, alert_item, recent_activity_item
 from shared.service.fanout import RequestFanout
 
@@ -28,7 +30,6 @@ RECENT_ACTIVITY = 5
 MAX_LIMIT = 200
 MAX_HOURS = 24 * 31
 FALLBACK_ROW_CAP = 20_000
-SCORE_BINS = 10
 _fanout = RequestFanout(8, "dashboard")
 
 
@@ -150,23 +151,6 @@ def _psi_thresholds(views: "DashboardViews") -> dict[str, float]:
     return {"warn": views.psi_warn, "alert": views.psi_alert}
 
 
-def _score_histogram(scores: list[float]) -> dict[str, Any]:
-    counts = [0] * SCORE_BINS
-    for s in scores:
-        counts[min(SCORE_BINS - 1, max(0, int(float(s) * SCORE_BINS)))] += 1
-    return {"edges": [i / SCORE_BINS for i in range(SCORE_BINS + 1)], "counts": counts}
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 def _from_report(report: dict[str, Any]) -> dict[str, Any]:
     drift = report.get("drift") or {}
     performance = report.get("performance") or None
@@ -229,10 +213,10 @@ def _from_audit(views: "DashboardViews", now: datetime, cap: int) -> dict[str, A
         "window": {"start": (oldest if capped else start).isoformat(), "end": now.isoformat(), "decisions": rows},
         "volume_per_hour": dict(sorted(per_hour.items())),
         "alert_rate_per_hour": {h: alerts_per_hour[h] / n for h, n in sorted(per_hour.items())},
-        "score_distribution": _score_histogram(scores) if scores else None,
+        "score_distribution": score_distribution(scores) if scores else None,
         "drift": {"features": {}, "score": None, "alert_rate": None, "reference_alert_rate": None},
         "performance": None,
-        "latency_ms": {f"p{q}": _percentile(latencies, q) for q in (50, 95, 99)},
+        "latency_ms": percentiles(latencies, (50, 95, 99)),
         "breaches": [],
         "report_blob": None,
     }

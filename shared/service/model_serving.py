@@ -15,9 +15,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from typing import Callable
 
 from shared.domain.model import FraudModel, ModelArtifact, ModelRejected, load_model
+from shared.service.ports import ModelRegistryPort
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,6 @@ class ModelUnavailable(Exception):
     """The current model could not be loaded (refused or unreachable), and none is serving."""
 
 
-class ModelSource(Protocol):
-    def current(self) -> Any: ...  # .version
-    def load(self, version: str) -> ModelArtifact: ...
-
-
 @dataclass
 class SwapEvent:
     at: str
@@ -45,9 +41,10 @@ class SwapEvent:
 
 @dataclass
 class ServingModel:
-    source: ModelSource
+    source: ModelRegistryPort
     refresh_seconds: float = 60.0
     clock: Callable[[], float] = time.monotonic
+    load: Callable[[ModelArtifact], FraudModel] = load_model  # verifies (sha256, feature schema, smoke test) or raises ModelRejected
     _model: FraudModel | None = None
     _checked_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -60,8 +57,7 @@ class ServingModel:
         del self.history[:-50]
 
     def _load_version(self, version: str) -> FraudModel:
-        artifact = self.source.load(version)
-        return load_model(artifact)
+        return self.load(self.source.load(version))
 
     def _refresh(self) -> None:
         """Check the pointer; load and swap in a new version. Never raises."""

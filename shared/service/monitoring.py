@@ -13,15 +13,17 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 import numpy as np
 
 from shared.domain.decision_record import unpack_features
-from shared.domain.drift import DriftAccumulator, ReferenceHistogram, population_stability_index
+from shared.domain.drift import DriftAccumulator, ReferenceHistogram, population_stability_index, score_distribution
 from shared.domain.labels import Label, parse_label_file
 from shared.domain.merchant_risk import as_of_hour, label_known_at
 from shared.domain.metrics import percentiles, summarize
+from shared.domain.model import DEFAULT_THRESHOLDS
+from shared.service.ports import AuditReadPort, LabelFilesPort, LabelPort, MerchantRiskStorePort, ReportsPort
 
 log = logging.getLogger(__name__)
 READ_COLUMNS = ["RowKey", "features", "fraud_score", "risk_level", "latency_ms", "label", "event_time", "model_version"]
@@ -40,24 +42,14 @@ class MonitoringConfig:
     merchant_recount_hours: int = 48
 
 
-class LabelFiles(Protocol):
-    def new_files(self) -> list[tuple[str, str]]: ...  # (name, etag)
-    def read(self, name: str) -> bytes: ...
-
-
-class Reports(Protocol):
-    def write_report(self, report: dict[str, Any], at: datetime) -> str: ...
-    def request_retrain(self, request: dict[str, Any], at: datetime, cooldown: timedelta) -> str | None: ...
-
-
 @dataclass
 class MonitoringService:
-    audit: Any
-    labels: Any
-    label_files: LabelFiles
-    reports: Reports
+    audit: AuditReadPort
+    labels: LabelPort
+    label_files: LabelFilesPort
+    reports: ReportsPort
     manifest: Callable[[], dict[str, Any] | None]  # the serving model's manifest
-    merchants: Any = None  # MerchantRiskStore
+    merchants: MerchantRiskStorePort | None = None
     config: MonitoringConfig = field(default_factory=MonitoringConfig)
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
@@ -77,11 +69,13 @@ class MonitoringService:
 
     def accept_labels(self, labels: list[Label]) -> dict[str, Any]:
         """The HTTP path: record, then join at once so analysts see their verdicts."""
-        self.labels.put(labels, self.clock())
-        return self.join_labels(only={label.transaction_id for label in labels})
+        written = self.labels.put(labels, self.clock())
+        return self.join_labels(written)  # the rows just written: no scan of every waiting label
 
-    def join_labels(self, only: set[str] | None = None) -> dict[str, Any]:
-        awaiting = [row for row in self.labels.awaiting() if only is None or row["RowKey"] in only]
+    def join_labels(self, awaiting: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Join labels into the audit log: ``awaiting`` label rows, or every label not yet joined."""
+        if awaiting is None:
+            awaiting = list(self.labels.awaiting())
         located = self.audit.locate([row["RowKey"] for row in awaiting])
         to_audit, marks, unknown, frauds = [], [], [], []
         now = self.clock()
@@ -94,7 +88,7 @@ class MonitoringService:
                                                             "attempts": int(row.get("attempts") or 0) + 1}))
                 continue
             labelled_at = row.get("labelled_at") or ""
-            to_audit.append((where.audit_pk, txn_id, {"label": str(row["label"]), "labelled_at": labelled_at,
+            to_audit.append((where.audit_pk, txn_id, {"label": int(row["label"]), "labelled_at": labelled_at,
                                                           "label_source": row.get("source", "")}))
             marks.append((row["PartitionKey"], txn_id, {"status": "joined", "joined_at": now, "audit_pk": where.audit_pk}))
             if int(row["label"]) == 1 and where.event_time:
@@ -130,84 +124,55 @@ class MonitoringService:
     def evaluate(self, now: datetime, merchant_hourly: dict[str, Counter] | None = None) -> dict[str, Any]:
         """Drift and performance over the window; one scan of the audit log, which also
         recounts merchants' hourly volumes into ``merchant_hourly`` when given."""
-        manifest = self.manifest()
+        reference = ServingReference.from_manifest(self.manifest())
         start = now - timedelta(hours=self.config.window_hours)
-        names: list[str] = list(manifest["feature_names"]) if manifest else []
-        reference = manifest.get("reference", {}) if manifest else {}
-        references = {n: ReferenceHistogram.from_dict(reference["features"][n]) for n in names if n in reference.get("features", {})}
-        n_reference = int(manifest.get("rows", {}).get("train", 0)) if manifest else 0
-        features = DriftAccumulator(references, n_reference) if references else None
-        score_ref = ReferenceHistogram.from_dict(reference["score"]) if "score" in reference else None
-        thresholds = dict(manifest.get("thresholds", {})) if manifest else {"high": 0.8, "medium": 0.5, "alert": 0.7}
+        tally = WindowTally(reference)
+        self._scan(start, now, tally, merchant_hourly)
+        scores = np.asarray(tally.scores)
+        return {
+            "window": {"start": start.isoformat(), "end": now.isoformat(), "decisions": tally.rows,
+                       "labelled": len(tally.labelled_y)},
+            "model_version": reference.version,
+            "drift": self._drift(tally, reference, scores),
+            "performance": self._performance(tally, reference),
+            "score_distribution": score_distribution(scores),
+            "latency_ms": percentiles(tally.latencies, (50, 95, 99)),
+            "volume_per_hour": dict(sorted(tally.per_hour.items())),
+            "alert_rate_per_hour": {h: tally.alerts_per_hour[h] / n for h, n in sorted(tally.per_hour.items())},
+        }
 
-        chunk: list[list[float]] = []
-        scores, latencies, labelled_y, labelled_s, labelled_day = [], [], [], [], []
-        per_hour: Counter = Counter()
-        alerts_per_hour: Counter = Counter()
-        rows = 0
-
-        def flush() -> None:
-            if features is not None and chunk:
-                matrix = np.asarray(chunk, dtype=np.float32)
-                for i, name in enumerate(names):
-                    features.add(name, matrix[:, i])
-            chunk.clear()
-
+    def _scan(self, start: datetime, now: datetime, tally: "WindowTally",
+              merchant_hourly: dict[str, Counter] | None) -> None:
+        """Read the window once (and, for the merchant recount, the hours before it it needs)."""
         first_hour, merchant_as_of = self.merchant_window(now)
         scan_start = min(start, datetime.fromtimestamp(first_hour * 3600, timezone.utc)) if merchant_hourly is not None else start
         for row in self.audit.read(scan_start, now, select=READ_COLUMNS + ["merchant_id"]):
             moment = row["event_time"].timestamp()
             if merchant_hourly is not None and first_hour * 3600 <= moment < merchant_as_of and row.get("merchant_id"):
                 merchant_hourly.setdefault(row["merchant_id"], Counter())[int(moment // 3600)] += 1
-            if row["event_time"] < start:
-                continue
-            rows += 1
-            vector = unpack_features(row["features"])
-            if len(vector) == len(names):
-                chunk.append(vector)
-                if len(chunk) >= 5000:
-                    flush()
-            score = float(row["fraud_score"])
-            scores.append(score)
-            latencies.append(float(row.get("latency_ms") or 0.0))
-            hour = row["event_time"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:00Z")
-            per_hour[hour] += 1
-            if row["risk_level"] == "High":
-                alerts_per_hour[hour] += 1
-            label = row.get("label")
-            if label not in (None, ""):
-                labelled_y.append(int(label))
-                labelled_s.append(score)
-                labelled_day.append(row["event_time"].astimezone(timezone.utc).date().toordinal())
-        flush()
+            if row["event_time"] >= start:
+                tally.add(row)
+        tally.flush()
 
-        drift = features.report(self.config.psi_warn, self.config.psi_alert) if features else {}
-        score_array = np.asarray(scores)
+    def _drift(self, tally: "WindowTally", reference: "ServingReference", scores: np.ndarray) -> dict[str, Any]:
+        features = tally.features.report(self.config.psi_warn, self.config.psi_alert) if tally.features else {}
         score_drift = None
-        if score_ref is not None and score_array.size:
-            counts = score_ref.counts(score_array)
-            score_drift = {"psi": population_stability_index(np.asarray(score_ref.proportions), counts / counts.sum())}
-            score_drift["status"] = ("alert" if score_drift["psi"] >= self.config.psi_alert else
-                                     "warn" if score_drift["psi"] >= self.config.psi_warn else "ok")
-        alert_rate = float(np.mean(score_array > thresholds["high"])) if score_array.size else None
-        reference_alert_rate = reference.get("alert_rate")
-        alert_rate_ratio = (alert_rate / reference_alert_rate) if alert_rate is not None and reference_alert_rate else None
+        if reference.score is not None and scores.size:
+            counts = reference.score.counts(scores)
+            psi = population_stability_index(np.asarray(reference.score.proportions), counts / counts.sum())
+            score_drift = {"psi": psi, "status": ("alert" if psi >= self.config.psi_alert else
+                                                  "warn" if psi >= self.config.psi_warn else "ok")}
+        alert_rate = float(np.mean(scores > reference.thresholds["high"])) if scores.size else None
+        expected = reference.alert_rate
+        return {"features": features, "score": score_drift, "alert_rate": alert_rate, "reference_alert_rate": expected,
+                "alert_rate_ratio": (alert_rate / expected) if alert_rate is not None and expected else None}
 
-        counts, edges = np.histogram(score_array, bins=20, range=(0.0, 1.0))
-        score_distribution = {"edges": [round(float(e), 4) for e in edges], "counts": [int(c) for c in counts]}
-        y = np.asarray(labelled_y, dtype=np.int8)
-        performance = summarize(y, np.asarray(labelled_s), np.asarray(labelled_day), thresholds, self.config.top_k) if y.size else None
-        return {
-            "window": {"start": start.isoformat(), "end": now.isoformat(), "decisions": rows, "labelled": int(y.size)},
-            "model_version": manifest.get("version") if manifest else None,
-            "drift": {"features": drift, "score": score_drift, "alert_rate": alert_rate,
-                      "reference_alert_rate": reference_alert_rate, "alert_rate_ratio": alert_rate_ratio},
-            "performance": performance,
-            "score_distribution": score_distribution,
-            "latency_ms": percentiles(np.asarray(latencies), (50, 95, 99)),
-            "volume_per_hour": dict(sorted(per_hour.items())),
-            "alert_rate_per_hour": {h: alerts_per_hour[h] / n for h, n in sorted(per_hour.items())},
-        }
+    def _performance(self, tally: "WindowTally", reference: "ServingReference") -> dict[str, Any] | None:
+        y = np.asarray(tally.labelled_y, dtype=np.int8)
+        if not y.size:
+            return None
+        return summarize(y, np.asarray(tally.labelled_s), np.asarray(tally.labelled_day), reference.thresholds,
+                         self.config.top_k)
 
     def breaches(self, evaluation: dict[str, Any]) -> list[str]:
         reasons = []
@@ -244,3 +209,85 @@ class MonitoringService:
         report["seconds"] = round(time.perf_counter() - started, 3)
         report["report_blob"] = self.reports.write_report(report, now)
         return report
+
+
+@dataclass(frozen=True)
+class ServingReference:
+    """What the serving model's manifest says the window should look like."""
+
+    version: str | None
+    feature_names: tuple[str, ...]
+    features: dict[str, ReferenceHistogram]
+    train_rows: int
+    score: ReferenceHistogram | None
+    thresholds: dict[str, float]
+    alert_rate: float | None
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any] | None) -> "ServingReference":
+        if not manifest:
+            return cls(None, (), {}, 0, None, dict(DEFAULT_THRESHOLDS), None)
+        names = tuple(manifest["feature_names"])
+        reference = manifest.get("reference", {})
+        stored = reference.get("features", {})
+        return cls(
+            version=manifest.get("version"),
+            feature_names=names,
+            features={n: ReferenceHistogram.from_dict(stored[n]) for n in names if n in stored},
+            train_rows=int(manifest.get("rows", {}).get("train", 0)),
+            score=ReferenceHistogram.from_dict(reference["score"]) if "score" in reference else None,
+            thresholds=dict(manifest.get("thresholds", {})),
+            alert_rate=reference.get("alert_rate"),
+        )
+
+
+@dataclass
+class WindowTally:
+    """The window's decisions as the report needs them, accumulated row by row."""
+
+    reference: ServingReference
+    rows: int = 0
+    scores: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    labelled_y: list[int] = field(default_factory=list)
+    labelled_s: list[float] = field(default_factory=list)
+    labelled_day: list[int] = field(default_factory=list)
+    per_hour: Counter = field(default_factory=Counter)
+    alerts_per_hour: Counter = field(default_factory=Counter)
+    features: DriftAccumulator | None = None
+    _chunk: list[np.ndarray] = field(default_factory=list)
+
+    CHUNK_ROWS = 5000
+
+    def __post_init__(self) -> None:
+        if self.reference.features:
+            self.features = DriftAccumulator(self.reference.features, self.reference.train_rows)
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows += 1
+        vector = unpack_features(row["features"])
+        if len(vector) == len(self.reference.feature_names):
+            self._chunk.append(vector)
+            if len(self._chunk) >= self.CHUNK_ROWS:
+                self.flush()
+        score = float(row["fraud_score"])
+        self.scores.append(score)
+        self.latencies.append(float(row.get("latency_ms") or 0.0))
+        when = row["event_time"].astimezone(timezone.utc)
+        hour = when.strftime("%Y-%m-%dT%H:00Z")
+        self.per_hour[hour] += 1
+        if row["risk_level"] == "High":
+            self.alerts_per_hour[hour] += 1
+        label = row.get("label")
+        if label not in (None, ""):
+            self.labelled_y.append(int(label))
+            self.labelled_s.append(score)
+            self.labelled_day.append(when.date().toordinal())
+
+    def flush(self) -> None:
+        """Feed the buffered feature vectors to the drift accumulator, a matrix at a time."""
+        if self.features is not None and self._chunk:
+            matrix = np.stack(self._chunk).astype(np.float32, copy=False)
+            for i, name in enumerate(self.reference.feature_names):
+                self.features.add(name, matrix[:, i])
+        self._chunk.clear()

@@ -7,12 +7,29 @@ tested on the fakes behaves the same on Azure.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 from shared.domain.dead_letter import DeadLetter
 from shared.domain.decision_record import DecisionRecord
 from shared.domain.features import CustomerProfile
-from shared.domain.model import FraudModel
+from shared.domain.labels import Label
+from shared.domain.model import FraudModel, ModelArtifact
+
+
+class StalePointer(Exception):
+    """The registry's current-model pointer moved since it was read."""
+
+
+class VersionExists(Exception):
+    """A model version is published once; its files never change."""
+
+
+@dataclass(frozen=True)
+class CurrentPointer:
+    version: str | None
+    etag: str | None  # None: no pointer yet
+    document: dict[str, Any]
 
 
 class CommitConflict(Exception):
@@ -89,3 +106,70 @@ class MerchantRiskPort(Protocol):
     def prefetch(self, merchant_ids: Iterable[str]) -> None: ...
 
     def values(self, merchant_id: str | None, t: float) -> Sequence[float]: ...
+
+
+class ModelRegistryPort(Protocol):
+    """Published model versions (immutable) and the ETag-guarded current pointer."""
+
+    def publish(self, artifact: ModelArtifact) -> str: ...
+
+    def load(self, version: str) -> ModelArtifact: ...
+
+    def manifest(self, version: str) -> dict[str, Any]: ...
+
+    def list_versions(self) -> list[str]: ...
+
+    def current(self) -> CurrentPointer: ...
+
+    def set_current(self, version: str, expected: CurrentPointer, **details: Any) -> CurrentPointer:
+        """Raises ``StalePointer`` if the pointer is no longer ``expected``; ValueError for an unpublished version."""
+
+
+class LabelPort(Protocol):
+    """Received labels until they are joined, label files read, compromised customers."""
+
+    def put(self, labels: Iterable[Label], now: datetime | None = None) -> list[dict[str, Any]]: ...
+
+    def awaiting(self) -> Iterator[dict[str, Any]]: ...
+
+    def mark(self, rows: list[tuple[str, str, dict[str, Any]]]) -> None: ...
+
+    def get(self, transaction_id: str) -> dict[str, Any] | None: ...
+
+    def file_seen(self, name: str, etag: str) -> bool: ...
+
+    def record_file(self, name: str, etag: str, labels: int, rejected: list[dict[str, Any]]) -> None: ...
+
+    def mark_compromised(self, customer_id: str, since: datetime) -> None: ...
+
+    def compromised_since(self, customer_id: str) -> str | None: ...
+
+
+class AuditReadPort(Protocol):
+    """What monitoring needs of the audit log besides writing."""
+
+    def read(self, start: datetime, end: datetime, select: list[str] | None = None) -> Iterator[dict[str, Any]]: ...
+
+    def locate(self, transaction_ids: list[str]) -> dict[str, ScoredElsewhere]: ...
+
+    def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int: ...
+
+
+class MerchantRiskStorePort(Protocol):
+    """The timer's per-merchant risk table."""
+
+    def add_frauds(self, frauds: Iterable[tuple[str, str, float, float]]) -> int: ...
+
+    def refresh_counts(self, hourly: dict[str, dict[int, int]], first_hour: int, as_of: float) -> int: ...
+
+
+class LabelFilesPort(Protocol):
+    def new_files(self) -> list[tuple[str, str]]: ...  # (name, etag)
+
+    def read(self, name: str) -> bytes: ...
+
+
+class ReportsPort(Protocol):
+    def write_report(self, report: dict[str, Any], at: datetime) -> str: ...
+
+    def request_retrain(self, request: dict[str, Any], at: datetime, cooldown: timedelta) -> str | None: ...

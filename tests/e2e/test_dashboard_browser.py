@@ -93,7 +93,7 @@ def test_the_dashboard_shows_alerts_and_charts_and_takes_a_verdict(browser, serv
     assert services.label_store.get(target)["status"] == "joined"
     now = datetime.now(timezone.utc)
     row = next(r for r in services.audit.read(now - timedelta(hours=3), now + timedelta(minutes=1)) if r["RowKey"] == target)
-    assert str(row["label"]) == "1"
+    assert row["label"] == 1
 
     page.reload()
     page.wait_for_selector("body[data-ready]", state="attached", timeout=30000)

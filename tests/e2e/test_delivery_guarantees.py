@@ -67,7 +67,7 @@ def deliver(services: AppServices, partition: str, batch: list[tuple[int, dict]]
 
 def outcome(services: AppServices, run: str) -> dict:
     volatile = {"scored_at", "latency_ms"}
-    audit = sorted(({k: v for k, v in row.items() if k not in volatile} for row in services.audit._table.list_entities()),
+    audit = sorted(({k: v for k, v in row.items() if k not in volatile} for row in services.audit.entities()),
                    key=lambda r: (r["PartitionKey"], r["RowKey"]))
     alerts = sorted((a["transaction_id"], a["risk_level"], a["action"]) for a in services.alerts.receive_all())
     profiles = {c: services.profiles.load(f"{run}-C{c}").profile.to_json() for c in range(CUSTOMERS)}

@@ -181,7 +181,7 @@ def _is_json(raw: bytes) -> bool:
 
 
 def dead_letter_count(services) -> int:
-    return sum(1 for _ in services.dead_letters._container.list_blobs())
+    return sum(1 for _ in services.dead_letters.items())
 
 
 def audit_ids(services, prefix: str) -> list[str]:

@@ -2,7 +2,8 @@
 same suite in tests/unit/test_fake_contracts.py)."""
 import pytest
 
-from contracts import AlertContract, AuditContract, DeadLetterContract, ProfileContract
+from contracts import (AlertContract, AuditContract, DeadLetterContract, LabelStoreContract, ModelRegistryContract,
+                       ProfileContract)
 
 
 class TestProfileTable(ProfileContract):
@@ -29,3 +30,15 @@ class TestDeadLetterBlobs(DeadLetterContract):
     @pytest.fixture
     def store(self, services):
         return services.dead_letters
+
+
+class TestModelRegistryBlobs(ModelRegistryContract):
+    @pytest.fixture
+    def store(self, services):
+        return services.registry
+
+
+class TestLabelTable(LabelStoreContract):
+    @pytest.fixture
+    def store(self, services):
+        return services.label_store

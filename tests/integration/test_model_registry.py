@@ -3,7 +3,7 @@ import pytest
 
 from conftest import make_artifact
 from shared.domain.model import ModelRejected, ModelArtifact, load_model
-from shared.adapters.model_registry import StalePointer, VersionExists
+from shared.service.ports import StalePointer, VersionExists
 
 
 def test_round_trip_and_listing(services):

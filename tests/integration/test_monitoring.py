@@ -121,7 +121,7 @@ def test_labels_from_files_and_http_are_joined_exactly_once(published, services)
     assert first["labels"]["files"] == 1 and first["labels"]["labels"] == 3 and first["labels"]["rejected_lines"] == 1
     assert first["labels"]["joined"] == 2 and first["labels"]["unknown_transaction_ids"] == ["NOPE-1"]
     rows = {r["RowKey"]: r for r in services.audit.read(NOW - timedelta(days=30), NOW + timedelta(days=1))}
-    assert rows["T0"]["label"] == "1" and rows["T1"]["label"] == "0" and rows["T2"].get("label", "") == ""
+    assert rows["T0"]["label"] == 1 and rows["T1"]["label"] == 0 and rows["T2"].get("label", "") == ""
     assert services.label_store.compromised_since("C3") is not None
     # an analyst verdict over HTTP joins at once
     response = labels_http(http_post("labels", {"transaction_id": "T2", "label": "fraud", "customer_id": "C3"}))

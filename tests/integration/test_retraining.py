@@ -14,7 +14,7 @@ from functions.retrain_blob import retrain_on_request, retrain_on_training_data
 from functions.score_http import score_http
 from shared.domain.features import FEATURE_NAMES
 from shared.domain.model import ModelArtifact, sha256_hex
-from shared.adapters.model_registry import StalePointer
+from shared.service.ports import StalePointer
 from shared.composition import app_services
 
 

@@ -2,8 +2,9 @@
 suite in tests/integration/test_adapter_contracts.py)."""
 import pytest
 
-from contracts import AlertContract, AuditContract, DeadLetterContract, ProfileContract
-from fakes import FakeAlertQueue, FakeAuditLog, FakeDeadLetters, FakeProfiles
+from contracts import (AlertContract, AuditContract, DeadLetterContract, LabelStoreContract, ModelRegistryContract,
+                       ProfileContract)
+from fakes import FakeAlertQueue, FakeAuditLog, FakeDeadLetters, FakeLabelStore, FakeModelRegistry, FakeProfiles
 
 
 class TestFakeProfiles(ProfileContract):
@@ -28,3 +29,15 @@ class TestFakeDeadLetters(DeadLetterContract):
     @pytest.fixture
     def store(self):
         return FakeDeadLetters()
+
+
+class TestFakeModelRegistry(ModelRegistryContract):
+    @pytest.fixture
+    def store(self):
+        return FakeModelRegistry()
+
+
+class TestFakeLabelStore(LabelStoreContract):
+    @pytest.fixture
+    def store(self):
+        return FakeLabelStore()

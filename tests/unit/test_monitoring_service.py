@@ -1,0 +1,97 @@
+"""The monitoring service on fakes: the label join, label files, the report and the retrain
+request's cooldown (tests/integration/test_monitoring.py runs the timer on Azurite with a
+real model and its drift reference)."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from fakes import FakeAuditLog, FakeLabelFiles, FakeLabelStore, FakeMerchantRiskStore, FakeReports
+from fraud_events import decision_record
+from shared.domain.labels import Label
+from shared.service.monitoring import MonitoringConfig, MonitoringService
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+MANIFEST = {"version": "m1", "feature_names": ["a", "b"], "thresholds": {"high": 0.8, "medium": 0.5, "alert": 0.7}}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def parts():
+    return {"audit": FakeAuditLog(), "labels": FakeLabelStore(), "label_files": FakeLabelFiles(),
+            "reports": FakeReports(), "merchants": FakeMerchantRiskStore(), "clock": Clock()}
+
+
+def monitor(parts, **config) -> MonitoringService:
+    settings = {"min_labelled_fraud": 20, "min_recall": 0.5, "retrain_cooldown_hours": 24, "label_delay_days": 7, **config}
+    return MonitoringService(parts["audit"], parts["labels"], parts["label_files"], parts["reports"], lambda: MANIFEST,
+                             merchants=parts["merchants"], config=MonitoringConfig(**settings), clock=parts["clock"])
+
+
+def test_labels_join_known_decisions_and_keep_unknown_ones(parts):
+    scored_at = NOW - timedelta(hours=5)
+    parts["audit"].write([decision_record("T1", scored_at, "High", customer="C1", merchant_id="M1"),
+                          decision_record("T2", scored_at, "Low", customer="C2", merchant_id="M1"),
+                          decision_record("T3", scored_at, "Low", customer="C3", merchant_id="M2")])
+    verdict_at = NOW - timedelta(hours=1)
+    outcome = monitor(parts).accept_labels([Label("T1", True, "C1", verdict_at, "analyst"),
+                                            Label("T2", False, None, None, "case"),
+                                            Label("T3", True, None, None, "chargeback"),
+                                            Label("T9", True, None, None, "case")])
+    assert (outcome["joined"], outcome["unknown"], outcome["unknown_transaction_ids"]) == (3, 1, ["T9"])
+    rows = {r["RowKey"]: r for r in parts["audit"].read(NOW - timedelta(days=1), NOW)}
+    assert (rows["T1"]["label"], rows["T2"]["label"], rows["T3"]["label"]) == (1, 0, 1)
+    assert parts["labels"].get("T9")["status"] == "unknown" and parts["labels"].get("T1")["status"] == "joined"
+    assert parts["labels"].compromised_since("C1") == scored_at.isoformat()
+    assert parts["labels"].compromised_since("C2") is None
+    # an analyst's verdict counts from when it was given; a label without a time after the label delay
+    m1, m2 = parts["merchants"].histories["M1"], parts["merchants"].histories["M2"]
+    assert m1.frauds == {"T1": [scored_at.timestamp(), verdict_at.timestamp()]}
+    assert m2.frauds == {"T3": [scored_at.timestamp(), (scored_at + timedelta(days=7)).timestamp()]}
+
+
+def test_a_label_file_is_read_once_and_its_bad_lines_are_counted(parts):
+    parts["label_files"].files["day1.csv"] = b"transaction_id,label\nT1,fraud\nT 2,1\nT3,maybe\n"
+    service = monitor(parts)
+    assert service.ingest_label_files() == {"files": 1, "labels": 1, "rejected_lines": 2}
+    assert service.ingest_label_files() == {"files": 0, "labels": 0, "rejected_lines": 0}
+    assert [r["RowKey"] for r in parts["labels"].awaiting()] == ["T1"]
+
+
+def test_a_quiet_window_is_reported_without_a_retrain_request(parts):
+    parts["audit"].write([decision_record(f"Q{i}", NOW - timedelta(minutes=10 * i + 1), "Low", score=0.05 * (i % 10),
+                                          latency_ms=float(i)) for i in range(40)])
+    report = monitor(parts).run()
+    assert report["window"]["decisions"] == 40 and report["breaches"] == [] and report["retrain_request"] is None
+    assert sum(report["score_distribution"]["counts"]) == 40 and len(report["score_distribution"]["counts"]) == 20
+    assert report["latency_ms"]["p50"] == pytest.approx(19.5)
+    assert parts["reports"].latest()["window"]["decisions"] == 40
+
+
+def test_low_live_recall_asks_for_a_retrain_once_per_cooldown(parts):
+    missed = [decision_record(f"F{i}", NOW - timedelta(hours=2, minutes=i), "Low", score=0.1) for i in range(25)]
+    caught = [decision_record(f"G{i}", NOW - timedelta(hours=3, minutes=i), "High", score=0.9) for i in range(5)]
+    parts["audit"].write(missed + caught)
+    service = monitor(parts)
+    service.accept_labels([Label(r.transaction_id, True, None, NOW, "case") for r in missed + caught])
+    first = service.run()
+    assert first["performance"]["positives"] == 30
+    assert first["performance"]["at_thresholds"]["medium"]["recall"] == pytest.approx(5 / 30)
+    assert first["breaches"] and "recall" in first["breaches"][0] and first["retrain_request"] is not None
+    parts["clock"].now = NOW + timedelta(hours=1)
+    second = service.run()
+    assert second["breaches"] and second["retrain_request"] is None  # within the cooldown
+    assert len(parts["reports"].requests) == 1
+
+
+def test_too_few_labelled_frauds_judge_no_recall(parts):
+    parts["audit"].write([decision_record(f"F{i}", NOW - timedelta(hours=2), "Low", score=0.1) for i in range(5)])
+    service = monitor(parts)
+    service.accept_labels([Label(f"F{i}", True, None, NOW, "case") for i in range(5)])
+    assert service.run()["breaches"] == []
