@@ -22,6 +22,7 @@ from shared.domain.drift import score_distribution
 from shared.domain.metrics import percentiles
 from shared.domain.decision_record import ALERT_ITEM_COLUMNS, alert_item, recent_activity_item
 from shared.service.fanout import RequestFanout
+from shared.service.monitoring import ServingReference, WindowTally
 
 log = logging.getLogger("fraud.dashboard")
 
@@ -179,9 +180,7 @@ def _from_audit(views: "DashboardViews", now: datetime, cap: int) -> dict[str, A
     """The monitoring window's newest decisions, hour by hour backwards, at most ``cap`` rows."""
     hours = views.window_hours
     start = now - timedelta(hours=hours)
-    per_hour: Counter = Counter()
-    alerts_per_hour: Counter = Counter()
-    scores, latencies = [], []
+    tally = WindowTally(ServingReference.from_manifest(None))  # monitoring's aggregation, without drift
     rows = 0
     capped = False
     oldest = now
@@ -194,14 +193,9 @@ def _from_audit(views: "DashboardViews", now: datetime, cap: int) -> dict[str, A
                 capped = True
                 break
             rows += 1
-            when = _as_utc(row["event_time"])
-            oldest = min(oldest, when)
-            hour = when.strftime("%Y-%m-%dT%H:00Z")
-            per_hour[hour] += 1
-            if row.get("risk_level") == "High":
-                alerts_per_hour[hour] += 1
-            scores.append(float(row.get("fraud_score") or 0.0))
-            latencies.append(float(row.get("latency_ms") or 0.0))
+            row["event_time"] = _as_utc(row["event_time"])
+            oldest = min(oldest, row["event_time"])
+            tally.add(row)
         upper = lower
     covered = f"the newest {rows} decisions of the last {hours:g} hours"
     return {
@@ -211,12 +205,12 @@ def _from_audit(views: "DashboardViews", now: datetime, cap: int) -> dict[str, A
         "capped": capped, "row_cap": cap, "rows_read": rows,
         "run_at": None,
         "window": {"start": (oldest if capped else start).isoformat(), "end": now.isoformat(), "decisions": rows},
-        "volume_per_hour": dict(sorted(per_hour.items())),
-        "alert_rate_per_hour": {h: alerts_per_hour[h] / n for h, n in sorted(per_hour.items())},
-        "score_distribution": score_distribution(scores) if scores else None,
+        "volume_per_hour": tally.volume_per_hour(),
+        "alert_rate_per_hour": tally.alert_rate_per_hour(),
+        "score_distribution": score_distribution(tally.scores) if tally.scores else None,
         "drift": {"features": {}, "score": None, "alert_rate": None, "reference_alert_rate": None},
         "performance": None,
-        "latency_ms": percentiles(latencies, (50, 95, 99)),
+        "latency_ms": percentiles(tally.latencies, (50, 95, 99)),
         "breaches": [],
         "report_blob": None,
     }

@@ -137,8 +137,8 @@ class MonitoringService:
             "performance": self._performance(tally, reference),
             "score_distribution": score_distribution(scores),
             "latency_ms": percentiles(tally.latencies, (50, 95, 99)),
-            "volume_per_hour": dict(sorted(tally.per_hour.items())),
-            "alert_rate_per_hour": {h: tally.alerts_per_hour[h] / n for h, n in sorted(tally.per_hour.items())},
+            "volume_per_hour": tally.volume_per_hour(),
+            "alert_rate_per_hour": tally.alert_rate_per_hour(),
         }
 
     def _scan(self, start: datetime, now: datetime, tally: "WindowTally",
@@ -265,24 +265,31 @@ class WindowTally:
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows += 1
-        vector = unpack_features(row["features"])
-        if len(vector) == len(self.reference.feature_names):
-            self._chunk.append(vector)
-            if len(self._chunk) >= self.CHUNK_ROWS:
-                self.flush()
-        score = float(row["fraud_score"])
+        if self.features is not None and row.get("features"):
+            vector = unpack_features(row["features"])
+            if len(vector) == len(self.reference.feature_names):
+                self._chunk.append(vector)
+                if len(self._chunk) >= self.CHUNK_ROWS:
+                    self.flush()
+        score = float(row.get("fraud_score") or 0.0)
         self.scores.append(score)
         self.latencies.append(float(row.get("latency_ms") or 0.0))
         when = row["event_time"].astimezone(timezone.utc)
         hour = when.strftime("%Y-%m-%dT%H:00Z")
         self.per_hour[hour] += 1
-        if row["risk_level"] == "High":
+        if row.get("risk_level") == "High":
             self.alerts_per_hour[hour] += 1
         label = row.get("label")
         if label not in (None, ""):
             self.labelled_y.append(int(label))
             self.labelled_s.append(score)
             self.labelled_day.append(when.date().toordinal())
+
+    def volume_per_hour(self) -> dict[str, int]:
+        return dict(sorted(self.per_hour.items()))
+
+    def alert_rate_per_hour(self) -> dict[str, float]:
+        return {h: self.alerts_per_hour[h] / n for h, n in sorted(self.per_hour.items())}
 
     def flush(self) -> None:
         """Feed the buffered feature vectors to the drift accumulator, a matrix at a time."""
