@@ -15,9 +15,20 @@
     if (code) url.searchParams.set("code", code);
     return url.toString();
   }
+  // Every response body is read to its end before the caller moves on. fetch() resolves on the
+  // headers; Chromium leaves a body nobody reads in flight (it drains it itself only ~50 ms later),
+  // so a reload or navigation in that window aborts the request (requestfailed: net::ERR_ABORTED)
+  // although the server answered in full.
+  // A body that is not JSON reads as {}; one that cannot be read fails the call, unless the status
+  // already says it failed.
+  async function readJson(response) {
+    let text;
+    try { text = await response.text(); } catch (err) { if (response.ok) throw err; return {}; }
+    try { return text ? JSON.parse(text) : {}; } catch (err) { return {}; }
+  }
   async function getJson(path, params) {
     const response = await fetch(api(path, params), { headers: { Accept: "application/json" } });
-    const body = await response.json().catch(() => ({}));
+    const body = await readJson(response);
     if (!response.ok) throw new Error(body.message || (path + ": HTTP " + response.status));
     return body;
   }
@@ -104,10 +115,8 @@
         method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ transaction_id: alert.transaction_id, label: label, customer_id: alert.customer_id, source: "analyst" }),
       });
-      if (!response.ok) {
-        const body = await response.json().catch(() => ({}));
-        throw new Error(body.message || "HTTP " + response.status);
-      }
+      const body = await readJson(response);  // the 202's body too: see readJson
+      if (!response.ok) throw new Error(body.message || "HTTP " + response.status);
       tr.remove();
       updateCount();
       status("recorded " + alert.transaction_id + " as " + label);
