@@ -222,3 +222,28 @@ class LabelStoreContract:
         store.mark_compromised("C1", NOW + timedelta(hours=1))
         store.mark_compromised("C1", NOW - timedelta(hours=1))
         assert store.compromised_since("C1") == (NOW - timedelta(hours=1)).isoformat()
+
+
+class MerchantRiskStoreContract:
+    """Fraud known per merchant accumulates; hourly counts of a recount window are replaced, not added."""
+
+    def test_an_unknown_merchant_has_no_history(self, store):
+        history, as_of = store.load("M0")
+        assert history.hours == {} and history.frauds == {} and as_of is None
+
+    def test_frauds_accumulate_and_a_repeat_changes_nothing(self, store):
+        t = NOW.timestamp()
+        assert store.add_frauds([("M1", "F1", t, t + 60), ("M1", "F2", t, t + 120), ("", "F3", t, t)]) == 1
+        store.add_frauds([("M1", "F1", t, t + 60)])
+        history, _ = store.load("M1")
+        assert history.frauds == {"F1": [t, t + 60], "F2": [t, t + 120]}
+
+    def test_a_recount_replaces_the_window_and_keeps_the_frauds(self, store):
+        hour = int(NOW.timestamp() // 3600)
+        as_of = (hour + 2) * 3600.0
+        store.add_frauds([("M2", "F1", NOW.timestamp(), NOW.timestamp())])
+        store.refresh_counts({"M2": {hour: 5, hour + 1: 3}}, hour, as_of)
+        store.refresh_counts({"M2": {hour: 6, hour + 1: 3, hour + 5: 99}}, hour, as_of)  # late events; one beyond as_of
+        history, stored_as_of = store.load("M2")
+        assert history.hours == {hour: 6, hour + 1: 3} and stored_as_of == as_of
+        assert set(history.frauds) == {"F1"}

@@ -23,6 +23,7 @@ from shared.domain.features import CustomerProfile
 from shared.domain.labels import Label
 from shared.domain.merchant_risk import MerchantHistory
 from shared.domain.model import ModelArtifact
+from shared.service.merchant_risk_book import MerchantRiskBook
 from shared.service.ports import (CommitConflict, CurrentPointer, ScoredElsewhere, StalePointer, StoredProfile,
                                   VersionExists)
 
@@ -281,8 +282,8 @@ class FakeLabelStore:
         return self._compromised.get(customer_id)
 
 
-class FakeMerchantRiskStore:
-    """Merchant histories in memory, updated as the table adapter updates them."""
+class FakeMerchantRiskStore(MerchantRiskBook):
+    """Merchant histories in memory; the updates are the table adapter's (``MerchantRiskBook``)."""
 
     def __init__(self) -> None:
         self.histories: dict[str, MerchantHistory] = {}
@@ -300,23 +301,6 @@ class FakeMerchantRiskStore:
             if as_of is not None:
                 self.as_of[merchant_id] = float(as_of)
         return len(histories)
-
-    def add_frauds(self, frauds: Iterable[tuple[str, str, float, float]]) -> int:
-        touched: dict[str, MerchantHistory] = {}
-        for merchant, txn_id, t, known in frauds:
-            if merchant:
-                history = touched.get(merchant) or self.load(merchant)[0]
-                history.add_fraud(txn_id, t, known)
-                touched[merchant] = history
-        return self.save(touched, None)
-
-    def refresh_counts(self, hourly: dict[str, dict[int, int]], first_hour: int, as_of: float) -> int:
-        histories = {}
-        for merchant, counts in hourly.items():
-            history, _ = self.load(merchant)
-            history.recount(counts, first_hour, as_of)
-            histories[merchant] = history
-        return self.save(histories, as_of)
 
 
 class FakeLabelFiles:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
 from typing import Any, Callable, Iterable
 
 
 from shared.domain.merchant_risk import NO_MERCHANT, MerchantHistory, as_of_hour
 from shared.adapters.tables import read_entity, shard_key, upsert_grouped
 from shared.adapters.storage_account import create_if_missing
+from shared.service.merchant_risk_book import MerchantRiskBook
 
 SHARDS = 16
 
@@ -26,7 +26,7 @@ def merchant_partition(merchant_id: str) -> str:
     return shard_key("m", merchant_id, SHARDS)
 
 
-class MerchantRiskStore:
+class MerchantRiskStore(MerchantRiskBook):
     def __init__(self, table_client: Any) -> None:
         self._table = table_client
 
@@ -51,31 +51,6 @@ class MerchantRiskStore:
             entities.append(entity)
         upsert_grouped(self._table, entities)
         return len(histories)
-
-    def add_frauds(self, frauds: Iterable[tuple[str, str, float, float]]) -> int:
-        """(merchant, transaction id, event time, known at) for newly joined fraud labels; idempotent."""
-        grouped: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
-        for merchant, txn_id, t, known in frauds:
-            if merchant:
-                grouped[merchant].append((txn_id, t, known))
-        histories = {}
-        for merchant, items in grouped.items():
-            history, as_of = self.load(merchant)
-            for txn_id, t, known in items:
-                history.add_fraud(txn_id, t, known)
-            histories[merchant] = history
-        self.save(histories, None)  # MERGE without as_of keeps the stored one
-        return len(histories)
-
-    def refresh_counts(self, hourly: dict[str, dict[int, int]], first_hour: int, as_of: float) -> int:
-        """Replace the counts of hours [first_hour, as_of) with ``hourly`` (recounted from the
-        audit log, so late events are included and a repeated run changes nothing)."""
-        histories = {}
-        for merchant, counts in hourly.items():
-            history, _ = self.load(merchant)
-            history.recount(counts, first_hour, as_of)
-            histories[merchant] = history
-        return self.save(histories, as_of)
 
 
 class MerchantRiskCache:

@@ -2,8 +2,8 @@
 same suite in tests/unit/test_fake_contracts.py)."""
 import pytest
 
-from contracts import (AlertContract, AuditContract, DeadLetterContract, LabelStoreContract, ModelRegistryContract,
-                       ProfileContract)
+from contracts import (AlertContract, AuditContract, DeadLetterContract, LabelStoreContract, MerchantRiskStoreContract,
+                       ModelRegistryContract, ProfileContract)
 
 
 class TestProfileTable(ProfileContract):
@@ -42,3 +42,9 @@ class TestLabelTable(LabelStoreContract):
     @pytest.fixture
     def store(self, services):
         return services.label_store
+
+
+class TestFakeMerchantRiskStore(MerchantRiskStoreContract):
+    @pytest.fixture
+    def store(self, services):
+        return services.merchant_store

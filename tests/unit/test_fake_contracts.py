@@ -2,9 +2,10 @@
 suite in tests/integration/test_adapter_contracts.py)."""
 import pytest
 
-from contracts import (AlertContract, AuditContract, DeadLetterContract, LabelStoreContract, ModelRegistryContract,
-                       ProfileContract)
-from fakes import FakeAlertQueue, FakeAuditLog, FakeDeadLetters, FakeLabelStore, FakeModelRegistry, FakeProfiles
+from contracts import (AlertContract, AuditContract, DeadLetterContract, LabelStoreContract, MerchantRiskStoreContract,
+                       ModelRegistryContract, ProfileContract)
+from fakes import (FakeAlertQueue, FakeAuditLog, FakeDeadLetters, FakeLabelStore, FakeMerchantRiskStore,
+                   FakeModelRegistry, FakeProfiles)
 
 
 class TestFakeProfiles(ProfileContract):
@@ -41,3 +42,9 @@ class TestFakeLabelStore(LabelStoreContract):
     @pytest.fixture
     def store(self):
         return FakeLabelStore()
+
+
+class TestFakeMerchantRiskStore(MerchantRiskStoreContract):
+    @pytest.fixture
+    def store(self):
+        return FakeMerchantRiskStore()

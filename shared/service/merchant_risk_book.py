@@ -1,0 +1,44 @@
+"""How the timer updates merchant risk, over any store's ``load``/``save``: the Table
+adapter and the in-memory fake inherit the same updates."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from typing import Iterable
+
+from shared.domain.merchant_risk import MerchantHistory
+
+
+class MerchantRiskBook(ABC):
+    @abstractmethod
+    def load(self, merchant_id: str) -> tuple[MerchantHistory, float | None]:
+        """A merchant's history and the time its counts are complete up to (None: never counted)."""
+
+    @abstractmethod
+    def save(self, histories: dict[str, MerchantHistory], as_of: float | None) -> int:
+        """Store histories; ``as_of`` None keeps each merchant's stored one."""
+
+    def add_frauds(self, frauds: Iterable[tuple[str, str, float, float]]) -> int:
+        """(merchant, transaction id, event time, known at) for newly joined fraud labels; idempotent."""
+        grouped: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+        for merchant, txn_id, t, known in frauds:
+            if merchant:
+                grouped[merchant].append((txn_id, t, known))
+        histories = {}
+        for merchant, items in grouped.items():
+            history, _ = self.load(merchant)
+            for txn_id, t, known in items:
+                history.add_fraud(txn_id, t, known)
+            histories[merchant] = history
+        self.save(histories, None)
+        return len(histories)
+
+    def refresh_counts(self, hourly: dict[str, dict[int, int]], first_hour: int, as_of: float) -> int:
+        """Replace the counts of hours [first_hour, as_of) with ``hourly`` (recounted from the
+        audit log, so late events are included and a repeated run changes nothing)."""
+        histories = {}
+        for merchant, counts in hourly.items():
+            history, _ = self.load(merchant)
+            history.recount(counts, first_hour, as_of)
+            histories[merchant] = history
+        return self.save(histories, as_of)
