@@ -29,9 +29,9 @@ import numpy as np
 
 from shared.domain.decision_record import unpack_features
 from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH, replay
-from shared.domain.metrics import average_precision, threshold_report
 from shared.domain.model import DEFAULT_THRESHOLDS, ModelRejected, load_model
-from shared.service.ports import StalePointer
+from shared.domain.promotion import PromotionGate
+from shared.service.model_release import release
 from training.dataset import merchant_risk_replay, read_labelled_csv
 from training.train import fit_and_package
 
@@ -142,34 +142,15 @@ def retrain(registry: Any, blob_service: Any, audit: Any, trigger: str, config: 
         max_iter=config.max_iter, seed=7, top_k=20, version=None, data_info=data_info, total_rows=int(y.size),
         timings={})
     y_test = y[in_test]
-    challenger = {"average_precision": average_precision(y_test, challenger_scores),
-                  "recall_at_alert": threshold_report(y_test, challenger_scores, thresholds["alert"])["recall"]}
-    if champion is not None:
-        champion_scores = champion.predict(X[in_test])
-        incumbent = {"version": champion.version, "average_precision": average_precision(y_test, champion_scores),
-                     "recall_at_alert": threshold_report(y_test, champion_scores, thresholds["alert"])["recall"]}
-        promote = (challenger["average_precision"] >= incumbent["average_precision"] + config.min_ap_gain
-                   and (challenger["recall_at_alert"] or 0) >= (incumbent["recall_at_alert"] or 0))
-        reason = ("average precision +{:.4f}, recall at alert {:.3f} vs {:.3f}".format(
-            challenger["average_precision"] - incumbent["average_precision"], challenger["recall_at_alert"] or 0,
-            incumbent["recall_at_alert"] or 0))
-    else:
-        incumbent, promote, reason = None, True, "no compatible champion"
+    gate = PromotionGate(config.min_ap_gain).judge(
+        y_test, challenger_scores, champion.predict(X[in_test]) if champion is not None else None,
+        thresholds["alert"], champion.version if champion is not None else None)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     decision = {"trigger": trigger, "decided_at": now.isoformat(), "holdout_rows": int(in_test.sum()),
-                "holdout_fraud": int(y_test.sum()), "challenger": challenger, "champion": incumbent,
-                "promoted": promote, "reason": reason, "seconds": round(time.perf_counter() - started, 2),
+                "holdout_fraud": int(y_test.sum()), **gate, "seconds": round(time.perf_counter() - started, 2),
                 "peak_python_memory_mb": round(peak / 2**20, 1), "rows": int(y.size)}
-    artifact.manifest["promotion"] = decision  # the manifest records why, promoted or not
-    registry.publish(artifact)
-    outcome = "rejected"
-    if promote:
-        try:
-            registry.set_current(artifact.version, pointer, reason=f"retrain: {reason}")
-            outcome = "promoted"
-        except StalePointer:
-            outcome = "lost_race"  # another promotion moved the pointer since we read it
+    outcome = release(registry, artifact, pointer, decision)  # the manifest records why, promoted or not
     log.info(json.dumps({"event": "retrain", "version": artifact.version, "outcome": outcome, **decision}))
     return {"version": artifact.version, "outcome": outcome, **decision, "feature_schema_hash": FEATURE_SCHEMA_HASH}
 
