@@ -10,6 +10,7 @@ import pytest
 from fraud_events import decision_record
 from shared.domain.dead_letter import DeadLetter
 from shared.domain.features import CustomerProfile
+from shared.domain.model import ModelArtifact
 from shared.domain.transaction import validate_transaction
 from shared.service.ports import CommitConflict
 
@@ -154,9 +155,7 @@ class DeadLetterContract:
         assert [name for name, _ in store.items()] == [other]
 
 
-def artifact(version: str) -> "ModelArtifact":
-    from shared.domain.model import ModelArtifact
-
+def artifact(version: str) -> ModelArtifact:
     return ModelArtifact(f"onnx bytes of {version}".encode(), {"version": version, "feature_names": ["a"]})
 
 

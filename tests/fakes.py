@@ -24,10 +24,9 @@ from shared.domain.labels import Label
 from shared.domain.merchant_risk import MerchantHistory
 from shared.domain.model import ModelArtifact
 from shared.service.merchant_risk_book import MerchantRiskBook
-from shared.service.ports import (CommitConflict, CurrentPointer, ScoredElsewhere, StalePointer, StoredProfile,
+from shared.service.ports import (MAX_TXNS_PER_COMMIT, CommitConflict, CurrentPointer, ScoredElsewhere, StalePointer, StoredProfile,
                                   VersionExists)
 
-MAX_TXNS_PER_COMMIT = 99
 
 
 class FakeProfiles:
@@ -148,16 +147,14 @@ class FakeAlertQueue:
 
 
 class FakeDeadLetters:
-    """One letter per event: the name is the adapter's (enqueued day, source, key)."""
+    """One letter per event, named as the adapter names it (``DeadLetter.blob_name``)."""
 
     def __init__(self) -> None:
         self._letters: dict[str, dict[str, Any]] = {}
 
     def put(self, letter: DeadLetter, now: datetime | None = None) -> str:
         now = now or datetime.now(timezone.utc)
-        enqueued = letter.metadata.get("enqueued_time")
-        day = datetime.fromisoformat(enqueued) if isinstance(enqueued, str) else now
-        name = f"{day:%Y/%m/%d}/{letter.source}-{letter.key}.json"
+        name = letter.blob_name(now)
         self._letters[name] = letter.document(now)
         return name
 

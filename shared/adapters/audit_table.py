@@ -8,18 +8,14 @@ RowKey is the transaction id: writes are upserts, so a repeated write changes no
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator
 
 
 from shared.domain.decision_record import DecisionRecord
 from shared.service.fanout import RequestFanout
 from shared.service.ports import ScoredElsewhere
-from shared.adapters.tables import read_entity, shard_of as _shard_of, upsert_grouped
+from shared.adapters.tables import read_entity, shard_of, upsert_grouped
 from shared.adapters.storage_account import create_if_missing
-
-def shard_of(transaction_id: str, shards: int) -> int:
-    return _shard_of(transaction_id, shards)
-
 
 def hour_key(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y%m%d%H")
@@ -34,7 +30,7 @@ INDEX_SHARDS = 16
 
 def index_partition(transaction_id: str) -> str:
     """Where the transaction id -> audit row pointer lives (labels arrive with the id only)."""
-    return f"idx-{_shard_of(transaction_id, INDEX_SHARDS, salt=b'i'):02d}"
+    return f"idx-{shard_of(transaction_id, INDEX_SHARDS, salt=b'i'):02d}"
 
 
 class AuditLog:

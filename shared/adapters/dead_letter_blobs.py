@@ -23,11 +23,7 @@ class DeadLetterStore:
 
     def put(self, letter: DeadLetter, now: datetime | None = None) -> str:
         now = now or datetime.now(timezone.utc)
-        # Date the blob by when the event was enqueued where known, so a redelivery on
-        # another day still lands on the same name.
-        enqueued = letter.metadata.get("enqueued_time")
-        day = datetime.fromisoformat(enqueued) if isinstance(enqueued, str) else now
-        name = f"{day:%Y/%m/%d}/{letter.source}-{letter.key}.json"
+        name = letter.blob_name(now)
         self._container.upload_blob(name, json.dumps(letter.document(now)).encode(), overwrite=True)
         return name
 

@@ -24,13 +24,12 @@ from azure.data.tables import UpdateMode
 
 from shared.domain.decision_record import DecisionRecord
 from shared.domain.features import CustomerProfile
-from shared.service.ports import CommitConflict, StoredProfile
+from shared.service.ports import MAX_TXNS_PER_COMMIT, CommitConflict, StoredProfile
 from shared.adapters.tables import query_row_keys, read_entity, submit_batch
 from shared.adapters.storage_account import create_if_missing
 
 PROFILE_ROW = "profile"
 TXN_PREFIX = "txn:"
-MAX_TXNS_PER_COMMIT = 99  # an entity-group transaction holds at most 100 operations
 
 
 def txn_row_key(transaction_id: str) -> str:

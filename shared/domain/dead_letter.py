@@ -25,6 +25,13 @@ class DeadLetter:
         origin = json.dumps({k: self.metadata.get(k) for k in ("partition", "sequence_number")}, sort_keys=True)
         return hashlib.sha256(origin.encode() + b"\0" + self.raw).hexdigest()[:24]
 
+    def blob_name(self, received_at: datetime) -> str:
+        """Dated by when the event was enqueued where known, so a redelivery on another day
+        names the same letter."""
+        enqueued = self.metadata.get("enqueued_time")
+        day = datetime.fromisoformat(enqueued) if isinstance(enqueued, str) else received_at
+        return f"{day:%Y/%m/%d}/{self.source}-{self.key}.json"
+
     def document(self, received_at: datetime) -> dict[str, Any]:
         try:
             text = self.raw.decode("utf-8")

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
@@ -65,17 +66,14 @@ class DecisionRecord:
         return self.verdict.risk_level
 
     @property
-    def action(self) -> str:
-        return self.verdict.action
-
-    @property
-    def is_fraud(self) -> bool:
-        return self.verdict.is_fraud
-
-    @property
     def alert(self) -> bool:
         """High decisions are alerted (outbox: see the scoring service)."""
         return self.verdict.risk_level == "High"
+
+    @cached_property
+    def packed_features(self) -> str:
+        """The stored form of ``features``, computed once for the profile row and the audit entity."""
+        return pack_features(self.features)
 
     def with_latency(self, latency_ms: float) -> "DecisionRecord":
         return replace(self, latency_ms=round(latency_ms, 3))
@@ -97,7 +95,7 @@ class DecisionRecord:
             "reasons": list(self.verdict.reasons),
             "rules_fired": list(self.verdict.rules_fired),
             "model_version": self.model_version,
-            "features": pack_features(self.features),
+            "features": self.packed_features,
             "scored_at": self.scored_at.isoformat(),
             "source": self.source,
             "latency_ms": self.latency_ms,
@@ -105,11 +103,10 @@ class DecisionRecord:
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> "DecisionRecord":
-        txn = Transaction(**{f.name: doc.get(f.name) for f in fields(Transaction)})
-        txn = replace(txn, timestamp=datetime.fromisoformat(doc["timestamp"]),
-                      transaction_amount=float(doc["transaction_amount"]))
+        values = {f.name: doc.get(f.name) for f in fields(Transaction)}
+        values.update(timestamp=datetime.fromisoformat(doc["timestamp"]), transaction_amount=float(doc["transaction_amount"]))
         return cls(
-            transaction=txn,
+            transaction=Transaction(**values),
             fraud_score=float(doc["fraud_score"]),
             verdict=Verdict(doc["risk_level"], doc["action"], bool(doc["is_fraud"]),
                             tuple(doc.get("reasons") or ()), tuple(doc.get("rules_fired") or ())),
@@ -135,7 +132,7 @@ class DecisionRecord:
             "reasons": json.dumps(list(self.verdict.reasons)),
             "rules_fired": json.dumps(list(self.verdict.rules_fired)),
             "model_version": self.model_version,
-            "features": pack_features(self.features),
+            "features": self.packed_features,
             "latency_ms": float(self.latency_ms),
             "timestamp": txn.timestamp.isoformat(),
             "event_time": _utc(txn.timestamp),

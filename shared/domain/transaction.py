@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
@@ -95,7 +95,7 @@ class Transaction:
         return self.timestamp.timestamp()
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["timestamp"] = self.timestamp.isoformat()
         return d
 

@@ -13,7 +13,6 @@ import base64
 import json
 import logging
 import time
-from collections import Counter
 from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 from typing import Any

@@ -7,7 +7,6 @@ cooldown state allows it.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter

@@ -32,6 +32,9 @@ class CurrentPointer:
     document: dict[str, Any]
 
 
+MAX_TXNS_PER_COMMIT = 99  # an entity-group transaction holds 100 operations: the profile row and 99 transactions
+
+
 class CommitConflict(Exception):
     """The profile changed, or a transaction was already applied, since the profile was read."""
 

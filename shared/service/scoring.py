@@ -26,12 +26,11 @@ from shared.domain.merchant_risk import NO_MERCHANT
 from shared.domain.model import FraudModel
 from shared.domain.transaction import FieldError, Transaction, ValidationOutcome, validate_transaction
 from shared.service.fanout import RequestFanout
-from shared.service.ports import (AlertPort, AuditPort, CommitConflict, DeadLetterPort, MerchantRiskPort, ModelPort,
-                                  ProfilePort, StoredProfile, WebhookPort)
+from shared.service.ports import (MAX_TXNS_PER_COMMIT, AlertPort, AuditPort, CommitConflict, DeadLetterPort,
+                                  MerchantRiskPort, ModelPort, ProfilePort, StoredProfile, WebhookPort)
 
 log = logging.getLogger(__name__)
 
-MAX_TXNS_PER_COMMIT = 99
 
 
 class ScoringContention(Exception):
@@ -100,13 +99,12 @@ def differing_fields(txn: Transaction, earlier: Transaction) -> tuple[str, ...]:
                  if (getattr(txn, name) or None) != (getattr(earlier, name) or None))
 
 
-def conflict_error(delivery: Delivery, ignore: Iterable[str] = ()) -> FieldError | None:
+def conflict_error(delivery: Delivery) -> FieldError | None:
     """A FieldError on ``transaction_id`` when the id was scored before with other content."""
-    ignored = set(ignore)
-    names = [f for f in delivery.conflict_fields if f not in ignored]
-    if not names:
+    if not delivery.conflict_fields:
         return None
-    return FieldError("transaction_id", f"was already scored with different content (differs in: {', '.join(names)}); "
+    return FieldError("transaction_id", f"was already scored with different content "
+                                        f"(differs in: {', '.join(delivery.conflict_fields)}); "
                                         "a transaction id must identify one transaction")
 
 
