@@ -241,8 +241,10 @@ class MerchantRiskStoreContract:
         hour = int(NOW.timestamp() // 3600)
         as_of = (hour + 2) * 3600.0
         store.add_frauds([("M2", "F1", NOW.timestamp(), NOW.timestamp())])
-        store.refresh_counts({"M2": {hour: 5, hour + 1: 3}}, hour, as_of)
-        store.refresh_counts({"M2": {hour: 6, hour + 1: 3, hour + 5: 99}}, hour, as_of)  # late events; one beyond as_of
+        store.refresh_counts({"M2": {hour: [5, 50_000, 1, 2], hour + 1: [3, 9_900, 0, 0]}}, hour, as_of)
+        # late events, and one beyond as_of
+        store.refresh_counts({"M2": {hour: [6, 60_000, 2, 2], hour + 1: [3, 9_900, 0, 0], hour + 5: [99, 1, 1, 1]}},
+                             hour, as_of)
         history, stored_as_of = store.load("M2")
-        assert history.hours == {hour: 6, hour + 1: 3} and stored_as_of == as_of
+        assert history.hours == {hour: [6, 60_000, 2, 2], hour + 1: [3, 9_900, 0, 0]} and stored_as_of == as_of
         assert set(history.frauds) == {"F1"}

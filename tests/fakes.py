@@ -290,11 +290,11 @@ class FakeMerchantRiskStore(MerchantRiskBook):
         history = self.histories.get(merchant_id)
         if history is None:
             return MerchantHistory(), None
-        return MerchantHistory.from_json(*history.to_json()), self.as_of.get(merchant_id)
+        return MerchantHistory.from_properties(history.to_properties()), self.as_of.get(merchant_id)
 
     def save(self, histories: dict[str, MerchantHistory], as_of: float | None) -> int:
         for merchant_id, history in histories.items():
-            self.histories[merchant_id] = MerchantHistory.from_json(*history.to_json())
+            self.histories[merchant_id] = MerchantHistory.from_properties(history.to_properties())
             if as_of is not None:
                 self.as_of[merchant_id] = float(as_of)
         return len(histories)

@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
-from shared.domain.features import CustomerProfile
+from shared.domain.features import CustomerProfile, replay
 from shared.domain.merchant_risk import MerchantHistory, as_of_hour
 from shared.adapters.profile_table import ProfileStore
 from training.dataset import LabelledTransactions, merchant_risk_replay
@@ -42,8 +42,7 @@ def write_profiles(store: ProfileStore, profiles: dict[str, CustomerProfile], ov
 def build_merchant_risk(data: LabelledTransactions, delay_days: float) -> tuple[dict[str, MerchantHistory], float]:
     """Merchant histories as the timer would hold them at the end of the history."""
     replayed = merchant_risk_replay(data, delay_days)
-    for txn in data.transactions:
-        replayed.features_then_add(txn.merchant_id, txn.epoch_seconds)
+    replay(data.transactions, merchants=replayed)  # the visits need each customer's features
     as_of = as_of_hour(float(data.times.max())) if len(data) else 0.0
     return replayed.histories, as_of
 

@@ -121,4 +121,4 @@ def merchant_risk_replay(data: LabelledTransactions, delay_days: float) -> Merch
         if label == 1 and txn.merchant_id:
             t = txn.epoch_seconds
             frauds.setdefault(txn.merchant_id, []).append((txn.transaction_id, t, label_known_at(t, labelled_at, delay_days)))
-    return MerchantRiskReplay(frauds)
+    return MerchantRiskReplay(frauds, delay_days)

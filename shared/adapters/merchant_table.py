@@ -1,8 +1,9 @@
 """Merchant risk in Table Storage (written by the timer) and its read cache (used when scoring).
 
 Table ``merchantrisk``: PartitionKey ``m-<shard>``, RowKey the merchant id; properties
-``hours`` (JSON hour index -> transactions), ``frauds`` (JSON transaction id -> [event
-time, label known at]) and ``as_of`` (epoch seconds: counts are complete up to here).
+``hour_base`` and one JSON array per hourly statistic from that hour on (``counts``,
+``amounts`` in cents, ``new_devices``, ``first_visits``), ``frauds`` (JSON transaction id
+-> [event time, label known at]) and ``as_of`` (epoch seconds: stats are complete up to here).
 Only the timer writes it, once per run per merchant seen: no per-transaction write, so a
 big merchant never becomes a hot partition. Scoring reads a merchant at most once per
 ``FRAUD_MERCHANT_CACHE_SECONDS`` per process.
@@ -39,13 +40,12 @@ class MerchantRiskStore(MerchantRiskBook):
             return MerchantHistory(), None
         entity = found[0]
         as_of = entity.get("as_of")
-        return MerchantHistory.from_json(entity["hours"], entity["frauds"]), (float(as_of) if as_of is not None else None)
+        return MerchantHistory.from_properties(entity), (float(as_of) if as_of is not None else None)
 
     def save(self, histories: dict[str, MerchantHistory], as_of: float | None) -> int:
         entities = []
         for merchant_id, history in histories.items():
-            hours, frauds = history.to_json()
-            entity = {"PartitionKey": merchant_partition(merchant_id), "RowKey": merchant_id, "hours": hours, "frauds": frauds}
+            entity = {"PartitionKey": merchant_partition(merchant_id), "RowKey": merchant_id, **history.to_properties()}
             if as_of is not None:
                 entity["as_of"] = float(as_of)
             entities.append(entity)
@@ -80,10 +80,10 @@ class MerchantRiskCache:
         for merchant_id in merchant_ids:
             self._entry(merchant_id)
 
-    def values(self, merchant_id: str | None, t: float) -> list[float]:
+    def values(self, merchant_id: str | None, t: float, delay_days: float) -> list[float]:
         if not merchant_id:
             return list(NO_MERCHANT)
         history, stored_as_of = self._entry(merchant_id)
         if stored_as_of is None:
             return list(NO_MERCHANT)
-        return history.features(min(as_of_hour(t), stored_as_of))
+        return history.features(min(as_of_hour(t), stored_as_of), delay_days)

@@ -12,7 +12,7 @@ Three rings of time buckets keyed by *event time*:
 * 24 buckets of 1 hour     -> count/sum/mean/max over the last 24 hours,
 * 30 buckets of 1 day      -> count/sum/mean/max over the last 7 and 30 days.
 
-Each bucket holds (count, sum, max). An update touches one bucket per ring, and a query
+Each bucket holds (count, sum, sum of squares, max). An update touches one bucket per ring, and a query
 reads at most 30 buckets, so the cost is O(1) whatever the length of the customer's
 history, and the profile stays a few KB (one Table entity). Unlike decayed counters,
 buckets give an exact maximum and counts a person can read ("8 transactions in the last
@@ -21,8 +21,12 @@ ring's span lands in its own bucket; older than that, it only misses that ring.
 Windows are exact to the bucket width: "last hour" means the current 5-minute bucket and
 the 11 before it.
 
-Devices, merchants, categories and countries are kept as bounded most-recently-used
-maps of short hashes (the raw ids are not stored in the profile).
+Devices, merchants, categories, channels and countries are kept as bounded
+most-recently-used maps of short hashes (the raw ids are not stored in the profile).
+
+Counters that only grow (``history_count``, ``device_age_days``) are capped
+(``HISTORY_CAP``, ``DEVICE_AGE_CAP_DAYS``): past the cap they say nothing more about
+fraud, and uncapped they drift by construction as time passes since training.
 """
 from __future__ import annotations
 
@@ -34,10 +38,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from shared.domain.merchant_risk import MERCHANT_FEATURES, NO_MERCHANT, MerchantRiskReplay
+from shared.domain.merchant_risk import MERCHANT_FEATURES, NO_MERCHANT, MerchantRiskReplay, MerchantVisit
 from shared.domain.transaction import CHANNELS, MERCHANT_CATEGORIES, Transaction
 
-FEATURE_DEFINITION_VERSION = 2  # 2: merchant risk features
+FEATURE_DEFINITION_VERSION = 3  # 2: merchant risk; 3: delay-shifted and label-free merchant risk, velocity, z-score
 
 MINUTE = 60
 HOUR = 3600
@@ -49,6 +53,10 @@ MAX_DEVICES = 16
 MAX_MERCHANTS = 64
 MAX_CATEGORIES = 24
 MAX_COUNTRIES = 8
+MAX_CHANNELS = 8
+HISTORY_CAP = 200
+DEVICE_AGE_CAP_DAYS = 30.0
+ZSCORE_CAP = 50.0
 NIGHT_HOURS = frozenset(range(0, 6))
 MISSING = -1.0  # feature value meaning "no history to compare with"
 
@@ -61,6 +69,8 @@ BASE_FEATURES = (
     "amount_to_max_1d",
     "amount_to_max_7d",
     "amount_to_max_30d",
+    "count_5m",
+    "count_10m",
     "count_1h",
     "sum_1h",
     "count_24h",
@@ -69,7 +79,12 @@ BASE_FEATURES = (
     "sum_7d",
     "count_30d",
     "sum_30d",
+    "amount_zscore_30d",
     "seconds_since_previous",
+    "seconds_since_same_merchant",
+    "distinct_merchants_1h",
+    "distinct_merchants_24h",
+    "is_round_amount",
     "hour_of_day",
     "is_night",
     "is_weekend",
@@ -80,6 +95,7 @@ BASE_FEATURES = (
     "is_new_merchant",
     "is_new_category",
     "is_new_country",
+    "is_new_channel",
     "history_count",
 )
 FEATURE_NAMES: tuple[str, ...] = (
@@ -91,6 +107,18 @@ FEATURE_NAMES: tuple[str, ...] = (
 N_FEATURES = len(FEATURE_NAMES)
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
+# Optional input columns and the features that say nothing without them: a training set
+# without the column records these as unavailable in the manifest (they would be constant).
+FEATURE_INPUTS: dict[str, tuple[str, ...]] = {
+    "device_id": ("is_new_device", "distinct_devices_30d", "device_age_days", "merchant_new_device_share_1h",
+                  "merchant_new_device_share_24h", "merchant_new_device_share_30d"),
+    "channel": ("is_new_channel", *(f"channel_{c}" for c in CHANNELS)),
+    "merchant_category": ("is_new_category", *(f"category_{c}" for c in MERCHANT_CATEGORIES)),
+    "country": ("is_new_country",),
+    "merchant_id": ("is_new_merchant", "seconds_since_same_merchant", "distinct_merchants_1h",
+                    "distinct_merchants_24h", *MERCHANT_FEATURES),
+}
+
 
 def feature_index(name: str) -> int:
     return _INDEX[name]
@@ -101,10 +129,11 @@ def _schema_hash() -> str:
         "version": FEATURE_DEFINITION_VERSION,
         "features": FEATURE_NAMES,
         "rings": RINGS,
-        "limits": [MAX_DEVICES, MAX_MERCHANTS, MAX_CATEGORIES, MAX_COUNTRIES],
+        "limits": [MAX_DEVICES, MAX_MERCHANTS, MAX_CATEGORIES, MAX_COUNTRIES, MAX_CHANNELS],
+        "caps": [HISTORY_CAP, DEVICE_AGE_CAP_DAYS, ZSCORE_CAP],
         "night": sorted(NIGHT_HOURS),
         "missing": MISSING,
-        "merchant_risk": "as-of-hour windows 1/7/30d, labels known at labelled_at or event time + delay",
+        "merchant_risk": "as-of-hour; label windows shifted by the model's delay; label-free 1h/24h/30d hourly stats",
     }
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -128,6 +157,7 @@ class BucketRing:
     counts: list[int] = field(default_factory=list)
     sums: list[float] = field(default_factory=list)
     maxes: list[float] = field(default_factory=list)
+    squares: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.ids:
@@ -135,6 +165,8 @@ class BucketRing:
             self.counts = [0] * self.size
             self.sums = [0.0] * self.size
             self.maxes = [0.0] * self.size
+        if not self.squares:
+            self.squares = [0.0] * self.size
 
     def add(self, t: float, amount: float) -> None:
         bucket = int(t // self.width)
@@ -143,38 +175,45 @@ class BucketRing:
         if current == bucket:
             self.counts[slot] += 1
             self.sums[slot] += amount
+            self.squares[slot] += amount * amount
             if amount > self.maxes[slot]:
                 self.maxes[slot] = amount
         elif current < bucket:  # the slot holds a bucket at least one ring span older
             self.ids[slot] = bucket
             self.counts[slot] = 1
             self.sums[slot] = amount
+            self.squares[slot] = amount * amount
             self.maxes[slot] = amount
         # else: older than the ring's span; this ring does not see it
 
-    def windows(self, t: float, spans: tuple[int, ...]) -> list[tuple[int, float, float]]:
-        """(count, sum, max) for each span: the bucket holding t and the span-1 before it."""
+    def windows(self, t: float, spans: tuple[int, ...]) -> list[tuple[int, float, float, float]]:
+        """(count, sum, max, sum of squares) for each span: the bucket holding t and the span-1 before it."""
         newest = int(t // self.width)
-        out = []
-        for span in spans:
-            oldest = newest - span + 1
-            count, total, biggest = 0, 0.0, 0.0
-            for b, c, s, m in zip(self.ids, self.counts, self.sums, self.maxes):
-                if oldest <= b <= newest:
-                    count += c
-                    total += s
-                    if m > biggest:
-                        biggest = m
-            out.append((count, total, biggest))
-        return out
+        totals = [[0, 0.0, 0.0, 0.0] for _ in spans]
+        for b, c, s, m, q in zip(self.ids, self.counts, self.sums, self.maxes, self.squares):
+            age = newest - b
+            if age < 0 or not c:
+                continue
+            for span, total in zip(spans, totals):
+                if age < span:
+                    total[0] += c
+                    total[1] += s
+                    total[3] += q
+                    if m > total[2]:
+                        total[2] = m
+        return [tuple(total) for total in totals]  # type: ignore[misc]
 
     def to_state(self) -> list[list[Any]]:
-        return [self.ids, self.counts, self.sums, self.maxes]
+        return [self.ids, self.counts, self.sums, self.maxes, self.squares]
 
     @classmethod
     def from_state(cls, width: int, size: int, state: list[list[Any]]) -> "BucketRing":
-        ids, counts, sums, maxes = state
-        return cls(width, size, list(ids), list(counts), [float(s) for s in sums], [float(m) for m in maxes])
+        ids, counts, sums, maxes = state[:4]
+        if len(state) > 4:
+            squares = [float(q) for q in state[4]]
+        else:  # a version-2 profile: no spread within a bucket was kept
+            squares = [float(s) * float(s) / c if c else 0.0 for s, c in zip(sums, counts)]
+        return cls(width, size, list(ids), list(counts), [float(s) for s in sums], [float(m) for m in maxes], squares)
 
 
 def _touch(mru: dict[str, list[float]], key: str, t: float, limit: int) -> None:
@@ -204,6 +243,7 @@ class CustomerProfile:
     merchants: dict[str, list[float]] = field(default_factory=dict)
     categories: dict[str, list[float]] = field(default_factory=dict)
     countries: dict[str, list[float]] = field(default_factory=dict)
+    channels: dict[str, list[float]] = field(default_factory=dict)
 
     def apply(self, txn: Transaction) -> None:
         """Fold one transaction into the profile (O(1))."""
@@ -223,6 +263,8 @@ class CustomerProfile:
             _touch(self.categories, txn.merchant_category, t, MAX_CATEGORIES)
         if txn.country:
             _touch(self.countries, txn.country, t, MAX_COUNTRIES)
+        if txn.channel:
+            _touch(self.channels, txn.channel, t, MAX_CHANNELS)
 
     # -- storage form -------------------------------------------------------------------
     def to_json(self) -> str:
@@ -236,13 +278,14 @@ class CustomerProfile:
             "mer": self.merchants,
             "cat": self.categories,
             "cty": self.countries,
+            "chn": self.channels,
         }
         return json.dumps(state, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> "CustomerProfile":
         state = json.loads(text)
-        if state.get("v") != FEATURE_DEFINITION_VERSION:
+        if state.get("v") not in (2, FEATURE_DEFINITION_VERSION):  # version 2 reads as 3 without channels
             raise ValueError(f"profile version {state.get('v')} is not {FEATURE_DEFINITION_VERSION}")
         rings = {n: BucketRing.from_state(w, s, state["rings"][n]) for n, w, s in RINGS}
         return cls(
@@ -254,11 +297,30 @@ class CustomerProfile:
             merchants=state["mer"],
             categories=state["cat"],
             countries=state["cty"],
+            channels=state.get("chn", {}),
         )
 
 
 def _ratio(amount: float, denominator: float, count: int) -> float:
     return amount / denominator if count > 0 and denominator > 0 else MISSING
+
+
+def _zscore(amount: float, count: int, total: float, squares: float) -> float:
+    """Amount against the customer's mean and spread (MISSING under two transactions)."""
+    if count < 2:
+        return MISSING
+    mean = total / count
+    variance = max(squares / count - mean * mean, 0.0)
+    spread = max(math.sqrt(variance), 0.05 * mean, 1e-9)  # a customer who always pays the same
+    return max(-ZSCORE_CAP, min(ZSCORE_CAP, (amount - mean) / spread))
+
+
+def is_round_amount(amount: float) -> bool:
+    """At most two significant digits and at least 100 (₦250,000, ₦5,000, $300)."""
+    if amount < 100 or amount != math.floor(amount):
+        return False
+    unit = 10 ** (int(math.log10(amount)) - 1)
+    return amount % unit == 0
 
 
 def transaction_features(profile: CustomerProfile, txn: Transaction,
@@ -272,9 +334,9 @@ def transaction_features(profile: CustomerProfile, txn: Transaction,
     amount = txn.transaction_amount
     local = txn.timestamp
     m5, h1, d1 = profile.rings["m5"], profile.rings["h1"], profile.rings["d1"]
-    ((c1h, s1h, _),) = m5.windows(t, (12,))
-    ((c24, s24, x24),) = h1.windows(t, (24,))
-    (c7, s7, x7), (c30, s30, x30) = d1.windows(t, (7, 30))
+    (c5m, _, _, _), (c10m, _, _, _), (c1h, s1h, _, _) = m5.windows(t, (1, 2, 12))
+    ((c24, s24, x24, _),) = h1.windows(t, (24,))
+    (c7, s7, x7, _), (c30, s30, x30, q30) = d1.windows(t, (7, 30))
 
     hour = local.hour
     n = profile.history_count
@@ -288,9 +350,18 @@ def transaction_features(profile: CustomerProfile, txn: Transaction,
     device_seen = profile.devices.get(device_key) if device_key else None
     horizon = t - 30 * DAY
     distinct_devices = sum(1 for first, last in profile.devices.values() if last >= horizon)
-    merchant_new = bool(txn.merchant_id) and short_hash(txn.merchant_id) not in profile.merchants
+    merchant_key = short_hash(txn.merchant_id) if txn.merchant_id else None
+    merchant_seen = profile.merchants.get(merchant_key) if merchant_key else None
+    merchants_1h = merchants_24h = 0
+    for _, last in profile.merchants.values():
+        if t - DAY <= last <= t:
+            merchants_24h += 1
+            if last >= t - HOUR:
+                merchants_1h += 1
     category_new = bool(txn.merchant_category) and txn.merchant_category not in profile.categories
     country_new = bool(txn.country) and txn.country not in profile.countries
+    channel_new = bool(txn.channel) and txn.channel not in profile.channels
+    known = n > 0
 
     values = [
         amount,
@@ -301,6 +372,8 @@ def transaction_features(profile: CustomerProfile, txn: Transaction,
         _ratio(amount, x24, c24),
         _ratio(amount, x7, c7),
         _ratio(amount, x30, c30),
+        float(c5m),
+        float(c10m),
         float(c1h),
         s1h,
         float(c24),
@@ -309,18 +382,24 @@ def transaction_features(profile: CustomerProfile, txn: Transaction,
         s7,
         float(c30),
         s30,
+        _zscore(amount, c30, s30, q30),
         max(0.0, t - profile.last_seen) if profile.last_seen is not None else MISSING,
+        max(0.0, t - merchant_seen[1]) if merchant_seen is not None else MISSING,
+        float(merchants_1h),
+        float(merchants_24h),
+        1.0 if is_round_amount(amount) else 0.0,
         float(hour),
         1.0 if hour in NIGHT_HOURS else 0.0,
         1.0 if local.weekday() >= 5 else 0.0,
         hour_share,
-        1.0 if device_key is not None and device_seen is None and n > 0 else 0.0,
+        1.0 if device_key is not None and device_seen is None and known else 0.0,
         float(distinct_devices),
-        max(0.0, (t - device_seen[0]) / DAY) if device_seen is not None else 0.0,
-        1.0 if merchant_new and n > 0 else 0.0,
-        1.0 if category_new and n > 0 else 0.0,
-        1.0 if country_new and n > 0 else 0.0,
-        float(min(n, 100_000)),
+        min(max(0.0, (t - device_seen[0]) / DAY), DEVICE_AGE_CAP_DAYS) if device_seen is not None else 0.0,
+        1.0 if merchant_key is not None and merchant_seen is None and known else 0.0,
+        1.0 if category_new and known else 0.0,
+        1.0 if country_new and known else 0.0,
+        1.0 if channel_new and known else 0.0,
+        float(min(n, HISTORY_CAP)),
     ]
     values.extend(merchant_values)
     values.extend(1.0 if txn.channel == c else 0.0 for c in CHANNELS)
@@ -329,6 +408,23 @@ def transaction_features(profile: CustomerProfile, txn: Transaction,
         category = None
     values.extend(1.0 if category == c else 0.0 for c in MERCHANT_CATEGORIES)
     return values
+
+
+_AMOUNT = FEATURE_NAMES.index("amount")
+_NEW_DEVICE = FEATURE_NAMES.index("is_new_device")
+_NEW_MERCHANT = FEATURE_NAMES.index("is_new_merchant")
+_HISTORY = FEATURE_NAMES.index("history_count")
+
+
+def merchant_visit(values: Sequence[float]) -> MerchantVisit:
+    """What a scored transaction adds to its merchant's label-free signals, read from its
+    feature vector as served (float32), so the timer's recount from the audit log and
+    training's replay see the same numbers."""
+    return MerchantVisit(
+        amount=float(values[_AMOUNT]),
+        new_device=values[_NEW_DEVICE] > 0.5,
+        first_visit=values[_NEW_MERCHANT] > 0.5 or values[_HISTORY] == 0,
+    )
 
 
 def features_then_record(profile: CustomerProfile, txn: Transaction,
@@ -344,7 +440,9 @@ def replay(transactions: Iterable[Transaction], progress: Any = None,
     """Feature matrix (float32) for transactions replayed in the given (event-time) order.
 
     Each customer's profile is built from their earlier transactions only, exactly as
-    serving would have it.
+    serving would have it; each merchant's history from the visits before the
+    transaction's hour, exactly as the timer would have stored it.
+    ``progress(done)`` is called every 10,000 rows.
     """
     profiles: dict[str, CustomerProfile] = {}
     items = transactions if isinstance(transactions, Sequence) else list(transactions)
@@ -354,9 +452,12 @@ def replay(transactions: Iterable[Transaction], progress: Any = None,
         profile = profiles.get(txn.customer_id)
         if profile is None:
             profile = profiles[txn.customer_id] = CustomerProfile()
-        merchant_values = merchants.features_then_add(txn.merchant_id, txn.epoch_seconds) if merchants else NO_MERCHANT
-        matrix[i] = features_then_record(profile, txn, merchant_values)
-        if progress is not None and i % 100_000 == 0:
+        if merchants is None:
+            matrix[i] = features_then_record(profile, txn, NO_MERCHANT)
+        else:
+            matrix[i] = features_then_record(profile, txn, merchants.values(txn.merchant_id, txn.epoch_seconds))
+            merchants.add_visit(txn.merchant_id, txn.epoch_seconds, merchant_visit(matrix[i]))
+        if progress is not None and i % 10_000 == 0:
             progress(i)
     return matrix
 

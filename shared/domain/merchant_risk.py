@@ -1,109 +1,263 @@
-"""Merchant risk: a merchant's recent fraud rate and volume, using only labels known in time.
+"""Merchant risk: what a merchant's recent traffic says, from labels known in time and from
+signals that need no labels at all.
 
-One definition, used by the monitoring timer (which stores it per merchant in Table
-Storage) and by training's replay (which recomputes it point in time), so both give the
-same values; a test proves it.
+One definition, used by the monitoring timer (which stores each merchant's hourly
+history in Table Storage) and by training's replay (which rebuilds it point in time), so
+both give the same values; a test proves it.
 
-For a transaction at time T the values are taken *as of* the start of T's UTC hour:
+For a transaction at time T the values are taken *as of* the start of T's UTC hour
+(``as_of``), with ``D`` the label delay (the model's ``merchant_label_delay_days``):
 
-* ``count_w``  transactions of the merchant with event time in [as_of - w, as_of);
-* ``fraud_w``  those of them labelled fraud whose label was known by as_of — at its
-  ``labelled_at``, or at event time + the label delay (default 7 days) when the label
-  does not say;
-* ``rate_w``   fraud_w / count_w (-1 when count_w is 0), for w = 1, 7 and 30 days.
+Label-based, delay-shifted as in the fraud-ML literature (a window whose labels have
+had time to arrive):
 
-Hourly buckets keep the state small (at most 720 counts and the merchant's fraud list)
-and make the as-of cut exact.
+* ``merchant_fraud_count_w``  transactions of the merchant with event time in
+  ``[as_of - D - w, as_of - D)`` labelled fraud, counting a label only once known by
+  ``as_of`` (at its ``labelled_at``, or at event time + D when the label does not say);
+* ``merchant_fraud_rate_w``   that count / the merchant's transactions in the same window
+  (-1 when there were none), for w = 1, 7 and 30 days;
+* ``merchant_recent_confirmed_frauds``  frauds in ``[as_of - D, as_of)`` already confirmed
+  by ``as_of`` (analyst verdicts arrive within hours: they count at once).
+
+Label-free, so a breach shows on its first day (windows ``[as_of - w, as_of)``):
+
+* ``merchant_count_1h``, ``_24h``, ``_30d`` and ``merchant_volume_ratio_24h`` (the last
+  day's count against the 30-day daily mean);
+* ``merchant_new_device_share_1h/_24h/_30d``  share of transactions made from a device
+  the customer had not used before;
+* ``merchant_first_visit_share_1h/_24h/_30d``  share made by customers paying this
+  merchant for the first time;
+* ``merchant_amount_ratio_1h/_24h``  mean amount in the window against the 30-day mean.
+
+Hourly buckets (count, amount sum, new-device count, first-visit count) keep the state
+small and the as-of cut exact. The values only change when the hour changes, so they are
+computed once per merchant and hour and cached until the history changes.
 """
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 HOUR = 3600
 DAY = 86400
 WINDOW_DAYS = (1, 7, 30)
-KEEP_HOURS = 31 * 24
-MERCHANT_FEATURES = tuple(f"merchant_fraud_rate_{d}d" for d in WINDOW_DAYS) + tuple(
-    f"merchant_count_{d}d" for d in WINDOW_DAYS)
-NO_MERCHANT = [-1.0] * len(WINDOW_DAYS) + [0.0] * len(WINDOW_DAYS)
+DEFAULT_LABEL_DELAY_DAYS = 7.0
+MAX_LABEL_DELAY_DAYS = 9
+BASELINE_HOURS = 30 * 24
+KEEP_HOURS = (30 + MAX_LABEL_DELAY_DAYS + 1) * 24  # the longest shifted window, plus its delay
+
+LABEL_FEATURES = (
+    tuple(f"merchant_fraud_rate_{d}d" for d in WINDOW_DAYS)
+    + tuple(f"merchant_fraud_count_{d}d" for d in WINDOW_DAYS)
+    + ("merchant_recent_confirmed_frauds",)
+)
+LABEL_FREE_FEATURES = (
+    "merchant_count_1h", "merchant_count_24h", "merchant_count_30d", "merchant_volume_ratio_24h",
+    "merchant_new_device_share_1h", "merchant_new_device_share_24h", "merchant_new_device_share_30d",
+    "merchant_first_visit_share_1h", "merchant_first_visit_share_24h", "merchant_first_visit_share_30d",
+    "merchant_amount_ratio_1h", "merchant_amount_ratio_24h",
+)
+MERCHANT_FEATURES = LABEL_FEATURES + LABEL_FREE_FEATURES
+UNKNOWN = -1.0
+NO_MERCHANT = ([UNKNOWN] * 3 + [0.0] * 3 + [0.0]
+               + [0.0, 0.0, 0.0, UNKNOWN] + [UNKNOWN] * 6 + [UNKNOWN] * 2)
+assert len(NO_MERCHANT) == len(MERCHANT_FEATURES)
+
+# One hour of a merchant's traffic: [transactions, amount sum in cents, from new devices, first visits]
+COUNT, AMOUNT, NEW_DEVICE, FIRST_VISIT = range(4)
+_FIELDS = ("counts", "amounts", "new_devices", "first_visits")
 
 
 def as_of_hour(t: float) -> float:
     return (t // HOUR) * HOUR
 
 
+def label_known_at(event_time: float, labelled_at: float | None, delay_days: float) -> float:
+    return labelled_at if labelled_at is not None else event_time + delay_days * DAY
+
+
+@dataclass(frozen=True)
+class MerchantVisit:
+    """What one transaction adds to its merchant's hour (derived from its served features)."""
+
+    amount: float
+    new_device: bool
+    first_visit: bool
+
+
+def tally_visit(hours: dict[int, list[int]], t: float, visit: MerchantVisit) -> int:
+    """Add one visit to its hour's stats (the history's update and the timer's recount); the hour."""
+    h = int(t // HOUR)
+    stats = hours.get(h)
+    if stats is None:
+        stats = hours[h] = [0, 0, 0, 0]
+    stats[COUNT] += 1
+    stats[AMOUNT] += round(visit.amount * 100)  # in cents: exact, whatever the order of addition
+    stats[NEW_DEVICE] += int(visit.new_device)
+    stats[FIRST_VISIT] += int(visit.first_visit)
+    return h
+
+
+def _share(part: float, whole: float) -> float:
+    return part / whole if whole > 0 else UNKNOWN
+
+
+def _mean_ratio(amount: float, count: float, base_amount: float, base_count: float) -> float:
+    if count <= 0 or base_count <= 0 or base_amount <= 0:
+        return UNKNOWN
+    return (amount / count) / (base_amount / base_count)
+
+
 @dataclass
 class MerchantHistory:
-    hours: dict[int, int] = field(default_factory=dict)  # hour index (t // 3600) -> transactions
+    hours: dict[int, list[int]] = field(default_factory=dict)  # hour index (t // 3600) -> hour stats
     frauds: dict[str, list[float]] = field(default_factory=dict)  # transaction id -> [event time, known at]
+    _cached: tuple[int, int, list[float]] | None = field(default=None, repr=False, compare=False)
+    # the hours in order and the running totals before each (rebuilt when an older hour changes)
+    _keys: list[int] | None = field(default=None, repr=False, compare=False)
+    _prefix: list[list[int]] = field(default_factory=list, repr=False, compare=False)
 
-    def add_transaction(self, t: float) -> None:
+    def _changed(self) -> None:
+        self._cached = None
+        self._keys = None
+
+    # -- updates ---------------------------------------------------------------------------
+    def add_visit(self, t: float, visit: MerchantVisit) -> None:
         h = int(t // HOUR)
-        self.hours[h] = self.hours.get(h, 0) + 1
-
-    def set_hour(self, hour_index: int, count: int) -> None:
-        self.hours[hour_index] = count
+        keys = self._keys
+        if keys is not None and (not keys or h > keys[-1]):  # the usual case in replay: a new latest hour
+            keys.append(h)
+            self._prefix.append(list(self._prefix[-1]))
+        elif keys is not None and h < keys[-1]:
+            self._keys = None  # a late event: rebuild the running totals when next asked
+        before = list(self.hours.get(h, (0, 0, 0, 0)))
+        tally_visit(self.hours, t, visit)
+        if self._keys is not None:
+            last = self._prefix[-1]
+            for i, (old, new) in enumerate(zip(before, self.hours[h])):
+                last[i] += new - old
+        if self._cached is not None and h < self._cached[0]:
+            self._cached = None  # a late event inside the cached windows
 
     def add_fraud(self, transaction_id: str, t: float, known_at: float) -> None:
         self.frauds[transaction_id] = [t, known_at]
+        self._cached = None  # the hourly sums stand
 
-    def recount(self, counts: dict[int, int], first_hour: int, as_of: float) -> None:
-        """Replace the counts of hours [first_hour, as_of) with ``counts`` (recounted from the
+    def recount(self, hourly: Mapping[int, list[int]], first_hour: int, as_of: float) -> None:
+        """Replace the stats of hours [first_hour, as_of) with ``hourly`` (recounted from the
         audit log, so late events are included and a repeated recount changes nothing)."""
-        end = int(as_of // 3600)
+        end = int(as_of // HOUR)
         for h in range(first_hour, end):
             self.hours.pop(h, None)
-        for h, c in counts.items():
+        for h, stats in hourly.items():
             if first_hour <= h < end:
-                self.set_hour(h, c)
+                self.hours[h] = [int(v) for v in stats]
         self.prune(as_of)
 
     def prune(self, now: float) -> None:
         oldest = int(now // HOUR) - KEEP_HOURS
         self.hours = {h: c for h, c in self.hours.items() if h >= oldest}
         self.frauds = {k: v for k, v in self.frauds.items() if v[0] >= oldest * HOUR}
+        self._changed()
 
-    def features(self, as_of: float) -> list[float]:
+    # -- values ----------------------------------------------------------------------------
+    def _sum(self, start: int, end: int) -> list[int]:
+        """Stats summed over hours [start, end): a difference of two prefix sums."""
+        if self._keys is None:
+            self._keys = sorted(self.hours)
+            self._prefix = [[0, 0, 0, 0]]
+            for h in self._keys:
+                self._prefix.append([a + b for a, b in zip(self._prefix[-1], self.hours[h])])
+        i, j = bisect_left(self._keys, start), bisect_left(self._keys, end)
+        return [b - a for a, b in zip(self._prefix[i], self._prefix[j])]
+
+    def features(self, as_of: float, delay_days: float = DEFAULT_LABEL_DELAY_DAYS) -> list[float]:
+        """The values of ``MERCHANT_FEATURES`` as of ``as_of`` (taken to its hour)."""
         end = int(as_of // HOUR)
-        counts, frauds = [], []
+        shift = int(round(min(delay_days, MAX_LABEL_DELAY_DAYS) * 24))
+        if self._cached is not None and self._cached[:2] == (end, shift):
+            return list(self._cached[2])
+        known_by = end * HOUR
+        label_end = end - shift
+        rates, fraud_counts = [], []
         for days in WINDOW_DAYS:
-            start = end - days * 24
-            counts.append(sum(c for h, c in self.hours.items() if start <= h < end))
-            frauds.append(sum(1 for t, known in self.frauds.values()
-                              if start * HOUR <= t < end * HOUR and known <= as_of))
-        rates = [f / c if c else -1.0 for f, c in zip(frauds, counts)]
-        return [float(r) for r in rates] + [float(c) for c in counts]
+            start = label_end - days * 24
+            count = self._sum(start, label_end)[COUNT]
+            frauds = sum(1 for t, known in self.frauds.values()
+                         if start * HOUR <= t < label_end * HOUR and known <= known_by)
+            rates.append(frauds / count if count else UNKNOWN)
+            fraud_counts.append(float(frauds))
+        recent = sum(1 for t, known in self.frauds.values() if label_end * HOUR <= t < end * HOUR and known <= known_by)
 
-    def to_json(self) -> tuple[str, str]:
-        return json.dumps(self.hours, separators=(",", ":")), json.dumps(self.frauds, separators=(",", ":"))
+        h1, h24, d30 = self._sum(end - 1, end), self._sum(end - 24, end), self._sum(end - BASELINE_HOURS, end)
+        daily_mean = d30[COUNT] / 30.0
+        values = [
+            *(float(r) for r in rates), *fraud_counts, float(recent),
+            float(h1[COUNT]), float(h24[COUNT]), float(d30[COUNT]),
+            h24[COUNT] / daily_mean if daily_mean > 0 else UNKNOWN,
+            _share(h1[NEW_DEVICE], h1[COUNT]), _share(h24[NEW_DEVICE], h24[COUNT]), _share(d30[NEW_DEVICE], d30[COUNT]),
+            _share(h1[FIRST_VISIT], h1[COUNT]), _share(h24[FIRST_VISIT], h24[COUNT]), _share(d30[FIRST_VISIT], d30[COUNT]),
+            _mean_ratio(h1[AMOUNT], h1[COUNT], d30[AMOUNT], d30[COUNT]),
+            _mean_ratio(h24[AMOUNT], h24[COUNT], d30[AMOUNT], d30[COUNT]),
+        ]
+        values = [float(v) for v in values]
+        self._cached = (end, shift, values)
+        return list(values)
+
+    # -- storage form: one JSON array per statistic (each well under a Table property's 64 KiB)
+    def to_properties(self) -> dict[str, Any]:
+        if self.hours:
+            base = min(self.hours)
+            span = max(self.hours) - base + 1
+            columns: list[list[int]] = [[0] * span for _ in _FIELDS]
+            for h, stats in self.hours.items():
+                for i in range(4):
+                    columns[i][h - base] = int(stats[i])
+        else:
+            base, columns = 0, [[] for _ in _FIELDS]
+        props: dict[str, Any] = {"hour_base": int(base)}
+        for name, column in zip(_FIELDS, columns):
+            props[name] = json.dumps(column, separators=(",", ":"))
+        props["frauds"] = json.dumps(self.frauds, separators=(",", ":"))
+        return props
 
     @classmethod
-    def from_json(cls, hours: str, frauds: str) -> "MerchantHistory":
-        return cls({int(h): int(c) for h, c in json.loads(hours).items()}, json.loads(frauds))
-
-
-def label_known_at(event_time: float, labelled_at: float | None, delay_days: float) -> float:
-    return labelled_at if labelled_at is not None else event_time + delay_days * DAY
+    def from_properties(cls, props: Mapping[str, Any]) -> "MerchantHistory":
+        base = int(props.get("hour_base", 0))
+        columns = [json.loads(props.get(name) or "[]") for name in _FIELDS]
+        hours = {}
+        for offset, stats in enumerate(zip(*columns)):
+            if stats[COUNT]:
+                hours[base + offset] = [int(v) for v in stats]
+        return cls(hours, json.loads(props.get("frauds") or "{}"))
 
 
 class MerchantRiskReplay:
-    """Training's point-in-time merchant risk: feed transactions in time order, ask at each."""
+    """Training's point-in-time merchant risk: ask at each transaction (in time order), then
+    add the transaction's visit."""
 
-    def __init__(self, frauds: dict[str, list[tuple[str, float, float]]]) -> None:
+    def __init__(self, frauds: dict[str, list[tuple[str, float, float]]],
+                 delay_days: float = DEFAULT_LABEL_DELAY_DAYS) -> None:
         # merchant -> [(transaction id, event time, known at)] of fraud labels, known up front
         self.histories: dict[str, MerchantHistory] = {}
+        self.delay_days = delay_days
         self._frauds = frauds
 
-    def features_then_add(self, merchant_id: str | None, t: float) -> list[float]:
-        if not merchant_id:
-            return list(NO_MERCHANT)
+    def history(self, merchant_id: str) -> MerchantHistory:
         history = self.histories.get(merchant_id)
         if history is None:
             history = self.histories[merchant_id] = MerchantHistory()
             for txn_id, event_time, known in self._frauds.get(merchant_id, []):
                 history.add_fraud(txn_id, event_time, known)
-        values = history.features(as_of_hour(t))
-        history.add_transaction(t)
-        return values
+        return history
 
+    def values(self, merchant_id: str | None, t: float) -> list[float]:
+        if not merchant_id:
+            return list(NO_MERCHANT)
+        return self.history(merchant_id).features(as_of_hour(t), self.delay_days)
+
+    def add_visit(self, merchant_id: str | None, t: float, visit: MerchantVisit) -> None:
+        if merchant_id:
+            self.history(merchant_id).add_visit(t, visit)

@@ -14,6 +14,7 @@ import numpy as np
 
 from shared.domain.decision import Thresholds
 from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
+from shared.domain.merchant_risk import DEFAULT_LABEL_DELAY_DAYS
 
 DEFAULT_THRESHOLDS = Thresholds().as_dict()  # the one default: Thresholds' fields
 
@@ -65,6 +66,11 @@ class FraudModel:
         merged = dict(DEFAULT_THRESHOLDS)
         merged.update({k: float(v) for k, v in self.manifest.get("thresholds", {}).items()})
         return merged
+
+    @property
+    def merchant_label_delay_days(self) -> float:
+        """The label delay its merchant risk features were trained with (their windows shift by it)."""
+        return float(self.manifest.get("merchant_label_delay_days", DEFAULT_LABEL_DELAY_DAYS))
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Fraud probabilities for a (n, n_features) float32 matrix, in one ONNX call."""

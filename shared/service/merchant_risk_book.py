@@ -33,12 +33,12 @@ class MerchantRiskBook(ABC):
         self.save(histories, None)
         return len(histories)
 
-    def refresh_counts(self, hourly: dict[str, dict[int, int]], first_hour: int, as_of: float) -> int:
-        """Replace the counts of hours [first_hour, as_of) with ``hourly`` (recounted from the
+    def refresh_counts(self, hourly: dict[str, dict[int, list[int]]], first_hour: int, as_of: float) -> int:
+        """Replace the hourly stats of hours [first_hour, as_of) with ``hourly`` (recounted from the
         audit log, so late events are included and a repeated run changes nothing)."""
         histories = {}
-        for merchant, counts in hourly.items():
+        for merchant, stats in hourly.items():
             history, _ = self.load(merchant)
-            history.recount(counts, first_hour, as_of)
+            history.recount(stats, first_hour, as_of)
             histories[merchant] = history
         return self.save(histories, as_of)

@@ -17,15 +17,24 @@ from typing import Any, Callable
 import numpy as np
 
 from shared.domain.decision_record import unpack_features
+from shared.domain.features import N_FEATURES, merchant_visit
 from shared.domain.drift import DriftAccumulator, ReferenceHistogram, population_stability_index, score_distribution
 from shared.domain.labels import Label, parse_label_file
-from shared.domain.merchant_risk import as_of_hour, label_known_at
+from shared.domain.merchant_risk import MerchantVisit, as_of_hour, label_known_at, tally_visit
 from shared.domain.metrics import percentiles, summarize
 from shared.domain.model import DEFAULT_THRESHOLDS
 from shared.service.ports import AuditReadPort, LabelFilesPort, LabelPort, MerchantRiskStorePort, ReportsPort
 
 log = logging.getLogger(__name__)
 READ_COLUMNS = ["RowKey", "features", "fraud_score", "risk_level", "latency_ms", "label", "event_time", "model_version"]
+
+
+def _visit(row: dict[str, Any]) -> MerchantVisit:
+    """A scored transaction's merchant visit, from the features it was scored with."""
+    vector = unpack_features(row["features"]) if row.get("features") else None
+    if vector is None or len(vector) != N_FEATURES:  # scored under another feature schema: volume only
+        return MerchantVisit(float(vector[0]) if vector is not None and len(vector) else 0.0, False, False)
+    return merchant_visit(vector)
 
 
 @dataclass(frozen=True)
@@ -111,18 +120,18 @@ class MonitoringService:
         as_of = as_of_hour(now.timestamp())
         return int(as_of // 3600) - self.config.merchant_recount_hours, as_of
 
-    def refresh_merchant_risk(self, now: datetime, hourly: dict[str, Counter]) -> dict[str, Any]:
+    def refresh_merchant_risk(self, now: datetime, hourly: dict[str, dict[int, list[int]]]) -> dict[str, Any]:
         """Store the last hours' per-merchant counts (recounted from the audit log: idempotent)."""
         if self.merchants is None:
             return {}
         first_hour, as_of = self.merchant_window(now)
-        merchants = self.merchants.refresh_counts({m: dict(c) for m, c in hourly.items()}, first_hour, as_of)
+        merchants = self.merchants.refresh_counts(hourly, first_hour, as_of)
         return {"merchants": merchants, "as_of": datetime.fromtimestamp(as_of, timezone.utc).isoformat()}
 
     # -- drift and performance ------------------------------------------------------------
-    def evaluate(self, now: datetime, merchant_hourly: dict[str, Counter] | None = None) -> dict[str, Any]:
+    def evaluate(self, now: datetime, merchant_hourly: dict[str, dict[int, list[int]]] | None = None) -> dict[str, Any]:
         """Drift and performance over the window; one scan of the audit log, which also
-        recounts merchants' hourly volumes into ``merchant_hourly`` when given."""
+        recounts merchants' hourly stats into ``merchant_hourly`` when given."""
         reference = ServingReference.from_manifest(self.manifest())
         start = now - timedelta(hours=self.config.window_hours)
         tally = WindowTally(reference)
@@ -141,14 +150,14 @@ class MonitoringService:
         }
 
     def _scan(self, start: datetime, now: datetime, tally: "WindowTally",
-              merchant_hourly: dict[str, Counter] | None) -> None:
+              merchant_hourly: dict[str, dict[int, list[int]]] | None) -> None:
         """Read the window once (and, for the merchant recount, the hours before it it needs)."""
         first_hour, merchant_as_of = self.merchant_window(now)
         scan_start = min(start, datetime.fromtimestamp(first_hour * 3600, timezone.utc)) if merchant_hourly is not None else start
         for row in self.audit.read(scan_start, now, select=READ_COLUMNS + ["merchant_id"]):
             moment = row["event_time"].timestamp()
             if merchant_hourly is not None and first_hour * 3600 <= moment < merchant_as_of and row.get("merchant_id"):
-                merchant_hourly.setdefault(row["merchant_id"], Counter())[int(moment // 3600)] += 1
+                tally_visit(merchant_hourly.setdefault(row["merchant_id"], {}), moment, _visit(row))
             if row["event_time"] >= start:
                 tally.add(row)
         tally.flush()
@@ -194,7 +203,7 @@ class MonitoringService:
         now = self.clock()
         ingested = self.ingest_label_files()
         joined = self.join_labels()
-        hourly: dict[str, Counter] = {}
+        hourly: dict[str, dict[int, list[int]]] = {}
         evaluation = self.evaluate(now, hourly if self.merchants is not None else None)
         merchant_risk = self.refresh_merchant_risk(now, hourly)
         reasons = self.breaches(evaluation)

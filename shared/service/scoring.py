@@ -250,7 +250,8 @@ class FraudScoringService:
         for customer, chunk in chunks.items():
             profile = stored[customer].profile
             for txn in chunk:
-                merchant_values = merchants.values(txn.merchant_id, txn.epoch_seconds) if merchants is not None else NO_MERCHANT
+                merchant_values = (merchants.values(txn.merchant_id, txn.epoch_seconds, model.merchant_label_delay_days)
+                                   if merchants is not None else NO_MERCHANT)
                 rows.append(features_then_record(profile, txn, merchant_values))
                 owners.append(txn)
         features = as_matrix(rows)
