@@ -200,8 +200,8 @@ def fraud_incidents(customers: Sequence[str] | np.ndarray, times: np.ndarray, is
 
 
 def time_to_detection(incidents: Sequence[Any] | np.ndarray | None, customers: Sequence[str] | np.ndarray,
-                      times: np.ndarray, scores: np.ndarray, flag_threshold: float = REVIEW_THRESHOLD,
-                      is_fraud: np.ndarray | None = None, *, gap_days: float = INCIDENT_GAP_DAYS,
+                      times: np.ndarray, scores: np.ndarray, flag_threshold: float,
+                      is_fraud: np.ndarray, *, gap_days: float = INCIDENT_GAP_DAYS,
                       after_last_fraud_days: float = 0.0, scenarios: Sequence[str] | np.ndarray | None = None,
                       include_incidents: bool = True) -> dict[str, Any]:
     """Per fraud incident: minutes from its first fraud transaction to the customer's first
@@ -221,8 +221,6 @@ def time_to_detection(incidents: Sequence[Any] | np.ndarray | None, customers: S
     customers = np.asarray(customers)
     times = np.asarray(times, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
-    if is_fraud is None:
-        raise ValueError("is_fraud is required")
     n = times.size
     order = np.lexsort((np.arange(n), times))  # time order, ties by row
     rank = np.empty(n, dtype=np.int64)
@@ -424,17 +422,22 @@ def write_plots(folder: str | Path, curves: Mapping[str, tuple[np.ndarray, np.nd
     """PNG plots of several named score sets ({name: (y, scores)}) into ``folder``:
     precision-recall curves, the reliability diagram (with the diagonal) and the score
     distributions by class (log-scale counts). Returns the file names written."""
-    import matplotlib
+    # The Agg canvas on plain Figures: no pyplot, no global backend switch, nothing left open.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def new(figsize: tuple[float, float], rows: int = 1) -> tuple[Any, Any]:
+        fig = Figure(figsize=figsize)
+        FigureCanvasAgg(fig)
+        return fig, fig.subplots(rows, 1, squeeze=False)
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     curves = _as_curves(curves)
     written = []
 
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, axes = new((6, 4.5))
+    ax = axes[0, 0]
     for name, (y, s) in curves.items():
         if not y.sum():
             continue
@@ -448,10 +451,10 @@ def write_plots(folder: str | Path, curves: Mapping[str, tuple[np.ndarray, np.nd
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(folder / "pr_curves.png", dpi=110)
-    plt.close(fig)
     written.append("pr_curves.png")
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, axes = new((5, 5))
+    ax = axes[0, 0]
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
     for name, (y, s) in curves.items():
         table = calibration_report(y, s, bins)["bins"]
@@ -465,10 +468,9 @@ def write_plots(folder: str | Path, curves: Mapping[str, tuple[np.ndarray, np.nd
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(folder / "reliability.png", dpi=110)
-    plt.close(fig)
     written.append("reliability.png")
 
-    fig, axes = plt.subplots(len(curves), 1, figsize=(6, 2.6 * max(len(curves), 1)), squeeze=False)
+    fig, axes = new((6, 2.6 * max(len(curves), 1)), max(len(curves), 1))
     edges = np.linspace(0.0, 1.0, 51)
     for ax, (name, (y, s)) in zip(axes[:, 0], curves.items()):
         ax.hist(s[y == 0], bins=edges, alpha=0.6, label="legitimate", color="#2e86c1")
@@ -478,7 +480,6 @@ def write_plots(folder: str | Path, curves: Mapping[str, tuple[np.ndarray, np.nd
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(folder / "score_distributions.png", dpi=110)
-    plt.close(fig)
     written.append("score_distributions.png")
     return written
 
@@ -491,7 +492,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        if value.is_integer() and abs(value) >= 1000:
+        if abs(value) >= 1000:  # amounts and costs
             return f"{value:,.0f}"
         return f"{value:.{digits}f}"
     if isinstance(value, int):
@@ -550,7 +551,7 @@ def render_markdown(results: Mapping[str, Any], plots: Sequence[str] = (), title
         for b in _get(named[n], "calibration", "bands") or []:
             rows.append([n, b["band"], b["rows"], b["mean_score"], b["observed_rate"], b["abs_gap"],
                          "yes" if b["counts"] else f"no (< {named[n]['calibration']['min_band_rows']} rows)"])
-    lines += _table(["model", "band (lower < score <= upper)", "rows", "mean score", "observed rate", "|gap|", "counts"],
+    lines += _table(["model", "band (lower < score <= upper)", "rows", "mean score", "observed rate", "\\|gap\\|", "counts"],
                     rows) + [""]
     lines += [f"Reliability table ({names[0]}):", ""]
     lines += _table(["bin", "rows", "mean score", "observed rate"],
