@@ -248,3 +248,32 @@ def test_the_scoring_path_never_imports_matplotlib():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "False", result.stderr
     assert "matplotlib" not in (ROOT / "requirements.txt").read_text()
+
+
+def _handbook_card_precision(customers, days, scores, y, top_k):
+    """The handbook's card_precision_top_k (Le Borgne et al., chapter 4), transcribed in pandas:
+    cards caught in an earlier day's top k are removed; precision divides by top_k."""
+    import pandas as pd
+
+    df = pd.DataFrame({"CUSTOMER_ID": customers, "TX_TIME_DAYS": days, "predictions": scores, "TX_FRAUD": y})
+    detected, per_day = [], []
+    for day in sorted(df.TX_TIME_DAYS.unique()):
+        day_df = df[df.TX_TIME_DAYS == day][["predictions", "CUSTOMER_ID", "TX_FRAUD"]]
+        day_df = day_df[~day_df.CUSTOMER_ID.isin(detected)]
+        day_df = day_df.groupby("CUSTOMER_ID").max().sort_values(by="predictions", ascending=False).reset_index()
+        top = day_df.head(top_k)
+        caught = list(top[top.TX_FRAUD == 1].CUSTOMER_ID)
+        per_day.append(len(caught) / top_k)
+        detected.extend(caught)
+    return np.mean(per_day)
+
+
+def test_card_precision_matches_the_handbook_code_on_random_data():
+    rng = np.random.default_rng(3)
+    n = 3000
+    customers = np.array([f"C{i:03d}" for i in rng.integers(0, 150, n)])
+    days = rng.integers(0, 10, n)
+    y = (rng.random(n) < 0.05).astype(int)
+    scores = np.clip(rng.random(n) * 0.7 + 0.3 * y, 0, 1)  # no ties (continuous)
+    ours = metrics.card_precision_at_k_per_day(customers, days, scores, y, 20, exclude="detected")
+    assert ours == pytest.approx(_handbook_card_precision(customers, days, scores, y, 20))  # >= 20 customers every day
