@@ -5,7 +5,8 @@ report the same numbers the same way. Tests check them against scikit-learn.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -106,6 +107,130 @@ def top_k_precision_per_day(y_true: np.ndarray, scores: np.ndarray, days: np.nda
     return float(np.mean(precisions))
 
 
+@dataclass(frozen=True)
+class CardPrecisionDay:
+    """One day of card precision@k: the customers ranked, the compromised ones among the top k."""
+
+    day: float
+    customers: int  # customers with a transaction that day
+    excluded: int  # of those, already known compromised (removed before ranking)
+    ranked: int  # customers left to rank
+    taken: int  # min(k, ranked)
+    compromised: int  # ranked customers with a fraud transaction that day
+    compromised_in_top_k: int
+    precision: float | None  # compromised_in_top_k / taken; None when no customer is left
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"day": self.day, "customers": self.customers, "excluded": self.excluded, "ranked": self.ranked,
+                "taken": self.taken, "compromised": self.compromised, "compromised_in_top_k": self.compromised_in_top_k,
+                "precision": self.precision}
+
+
+@dataclass(frozen=True)
+class CardPrecisionAtK:
+    k: int
+    mean: float | None  # mean of the per-day precisions over the days with a customer left to rank
+    per_day: tuple[CardPrecisionDay, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"k": self.k, "mean": self.mean, "days": len(self.per_day),
+                "days_scored": sum(d.precision is not None for d in self.per_day),
+                "per_day": [d.to_dict() for d in self.per_day]}
+
+
+CARD_EXCLUSIONS = ("fraud", "detected", "none")
+
+
+def card_precision_at_k(customers: Sequence[Any] | np.ndarray, days: np.ndarray, scores: np.ndarray, y_true: np.ndarray,
+                        k: int, known_compromised: Any = None, *, exclude: str = "fraud") -> CardPrecisionAtK:
+    """Card precision@k per day (Le Borgne et al., *Reproducible Machine Learning for Credit Card
+    Fraud Detection*), with the per-day detail.
+
+    Each day: a customer's score is their highest transaction score that day; customers already
+    known compromised are removed; the rest are ranked by score and the top k taken; precision =
+    share of the taken customers with at least one fraud transaction that day. The mean is over
+    the days with at least one customer left (days with none are skipped).
+
+    Removed as already compromised on day d:
+      - ``exclude="fraud"`` (default): customers with a fraud transaction on a day before d within
+        the evaluated data (the fraud was found earlier);
+        ``exclude="detected"``: only those that were in an earlier day's top k with a fraud
+        transaction that day (the handbook's code: cards the queue itself caught);
+        ``exclude="none"``: no removal from the data itself;
+      - and ``known_compromised``: a set (or other iterable) of customer ids, removed on every
+        day, or a mapping customer -> day (same unit as ``days``) from which it is known,
+        removed on days >= that day.
+
+    Ties in score are broken by customer id (ascending), so the result is deterministic. When
+    fewer than k customers are left, precision is over the ones there are (as in
+    ``top_k_precision_per_day``), not divided by k.
+    """
+    if exclude not in CARD_EXCLUSIONS:
+        raise ValueError(f"exclude must be one of {CARD_EXCLUSIONS}, got {exclude!r}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    customers = np.asarray(customers)
+    days = np.asarray(days)
+    scores = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(y_true).astype(bool)
+    if not (customers.shape == days.shape == scores.shape == y.shape) or customers.ndim != 1:
+        raise ValueError("customers, days, scores and y_true must be 1-d arrays of the same length")
+    if customers.size == 0:
+        return CardPrecisionAtK(k, None, ())
+    ids, codes = np.unique(customers, return_inverse=True)
+    n_customers = ids.size
+    # the day from which each customer counts as compromised (+inf: never)
+    known_from = np.full(n_customers, np.inf)
+    if known_compromised is not None:
+        position = {key: i for i, key in enumerate(ids.tolist())}
+        if isinstance(known_compromised, Mapping):
+            for customer, since in known_compromised.items():
+                i = position.get(customer)
+                if i is not None:
+                    known_from[i] = min(known_from[i], float(since))
+        else:
+            for customer in known_compromised:
+                i = position.get(customer)
+                if i is not None:
+                    known_from[i] = -np.inf
+    # "fraud": compromised from the day after its first fraud day (removed on later days only)
+    first_fraud_day = np.full(n_customers, np.inf)
+    if exclude == "fraud" and y.any():
+        np.minimum.at(first_fraud_day, codes[y], days[y].astype(np.float64))
+    detected_on = np.full(n_customers, np.inf)  # "detected": first day caught in the top k
+
+    per_day = []
+    for day in np.unique(days):
+        d = float(day)
+        mask = days == day
+        day_codes, inverse = np.unique(codes[mask], return_inverse=True)
+        best = np.full(day_codes.size, -np.inf)
+        np.maximum.at(best, inverse, scores[mask])
+        fraud = np.bincount(inverse, weights=y[mask].astype(np.float64), minlength=day_codes.size) > 0
+        out = (known_from[day_codes] <= d) | (first_fraud_day[day_codes] < d) | (detected_on[day_codes] < d)
+        keep = ~out
+        left_codes, left_best, left_fraud = day_codes[keep], best[keep], fraud[keep]
+        taken = min(k, left_codes.size)
+        top = np.argsort(-left_best, kind="mergesort")[:taken]  # day_codes ascend = customer id order
+        hits = int(left_fraud[top].sum())
+        if exclude == "detected":
+            caught = left_codes[top][left_fraud[top]]
+            detected_on[caught] = np.minimum(detected_on[caught], d)
+        per_day.append(CardPrecisionDay(
+            day=d, customers=int(day_codes.size), excluded=int(out.sum()), ranked=int(left_codes.size), taken=taken,
+            compromised=int(left_fraud.sum()), compromised_in_top_k=hits, precision=(hits / taken) if taken else None))
+    scored = [p.precision for p in per_day if p.precision is not None]
+    return CardPrecisionAtK(k, float(np.mean(scored)) if scored else None, tuple(per_day))
+
+
+def card_precision_at_k_per_day(customers: Sequence[Any] | np.ndarray, days: np.ndarray, scores: np.ndarray,
+                                y_true: np.ndarray, k: int, known_compromised: Any = None, *,
+                                exclude: str = "fraud") -> float | None:
+    """The mean over days of card precision@k (see ``card_precision_at_k`` for the definition and
+    the per-day detail); None when no day has a customer to rank."""
+    return card_precision_at_k(customers, days, scores, y_true, k, known_compromised, exclude=exclude).mean
+
+
 def percentiles(values: Sequence[float] | np.ndarray, qs: tuple[float, ...] = (50, 95, 99)) -> dict[str, float | None]:
     """Linear-interpolation percentiles (numpy's default) as {"p50": …}; None for no values.
     The one implementation: monitoring, the dashboard, make run and the benchmarks use it."""
@@ -115,8 +240,12 @@ def percentiles(values: Sequence[float] | np.ndarray, qs: tuple[float, ...] = (5
     return {f"p{int(q)}": float(np.percentile(values, q)) for q in qs}
 
 
-def summarize(y_true: np.ndarray, scores: np.ndarray, days: np.ndarray, thresholds: dict[str, float], k: int) -> dict[str, Any]:
-    """The standard evaluation block used in manifests and monitoring reports."""
+def summarize(y_true: np.ndarray, scores: np.ndarray, days: np.ndarray, thresholds: dict[str, float], k: int,
+              customers: Sequence[Any] | np.ndarray | None = None, known_compromised: Any = None) -> dict[str, Any]:
+    """The standard evaluation block used in manifests and monitoring reports.
+
+    ``card_precision_top{k}_per_day`` needs the customer of each row; it is None without them.
+    """
     return {
         "rows": int(np.asarray(y_true).size),
         "positives": int(np.asarray(y_true).sum()),
@@ -124,5 +253,7 @@ def summarize(y_true: np.ndarray, scores: np.ndarray, days: np.ndarray, threshol
         "average_precision": average_precision(y_true, scores),
         "recall_at_1pct_fpr": recall_at_fpr(y_true, scores, 0.01),
         f"precision_top{k}_per_day": top_k_precision_per_day(y_true, scores, days, k),
+        f"card_precision_top{k}_per_day": (None if customers is None else
+                                           card_precision_at_k_per_day(customers, days, scores, y_true, k, known_compromised)),
         "at_thresholds": {name: threshold_report(y_true, scores, value) for name, value in thresholds.items()},
     }
