@@ -9,6 +9,9 @@ the test window: it must stay an honest measurement of the calibrated model).
   already piecewise linear through its step corners; we keep those corners, dropping
   only the ones a straight line through their neighbours reproduces within 1e-3
   (``MAX_ERROR``), so at most ``MAX_BREAKPOINTS`` points are stored.
+- either way the stored map spans [0, 1] and is tilted by ``TIE_BREAK`` (1e-4) so that
+  it is strictly increasing: calibration never ties scores the model ranked apart
+  (average precision unchanged, thresholds can split an isotonic plateau).
 - ``platt``: logistic regression on logit(raw score), p = sigmoid(a * logit(s) + b),
   tabulated on a grid dense near 0 and 1 (where most scores sit) and compressed the
   same way.
@@ -29,6 +32,7 @@ import numpy as np
 from shared.domain.calibration import MAX_BREAKPOINTS, ScoreCalibration
 
 MAX_ERROR = 1e-3
+TIE_BREAK = 1e-4  # see _tilted
 ISOTONIC_MIN_ROWS = 500
 ISOTONIC_MIN_POSITIVES = 20
 PLATT_MIN_POSITIVES = 3
@@ -71,9 +75,25 @@ def fit_calibration(raw_scores: np.ndarray, y: np.ndarray, method: str = "isoton
             return ScoreCalibration.identity(**info, fallback="identity: raw scores do not rise with fraud on this slice")
         (a, b), (xs, ys) = fitted
         info["platt"] = {"a": a, "b": b}
-    cxs, cys, error = compress(xs, ys)
-    info.update(breakpoints_before_compression=int(xs.size), max_compression_error=error)
+    cxs, cys, error = compress(xs, ys, max_points=MAX_BREAKPOINTS - 2)
+    cxs, cys = _tilted(cxs, cys)
+    info.update(breakpoints_before_compression=int(xs.size), max_compression_error=error, tie_break=TIE_BREAK)
     return ScoreCalibration(tuple(cxs), tuple(cys), method, info)
+
+
+def _tilted(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Span [0, 1] and make the map strictly increasing: y' = (1 - TIE_BREAK) y + TIE_BREAK x.
+
+    Isotonic plateaus would give many rows the same probability: thresholds could not
+    split a plateau (a review budget could jump from the whole plateau to nothing) and
+    the ranking, so average precision, would be worse than the raw model's. The tilt
+    moves no probability by more than TIE_BREAK and keeps the raw ranking.
+    """
+    if xs[0] > 0:
+        xs, ys = np.r_[0.0, xs], np.r_[ys[0], ys]
+    if xs[-1] < 1:
+        xs, ys = np.r_[xs, 1.0], np.r_[ys, ys[-1]]
+    return xs, np.clip((1 - TIE_BREAK) * ys + TIE_BREAK * xs, 0.0, 1.0)
 
 
 def _isotonic(raw: np.ndarray, labels: np.ndarray, weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -7,10 +7,11 @@ by a threshold t when ``score > t``; ``medium`` sends rows to review, ``high`` b
 - review (``medium``): the lowest t whose expected reviews per day, #(score > t) / days,
   stay within ``review_budget_per_day`` (the analysts' capacity). Only the distinct score
   values matter: lowering t to the next lower distinct score would exceed the budget.
-  With no budget given, ``DEFAULT_REVIEW_SHARE`` (1%) of the validation's mean daily
-  volume is used: at the roughly 1% fraud rate the project's data has, that is a queue
-  about as large as the day's fraud, and it scales with the data instead of assuming one
-  bank's team size. Pass the real capacity when it is known.
+  With no budget given: twice the validation's fraud rows per day
+  (``DEFAULT_REVIEW_FRAUD_MULTIPLE``), and at least ``DEFAULT_REVIEW_SHARE_FLOOR`` (0.5%)
+  of its rows per day. A queue twice the day's fraud can hold all of it at 50% precision,
+  it scales with the data instead of assuming one bank's team size, and the floor keeps a
+  queue when the slice has little fraud. Pass the real capacity when it is known.
 - block (``high``): the lowest t at which the precision of ``score > t`` reaches
   ``block_precision`` with at least ``min_block_support`` fraud rows flagged (fewer
   would make the precision a guess). If no t reaches it, high = 1.0: nothing is
@@ -36,7 +37,8 @@ import numpy as np
 
 from shared.domain.metrics import threshold_report
 
-DEFAULT_REVIEW_SHARE = 0.01
+DEFAULT_REVIEW_FRAUD_MULTIPLE = 2.0
+DEFAULT_REVIEW_SHARE_FLOOR = 0.005
 DEFAULT_BLOCK_PRECISION = 0.9
 DEFAULT_MIN_BLOCK_SUPPORT = 20
 NAMES = ("medium", "high", "alert")
@@ -87,8 +89,12 @@ def choose_thresholds(scores: np.ndarray, y: np.ndarray, days: np.ndarray, *,
         raise ValueError("n_days must be positive")
     notes: list[str] = []
     if review_budget_per_day is None:
-        budget = DEFAULT_REVIEW_SHARE * scores.size / day_count
-        budget_source = f"default: {DEFAULT_REVIEW_SHARE:.0%} of {scores.size / day_count:.1f} validation rows/day"
+        fraud_budget = DEFAULT_REVIEW_FRAUD_MULTIPLE * y.sum() / day_count
+        floor = DEFAULT_REVIEW_SHARE_FLOOR * scores.size / day_count
+        budget = max(fraud_budget, floor)
+        budget_source = (f"default: {DEFAULT_REVIEW_FRAUD_MULTIPLE:g} x {y.sum() / day_count:.1f} validation fraud rows/day"
+                         if fraud_budget >= floor else
+                         f"default: {DEFAULT_REVIEW_SHARE_FLOOR:.1%} of {scores.size / day_count:.1f} validation rows/day")
         notes.append(f"no review budget given: used {budget:.1f} reviews/day ({budget_source})")
     else:
         if review_budget_per_day < 0:

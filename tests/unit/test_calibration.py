@@ -8,7 +8,7 @@ import pytest
 
 from shared.domain.calibration import MAX_BREAKPOINTS, ScoreCalibration
 from shared.domain.model import ModelArtifact, ModelRejected, load_model
-from training.calibrate import MAX_ERROR, compress, fit_calibration
+from training.calibrate import MAX_ERROR, TIE_BREAK, compress, fit_calibration
 
 BANDS = ((0.2, 0.5), (0.5, 0.8), (0.8, 1.0))
 
@@ -136,8 +136,26 @@ def test_compression_keeps_the_step_function_within_its_tolerance_and_the_point_
     cal = fit_calibration(raw, y, "isotonic")
     assert len(cal.xs) <= MAX_BREAKPOINTS
     grid = np.r_[np.linspace(0, 1, 20001), iso.X_thresholds_]
-    assert np.max(np.abs(cal.apply(grid) - iso.predict(grid))) <= cal.info["max_compression_error"] + 1e-6
+    assert np.max(np.abs(cal.apply(grid) - iso.predict(grid))) <= cal.info["max_compression_error"] + TIE_BREAK + 1e-6
     assert cal.info["max_compression_error"] <= 0.01
+
+
+def test_calibration_never_ties_scores_the_model_ranked_apart():
+    from shared.domain.metrics import average_precision
+
+    from sklearn.isotonic import IsotonicRegression
+
+    rng = np.random.default_rng(8)
+    raw, y = fraud_like(200_000, rng)
+    check_raw, check_y = fraud_like(50_000, rng)
+    raw_ap = average_precision(check_y, check_raw)
+    for method in ("isotonic", "platt"):
+        cal = fit_calibration(raw, y, method)
+        assert cal.xs[0] == 0.0 and cal.xs[-1] == 1.0 and np.all(np.diff(cal.ys) > 0)
+        # float32 output still merges a few near-equal scores: within 2e-3, not exactly equal
+        assert abs(average_precision(check_y, cal.apply(check_raw)) - raw_ap) < 2e-3
+    plateaus = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(raw, y).predict(check_raw)
+    assert raw_ap - average_precision(check_y, plateaus) > 0.01  # what the tilt avoids
 
 
 def test_compress_drops_only_corners_a_straight_line_reproduces():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from shared.domain.decision import Thresholds
-from training.thresholds import DEFAULT_REVIEW_SHARE, choose_thresholds
+from training.thresholds import DEFAULT_REVIEW_FRAUD_MULTIPLE, DEFAULT_REVIEW_SHARE_FLOOR, choose_thresholds
 
 DAYS = 10
 
@@ -97,13 +97,15 @@ def test_unreachable_precision_blocks_nothing_and_says_so():
     assert any("nothing is auto-blocked" in note for note in choice.notes)
 
 
-def test_without_a_budget_the_default_share_of_daily_volume_is_used(validation):
+def test_without_a_budget_twice_the_daily_fraud_is_reviewed_at_most(validation):
     scores, y, days = validation
     choice = choose_thresholds(scores, y, days, review_budget_per_day=None)
-    budget = DEFAULT_REVIEW_SHARE * scores.size / DAYS
+    budget = DEFAULT_REVIEW_FRAUD_MULTIPLE * y.sum() / DAYS
     assert choice.validation["review_budget_per_day"] == pytest.approx(budget)
     assert per_day(scores, choice.thresholds["medium"]) <= budget
     assert any("no review budget given" in note for note in choice.notes)
+    no_fraud = choose_thresholds(scores, np.zeros_like(y), days, review_budget_per_day=None)
+    assert no_fraud.validation["review_budget_per_day"] == pytest.approx(DEFAULT_REVIEW_SHARE_FLOOR * scores.size / DAYS)
 
 
 def test_elapsed_days_can_be_given_instead_of_counting_distinct_days(validation):
