@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from shared.domain.calibration import ScoreCalibration
 from shared.domain.decision import Thresholds
 from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
 from shared.domain.merchant_risk import DEFAULT_LABEL_DELAY_DAYS
@@ -51,6 +52,7 @@ class FraudModel:
     session: Any
     input_name: str
     output_name: str
+    calibration: ScoreCalibration | None = None  # from the manifest's "calibration"; None: raw scores are served
     loaded_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     @property
@@ -72,20 +74,36 @@ class FraudModel:
         """The label delay its merchant risk features were trained with (their windows shift by it)."""
         return float(self.manifest.get("merchant_label_delay_days", DEFAULT_LABEL_DELAY_DAYS))
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """Fraud probabilities for a (n, n_features) float32 matrix, in one ONNX call."""
+    def raw_predict(self, features: np.ndarray) -> np.ndarray:
+        """The classifier's own fraud scores (before calibration), in one ONNX call."""
         if features.shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
         (probabilities,) = self.session.run([self.output_name], {self.input_name: features})
         return np.asarray(probabilities, dtype=np.float32)[:, 1]
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Fraud probabilities for a (n, n_features) float32 matrix: the raw scores mapped
+        through the manifest's calibration when it has one (the only place it is applied)."""
+        raw = self.raw_predict(features)
+        return raw if self.calibration is None else self.calibration.apply(raw)
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def parse_calibration(manifest: dict[str, Any]) -> ScoreCalibration | None:
+    """The manifest's calibration (None when it has none); a malformed one is refused."""
+    if manifest.get("calibration") is None:
+        return None
+    try:
+        return ScoreCalibration.from_dict(manifest["calibration"])
+    except ValueError as exc:
+        raise ModelRejected(f"model {manifest.get('version', '?')}: {exc}") from None
+
+
 def load_model(artifact: ModelArtifact) -> FraudModel:
-    """Verify an artifact (sha256, feature schema, a smoke prediction) and open a session."""
+    """Verify an artifact (sha256, feature schema, calibration, a smoke prediction) and open a session."""
     import onnxruntime as ort
 
     manifest = artifact.manifest
@@ -100,6 +118,7 @@ def load_model(artifact: ModelArtifact) -> FraudModel:
         )
     if list(manifest.get("feature_names", [])) != list(FEATURE_NAMES):
         raise ModelRejected(f"model {artifact.version}: feature names differ from this code's")
+    calibration = parse_calibration(manifest)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1  # one scoring call per worker thread; parallelism comes from the host
     options.inter_op_num_threads = 1
@@ -112,7 +131,7 @@ def load_model(artifact: ModelArtifact) -> FraudModel:
         raise ModelRejected(f"model {artifact.version}: unexpected inputs {[(i.name, i.shape) for i in inputs]}")
     outputs = [o.name for o in session.get_outputs()]
     output_name = "probabilities" if "probabilities" in outputs else outputs[-1]
-    model = FraudModel(artifact, session, inputs[0].name, output_name)
+    model = FraudModel(artifact, session, inputs[0].name, output_name, calibration)
     smoke = model.predict(np.zeros((2, len(FEATURE_NAMES)), dtype=np.float32))
     if smoke.shape != (2,) or not np.all(np.isfinite(smoke)) or np.any((smoke < 0) | (smoke > 1)):
         raise ModelRejected(f"model {artifact.version}: smoke prediction gave {smoke!r}")

@@ -30,6 +30,7 @@ import numpy as np
 from shared.domain.model import load_model, ModelArtifact
 art = ModelArtifact.from_files(open(sys.argv[1], 'rb').read(), open(sys.argv[2], 'rb').read())
 model = load_model(art)
+assert model.calibration is not None
 model.predict(np.zeros((4, len(art.manifest['feature_names'])), dtype=np.float32))
 heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'pandas', 'scipy', 'skl2onnx', 'onnx'))
 print(json.dumps(heavy))
@@ -37,7 +38,8 @@ print(json.dumps(heavy))
     sys.path.insert(0, str(ROOT / "tests"))
     from conftest import make_artifact
 
-    art = make_artifact("light")
+    # with a calibration in the manifest: applying it stays numpy-only too
+    art = make_artifact("light", calibration={"method": "isotonic", "xs": [0.0, 0.5, 1.0], "ys": [0.0, 0.05, 0.9]})
     (tmp_path / "m.onnx").write_bytes(art.onnx_bytes)
     (tmp_path / "m.json").write_text(json.dumps(art.manifest))
     out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "m.onnx"), str(tmp_path / "m.json")],
