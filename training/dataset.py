@@ -61,9 +61,23 @@ def parse_label(value: str | None) -> int | None:
     return None
 
 
+def with_offset(text: str | None, offset: str | None) -> str | None:
+    """``text`` with ``offset`` appended when it is an ISO timestamp written without one."""
+    if not text or not offset:
+        return text
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return text  # validation reports it
+    return text.strip() + offset if parsed.tzinfo is None else text
+
+
 def read_labelled_csv(
-    path: str | Path, column_map: Mapping[str, str] | None = None, label_column: str = "is_fraud"
+    path: str | Path, column_map: Mapping[str, str] | None = None, label_column: str = "is_fraud",
+    assume_offset: str | None = None,
 ) -> LabelledTransactions:
+    """Rows in event-time order. ``assume_offset`` (e.g. "+00:00") is given to timestamps
+    written without a UTC offset; without it such rows are rejected on ``timestamp``."""
     column_map = dict(column_map or {})
     transactions: list[Transaction] = []
     labels: list[int] = []
@@ -76,7 +90,9 @@ def read_labelled_csv(
             row = {column_map.get(k, k): v for k, v in raw.items()}
             label = parse_label(row.pop(label_column, None))
             scenario = row.pop("fraud_scenario", None) or ""
-            labelled_text = row.pop("labelled_at", None)
+            labelled_text = with_offset(row.pop("labelled_at", None), assume_offset)
+            if assume_offset and "timestamp" in row:
+                row["timestamp"] = with_offset(row["timestamp"], assume_offset)
             try:
                 labelled_at = parse_timestamp(labelled_text).timestamp() if labelled_text else None
             except ValueError:

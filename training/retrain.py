@@ -29,11 +29,11 @@ import numpy as np
 
 from shared.domain.decision_record import unpack_features
 from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH, replay
-from shared.domain.model import DEFAULT_THRESHOLDS, ModelRejected, load_model
+from shared.domain.model import ModelRejected, load_model
 from shared.domain.promotion import PromotionGate
 from shared.service.model_release import release
 from training.dataset import merchant_risk_replay, read_labelled_csv
-from training.train import fit_and_package
+from training.train import TrainingOptions, TrainingSet, TrainingSlices, fit_and_package
 
 log = logging.getLogger("fraud.retrain")
 
@@ -44,7 +44,8 @@ class RetrainConfig:
     lookback_days: float = 30.0
     min_ap_gain: float = 0.005
     label_delay_days: float = 7.0
-    max_iter: int = 150
+    max_iter: int = 300
+    search_seconds: float = 30.0
     holdout_share: float = 0.2
 
 
@@ -122,25 +123,23 @@ def retrain(registry: Any, blob_service: Any, audit: Any, trigger: str, config: 
         return {"trigger": trigger, "outcome": "skipped", "reason": "no labelled fraud to learn from"}
 
     holdout_from = np.quantile(times, 1 - config.holdout_share)
-    fit_end = np.quantile(times[times < holdout_from], 0.85)
     in_test = times >= holdout_from
-    in_valid = (times >= fit_end) & ~in_test
-    in_fit = times < fit_end
+    slices = TrainingSlices.of(times, ~in_test, in_test)
     data_info = {"source": f"retrain ({trigger})", "base_files": names, "served_labelled_rows": int(y_served.size),
                  "rows_before_cap": rows_before_cap, "max_rows": config.max_rows,
                  "holdout_from": datetime.fromtimestamp(float(holdout_from), timezone.utc).isoformat()}
-    thresholds = dict(DEFAULT_THRESHOLDS)
     champion = None
     if pointer.version:
         try:
             champion = load_model(registry.load(pointer.version))
-            thresholds = champion.thresholds
         except ModelRejected as exc:
             log.warning("champion %s cannot score this feature schema: %s", pointer.version, exc)
-    artifact, challenger_scores = fit_and_package(
-        X, y, scen, np.floor(times / 86400.0), in_fit, in_valid, in_test, thresholds=thresholds,
-        max_iter=config.max_iter, seed=7, top_k=20, version=None, data_info=data_info, total_rows=int(y.size),
-        timings={})
+    options = TrainingOptions(max_iter=config.max_iter, search_seconds=config.search_seconds, baseline=False,
+                              label_delay_days=config.label_delay_days, top_k=20)
+    trained = fit_and_package(TrainingSet(X, y, times, np.asarray(scen, dtype=object)), slices, options,
+                              version=None, data_info=data_info, timings={})
+    artifact, challenger_scores = trained.artifact, trained.test_scores
+    thresholds = champion.thresholds if champion is not None else artifact.manifest["thresholds"]
     y_test = y[in_test]
     gate = PromotionGate(config.min_ap_gain).judge(
         y_test, challenger_scores, champion.predict(X[in_test]) if champion is not None else None,
