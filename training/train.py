@@ -28,7 +28,7 @@ from shared.domain.model import DEFAULT_THRESHOLDS, ModelArtifact, sha256_hex
 from training.dataset import LabelledTransactions, merchant_risk_replay, parse_column_map, read_labelled_csv
 
 ONNX_TOLERANCE = 1e-5
-SCENARIOS = ("account_takeover", "card_testing", "compromised_merchant", "spending_spree")
+SCENARIOS = ("account_takeover", "card_testing", "compromised_merchant", "spending_spree", "authorised_push_payment")
 
 
 def log(message: str) -> None:
