@@ -22,33 +22,77 @@ a purchase costs relative to the customer's usual spend (airtime is cheap, trave
   transactions between 00:00 and 05:00 local time (a few night owls are less quiet);
 * weekly rhythm: a weekend factor (more or less active on Saturday/Sunday, a bit later
   in the day), plus a month-end payday lift shared by everyone;
-* 1-3 home devices (one dominant); ~8% replace their main phone once (a legitimate
-  "new device");
-* 4-20 usual merchants (hence usual categories), plus occasional new merchants;
+* 1-3 home devices (one dominant); 20% replace their main phone once in the period (a
+  legitimate "new device"); 15% start using a laptop/tablet at some point, for half of
+  their online payments and transfers from then on; half pay online from a browser for
+  30-90% of their online payments, and the browser's device id changes every 2-21 days
+  (cookies cleared, private windows), so many legitimate online payments come from a
+  device seen rarely or never before;
+* 4-20 usual merchants (hence usual categories); 8-35% of their purchases (60% while
+  travelling) are at merchants outside that set, half of them popular ones and half
+  picked uniformly within the category (small shops, private transfer payees), so a
+  meaningful share of legitimate rows is at a merchant or payee new to the customer;
 * channel preferences (app people, card people, cash people);
-* home country NG; ~4% take one trip abroad, where most of their spending happens.
+* home country NG; 8% take one trip abroad (most of their spending there is abroad) and
+  15% one trip to another city, 3-10 days each, mostly at new merchants;
+* 8% are night owls (3x the city's night-time activity), so some new-merchant
+  purchases happen at night;
+* 4% make one big purchase in the period: 5-20x their usual amount at an electronics,
+  travel or fashion merchant, at their usual time of day.
 
 Legitimate traffic is a Poisson count per customer per day (rate x weekday/weekend x
 payday), each transaction getting an hour from the customer's rhythm, a merchant, a
 channel, a device, an amount and a country, all drawn vectorised with numpy.
 
-*Fraud* is injected on top, each row tagged in ``fraud_scenario``; the row budget is
-``fraud_rate`` of the output, split between scenarios by ``scenario_shares``:
+*Fraud* is injected on top; the row budget is ``fraud_rate`` of the output (true fraud
+rows / all rows), split between scenarios by ``scenario_shares``. Each fraud row belongs
+to an *incident* (one attack on one victim) and carries its true scenario:
 
-* ``account_takeover``: someone else logs in to the account: a device never seen
-  before, mostly at 01:00-05:00, 1-3 transfers/online payments within minutes, each
-  several times the customer's usual amount (like ₦250,000 at 2 AM from a new phone).
+* ``account_takeover``: someone else is in the account and moves 1-3 transfers/online
+  payments within minutes, each several times the customer's usual amount (like
+  ₦250,000). 65% (per incident) come from a device never seen before (SIM swap, stolen
+  credentials), 60% of those at 01:00-05:00 and the rest at any hour; 35% happen by
+  remote access on the victim's own phone, at the victim's usual times of day.
+* ``authorised_push_payment``: a social-engineering or remote-access scam: the customer
+  is talked into paying. Their own (main) phone, their own usual time of day, channel
+  transfer or mobile, home country, a payee they never paid (a merchant of category
+  transfer, 75%, or crypto), 1-3 transfers 3-60 minutes apart (60% of incidents all to
+  one "safe account"), each 2-10x the usual amount.
 * ``card_testing``: a stolen card number is checked with a burst of 5-20 small
-  amounts (₦50-₦500) seconds apart, online, at merchants new to the customer.
-* ``compromised_merchant``: a few busy merchants are breached for several days; a share
-  (20-40%) of their traffic in that window is fraud on their ordinary customers, with
-  normal devices and hours but amounts 1.5-4x the customer's usual.
+  amounts (₦50-₦500) seconds apart, online, at 1-3 merchants (usually new to the customer), from a
+  device the customer never used (card-not-present fraud has no device of the customer
+  at all; the browser ids above make the device flag weak on its own).
+* ``compromised_merchant``: a few busy merchants are breached (skimmed terminals) for
+  several days; a share (20-40%) of their traffic in that window is fraud on their
+  ordinary customers, with their normal devices, hours and channels and amounts drawn
+  like the customer's own (the victim's usual amount distribution at that category).
+  The signal is the merchant: many victims at one merchant within days. Each victim's
+  rows are one incident.
 * ``spending_spree``: a stolen card is used for 1-4 days, several times a day (more
   than the customer's usual rate), for 2.5-8x the usual amount at electronics, fashion,
-  travel, gambling and crypto merchants.
+  travel, gambling and crypto merchants, from a device the customer never used.
 
-"Usual amount" is the median of the customer's generated legitimate amounts. Fraud
-starts after a short warm-up (min(7, days // 5) days) so profiles have some history.
+Merchants of fraud are picked like those of legitimate exploration: half by
+popularity within the category, half uniformly. "Usual amount" is the median of the
+customer's generated legitimate amounts. Fraud starts after a short warm-up
+(min(7, days // 5) days) so profiles have some history.
+
+*Labels* are what the bank learns, late and imperfectly:
+
+* ``report_rate`` (default 0.85) of the incidents are ever reported, each whole (all its
+  rows) or not at all; unreported fraud keeps ``is_fraud`` 0;
+* a reported incident is learned a delay after its last transaction: lognormal with
+  median 5 days (sigma 1.4); card testing median 1 day (sigma 1.2); 20% of incidents are
+  caught by the bank's analysts, median 4 hours (sigma 1.0); all clipped to [2 hours,
+  60 days] (so a label may be learned after the simulated period);
+* ``false_report_rate`` (default 0.0005) of legitimate rows are reported as fraud
+  (friendly fraud, mistaken disputes), learned after the same 5-day-median delay.
+
+Columns: ``is_fraud`` is the label the bank ends up with (1 for reported fraud and for
+false reports); ``fraud_scenario`` the true scenario of every true fraud row, reported
+or not ('' for legitimate rows, falsely reported ones included); ``fraud_incident`` the
+incident number of true fraud rows ('' otherwise); ``labelled_at`` when the bank learned
+the label ('' when never).
 
 Times are generated as integer UTC epoch seconds and written in Nigerian local time
 (WAT, UTC+01:00, no daylight saving): ``2026-03-04T14:05:09+01:00``. All randomness
@@ -1175,7 +1219,11 @@ def _assemble(world: _World, batch: _Batch, rng: np.random.Generator) -> Transac
     device_label = rng.permutation(world.devices_allocated)
     local = (b.time + UTC_OFFSET_SECONDS).astype("datetime64[s]")
     true_fraud, labelled = b.scenario > 0, b.label_time >= 0
-    label_local = (np.where(labelled, b.label_time, 0) + UTC_OFFSET_SECONDS).astype("datetime64[s]")
+    fraud_incident = np.full(n, "", dtype=f"<U{len(str(max(int(b.incident.max(initial=0)), 0)))}")
+    fraud_incident[true_fraud] = b.incident[true_fraud].astype(str)
+    labelled_at = np.full(n, "", dtype="<U25")
+    label_local = (b.label_time[labelled] + UTC_OFFSET_SECONDS).astype("datetime64[s]")
+    labelled_at[labelled] = np.strings.add(np.datetime_as_string(label_local, unit="s"), UTC_OFFSET)
     return Transactions(
         transaction_id=_id_table("T", n, 9),
         customer_id=_id_table("C", world.customers, 6)[b.customer],
@@ -1189,8 +1237,8 @@ def _assemble(world: _World, batch: _Batch, rng: np.random.Generator) -> Transac
         country=np.array(COUNTRIES)[b.country],
         is_fraud=labelled.astype(np.int8),
         fraud_scenario=np.array(SCENARIO_LABELS)[b.scenario],
-        fraud_incident=np.where(true_fraud, b.incident.astype(str), ""),
-        labelled_at=np.where(labelled, np.strings.add(np.datetime_as_string(label_local, unit="s"), UTC_OFFSET), ""),
+        fraud_incident=fraud_incident,
+        labelled_at=labelled_at,
         epoch_seconds=b.time,
         incident=b.incident,
         labelled_epoch=b.label_time,

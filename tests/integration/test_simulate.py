@@ -498,3 +498,79 @@ def test_cli_needs_an_output_and_sane_arguments(tmp_path):
         generate(SimulationConfig(customers=0))
     with pytest.raises(ValueError):
         generate(SimulationConfig(scenario_shares={"phishing": 1.0}))
+
+
+# --------------------------------------------------------------------------- not too easy
+
+SEPARABILITY = SimulationConfig(customers=1000, days=40, seed=3)
+TOO_EASY = 0.85  # ROC AUC that no single signal may reach
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    """The default simulation replayed through the feature engine as training does it
+    (merchant risk from the labels as they become known), rows after the first 7 days."""
+    from shared.domain.features import replay
+    from training.dataset import merchant_risk_replay, read_labelled_csv
+
+    data = read_labelled_csv(write_csv(generate(SEPARABILITY), tmp_path_factory.mktemp("sep") / "tx.csv"))
+    X = replay(data.transactions, merchants=merchant_risk_replay(data, 7.0))
+    times = data.times
+    # the rule "device or merchant first used by this customer within the last 5 days"
+    first_device, first_merchant, recent = {}, {}, np.zeros(len(data), bool)
+    for i, txn in enumerate(data.transactions):
+        t = txn.epoch_seconds
+        device = first_device.setdefault((txn.customer_id, txn.device_id), t)
+        merchant = first_merchant.setdefault((txn.customer_id, txn.merchant_id), t)
+        recent[i] = t - device < 5 * 86400 or t - merchant < 5 * 86400
+    keep = times >= times.min() + 7 * 86400
+    truth = np.array([s != "" for s in data.scenarios])[keep]
+    return {"X": X[keep], "truth": truth, "labels": data.labels[keep], "times": times[keep], "recent": recent[keep]}
+
+
+def _separation(y, score) -> float:
+    from shared.domain.metrics import roc_auc
+
+    auc = roc_auc(y, np.asarray(score, dtype=np.float64))
+    return 0.5 if auc is None else max(auc, 1.0 - auc)
+
+
+def test_no_single_feature_nor_the_novelty_flags_give_fraud_away(replayed):
+    """Whatever FEATURE_NAMES holds: no feature alone reaches ROC AUC 0.85 against the true
+    fraud flag, nor do the novelty flags together or the "new in the last 5 days" rule."""
+    from shared.domain.features import FEATURE_NAMES
+
+    X, y = replayed["X"], replayed["truth"]
+    assert y.sum() > 500 and len(y) > 50_000
+    auc = {name: _separation(y, X[:, j]) for j, name in enumerate(FEATURE_NAMES)}
+    novelty = X[:, [FEATURE_NAMES.index(n) for n in ("is_new_device", "is_new_merchant", "is_new_category")]]
+    auc["novelty flags (sum)"] = _separation(y, novelty.sum(axis=1))
+    auc["novelty flags (or)"] = _separation(y, novelty.max(axis=1))
+    auc["device or merchant new within 5 days"] = _separation(y, replayed["recent"])
+    top = sorted(auc.items(), key=lambda kv: -kv[1])
+    too_easy = [name for name, value in top if value >= TOO_EASY]
+    assert not too_easy, "fraud is given away by " + ", ".join(f"{n}={v:.3f}" for n, v in top[:8])
+    print("top features by ROC AUC:", ", ".join(f"{n}={v:.3f}" for n, v in top[:8]))
+
+
+def test_a_learned_model_still_finds_the_fraud(replayed):
+    """Fit on the bank's labels of the first 60% of the time, score the rest against the
+    truth: a linear model finds clear signal, gradient boosting more."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from shared.domain.metrics import roc_auc
+
+    X, y, labels, times = replayed["X"], replayed["truth"], replayed["labels"], replayed["times"]
+    cut = times.min() + 0.6 * (times.max() - times.min())
+    fit, test = times < cut, times >= cut
+    linear = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
+    linear.fit(X[fit], labels[fit])
+    boosted = HistGradientBoostingClassifier(max_iter=100, random_state=0).fit(X[fit], labels[fit])
+    lr_auc = roc_auc(y[test], linear.predict_proba(X[test])[:, 1])
+    hgb_auc = roc_auc(y[test], boosted.predict_proba(X[test])[:, 1])
+    print(f"logistic regression ROC AUC {lr_auc:.3f}, gradient boosting {hgb_auc:.3f}")
+    assert lr_auc > 0.7, lr_auc
+    assert hgb_auc > lr_auc, (hgb_auc, lr_auc)
