@@ -9,7 +9,7 @@
 
 Events are JSON; the partition key is the customer id, so one customer's events stay
 in order on one partition. CSV or JSON lines; label columns (is_fraud,
-fraud_scenario) are never sent.
+fraud_scenario, fraud_incident, labelled_at) are never sent.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-LABEL_COLUMNS = ("is_fraud", "fraud_scenario")
+LABEL_COLUMNS = ("is_fraud", "fraud_scenario", "fraud_incident", "labelled_at")
 HOST_BATCH = 100  # host.json extensions.eventHubs.maxEventBatchSize
 
 

@@ -29,6 +29,7 @@ class LabelledTransactions:
     scenarios: list[str]
     rejected: Counter = field(default_factory=Counter)
     labelled_at: list[float | None] = field(default_factory=list)  # epoch seconds, when the bank says
+    incidents: list[str] = field(default_factory=list)  # the simulator's fraud_incident ("" when absent)
 
     def __len__(self) -> int:
         return len(self.transactions)
@@ -83,6 +84,7 @@ def read_labelled_csv(
     labels: list[int] = []
     scenarios: list[str] = []
     labelled: list[float | None] = []
+    incidents: list[str] = []
     rejected: Counter = Counter()
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
@@ -91,6 +93,7 @@ def read_labelled_csv(
             label = parse_label(row.pop(label_column, None))
             scenario = row.pop("fraud_scenario", None) or ""
             labelled_text = with_offset(row.pop("labelled_at", None), assume_offset)
+            incident = row.pop("fraud_incident", None) or ""
             if assume_offset and "timestamp" in row:
                 row["timestamp"] = with_offset(row["timestamp"], assume_offset)
             try:
@@ -109,6 +112,7 @@ def read_labelled_csv(
             labels.append(label)
             scenarios.append(scenario)
             labelled.append(labelled_at)
+            incidents.append(incident)
     order = sorted(range(len(transactions)), key=lambda i: (transactions[i].epoch_seconds, i))
     return LabelledTransactions(
         [transactions[i] for i in order],
@@ -116,6 +120,7 @@ def read_labelled_csv(
         [scenarios[i] for i in order],
         rejected,
         [labelled[i] for i in order],
+        [incidents[i] for i in order],
     )
 
 

@@ -22,33 +22,77 @@ a purchase costs relative to the customer's usual spend (airtime is cheap, trave
   transactions between 00:00 and 05:00 local time (a few night owls are less quiet);
 * weekly rhythm: a weekend factor (more or less active on Saturday/Sunday, a bit later
   in the day), plus a month-end payday lift shared by everyone;
-* 1-3 home devices (one dominant); ~8% replace their main phone once (a legitimate
-  "new device");
-* 4-20 usual merchants (hence usual categories), plus occasional new merchants;
+* 1-3 home devices (one dominant); 20% replace their main phone once in the period (a
+  legitimate "new device"); 15% start using a laptop/tablet at some point, for half of
+  their online payments and transfers from then on; half pay online from a browser for
+  30-90% of their online payments, and the browser's device id changes every 2-21 days
+  (cookies cleared, private windows), so many legitimate online payments come from a
+  device seen rarely or never before;
+* 4-20 usual merchants (hence usual categories); 8-35% of their purchases (60% while
+  travelling) are at merchants outside that set, half of them popular ones and half
+  picked uniformly within the category (small shops, private transfer payees), so a
+  meaningful share of legitimate rows is at a merchant or payee new to the customer;
 * channel preferences (app people, card people, cash people);
-* home country NG; ~4% take one trip abroad, where most of their spending happens.
+* home country NG; 8% take one trip abroad (most of their spending there is abroad) and
+  15% one trip to another city, 3-10 days each, mostly at new merchants;
+* 8% are night owls (3x the city's night-time activity), so some new-merchant
+  purchases happen at night;
+* 4% make one big purchase in the period: 5-20x their usual amount at an electronics,
+  travel or fashion merchant, at their usual time of day.
 
 Legitimate traffic is a Poisson count per customer per day (rate x weekday/weekend x
 payday), each transaction getting an hour from the customer's rhythm, a merchant, a
 channel, a device, an amount and a country, all drawn vectorised with numpy.
 
-*Fraud* is injected on top, each row tagged in ``fraud_scenario``; the row budget is
-``fraud_rate`` of the output, split between scenarios by ``scenario_shares``:
+*Fraud* is injected on top; the row budget is ``fraud_rate`` of the output (true fraud
+rows / all rows), split between scenarios by ``scenario_shares``. Each fraud row belongs
+to an *incident* (one attack on one victim) and carries its true scenario:
 
-* ``account_takeover``: someone else logs in to the account: a device never seen
-  before, mostly at 01:00-05:00, 1-3 transfers/online payments within minutes, each
-  several times the customer's usual amount (like ₦250,000 at 2 AM from a new phone).
+* ``account_takeover``: someone else is in the account and moves 1-3 transfers/online
+  payments within minutes, each several times the customer's usual amount (like
+  ₦250,000). 65% (per incident) come from a device never seen before (SIM swap, stolen
+  credentials), 60% of those at 01:00-05:00 and the rest at any hour; 35% happen by
+  remote access on the victim's own phone, at the victim's usual times of day.
+* ``authorised_push_payment``: a social-engineering or remote-access scam: the customer
+  is talked into paying. Their own (main) phone, their own usual time of day, channel
+  transfer or mobile, home country, a payee they never paid (a merchant of category
+  transfer, 75%, or crypto), 1-3 transfers 3-60 minutes apart (60% of incidents all to
+  one "safe account"), each 2-10x the usual amount.
 * ``card_testing``: a stolen card number is checked with a burst of 5-20 small
-  amounts (₦50-₦500) seconds apart, online, at merchants new to the customer.
-* ``compromised_merchant``: a few busy merchants are breached for several days; a share
-  (20-40%) of their traffic in that window is fraud on their ordinary customers, with
-  normal devices and hours but amounts 1.5-4x the customer's usual.
+  amounts (₦50-₦500) seconds apart, online, at 1-3 merchants (usually new to the customer), from a
+  device the customer never used (card-not-present fraud has no device of the customer
+  at all; the browser ids above make the device flag weak on its own).
+* ``compromised_merchant``: a few busy merchants are breached (skimmed terminals) for
+  several days; a share (20-40%) of their traffic in that window is fraud on their
+  ordinary customers, with their normal devices, hours and channels and amounts drawn
+  like the customer's own (the victim's usual amount distribution at that category).
+  The signal is the merchant: many victims at one merchant within days. Each victim's
+  rows are one incident.
 * ``spending_spree``: a stolen card is used for 1-4 days, several times a day (more
   than the customer's usual rate), for 2.5-8x the usual amount at electronics, fashion,
-  travel, gambling and crypto merchants.
+  travel, gambling and crypto merchants, from a device the customer never used.
 
-"Usual amount" is the median of the customer's generated legitimate amounts. Fraud
-starts after a short warm-up (min(7, days // 5) days) so profiles have some history.
+Merchants of fraud are picked like those of legitimate exploration: half by
+popularity within the category, half uniformly. "Usual amount" is the median of the
+customer's generated legitimate amounts. Fraud starts after a short warm-up
+(min(7, days // 5) days) so profiles have some history.
+
+*Labels* are what the bank learns, late and imperfectly:
+
+* ``report_rate`` (default 0.85) of the incidents are ever reported, each whole (all its
+  rows) or not at all; unreported fraud keeps ``is_fraud`` 0;
+* a reported incident is learned a delay after its last transaction: lognormal with
+  median 5 days (sigma 1.4); card testing median 1 day (sigma 1.2); 20% of incidents are
+  caught by the bank's analysts, median 4 hours (sigma 1.0); all clipped to [2 hours,
+  60 days] (so a label may be learned after the simulated period);
+* ``false_report_rate`` (default 0.0005) of legitimate rows are reported as fraud
+  (friendly fraud, mistaken disputes), learned after the same 5-day-median delay.
+
+Columns: ``is_fraud`` is the label the bank ends up with (1 for reported fraud and for
+false reports); ``fraud_scenario`` the true scenario of every true fraud row, reported
+or not ('' for legitimate rows, falsely reported ones included); ``fraud_incident`` the
+incident number of true fraud rows ('' otherwise); ``labelled_at`` when the bank learned
+the label ('' when never).
 
 Times are generated as integer UTC epoch seconds and written in Nigerian local time
 (WAT, UTC+01:00, no daylight saving): ``2026-03-04T14:05:09+01:00``. All randomness
@@ -88,25 +132,46 @@ FOREIGN_COUNTRIES = ("GH", "GB", "US", "AE", "ZA", "KE", "CN", "FR", "BJ", "CA")
 _FOREIGN_WEIGHTS = np.array([0.20, 0.20, 0.15, 0.15, 0.10, 0.05, 0.05, 0.04, 0.03, 0.03])
 COUNTRIES = (HOME_COUNTRY, *FOREIGN_COUNTRIES)  # country code 0 is home
 
-SCENARIOS = ("account_takeover", "card_testing", "compromised_merchant", "spending_spree")
+SCENARIOS = ("account_takeover", "card_testing", "compromised_merchant", "spending_spree", "authorised_push_payment")
 SCENARIO_LABELS = ("", *SCENARIOS)  # scenario code 0 = legitimate
 DEFAULT_SCENARIO_SHARES = {
-    "account_takeover": 0.25,
-    "card_testing": 0.30,
-    "compromised_merchant": 0.20,
-    "spending_spree": 0.25,
+    "account_takeover": 0.20,
+    "card_testing": 0.20,
+    "compromised_merchant": 0.15,
+    "spending_spree": 0.20,
+    "authorised_push_payment": 0.25,
 }
 COLUMNS = (
     "transaction_id", "customer_id", "timestamp", "transaction_amount", "currency", "device_id",
     "merchant_id", "merchant_category", "channel", "country", "is_fraud", "fraud_scenario",
+    "fraud_incident", "labelled_at",
 )
 
 # Population knobs (documented in the module docstring).
 SPEND_MEDIAN, SPEND_SIGMA, SPEND_RANGE = 12_000.0, 1.0, (1_000.0, 250_000.0)
 RATE_MEDIAN, RATE_SIGMA, RATE_RANGE = 1.6, 0.85, (0.25, 10.0)
 PAYDAY_BOOST = 1.25  # days 25..2 of the month
-DEVICE_UPGRADE_SHARE = 0.08
-TRAVELLER_SHARE = 0.04
+DEVICE_UPGRADE_SHARE = 0.20  # replace their main phone once in the period
+SECOND_DEVICE_SHARE = 0.15  # start using a laptop/tablet for online payments and transfers
+BROWSER_USER_SHARE = 0.5  # pay online from a browser whose device id changes (cookies cleared)
+BROWSER_LIFETIME_DAYS = (2, 21)  # how long one browser id lasts, per customer
+TRAVELLER_SHARE = 0.08  # one trip abroad
+DOMESTIC_TRAVEL_SHARE = 0.15  # one trip to another Nigerian city
+TRAVEL_EXPLORE = 0.6  # share of purchases at new merchants while travelling
+EXPLORE_RANGE = (0.08, 0.35)  # per customer: share of purchases at merchants outside the usual set
+LONG_TAIL_SHARE = 0.5  # of those, picked uniformly in the category (small shops, private payees)
+NIGHT_OWL_SHARE = 0.08
+BIG_PURCHASE_SHARE = 0.04  # one purchase of 5-20x the usual amount in the period
+BIG_PURCHASE_RANGE = (5.0, 20.0)
+BIG_PURCHASE_CATEGORIES = {"electronics": 0.45, "travel": 0.30, "fashion": 0.25}
+ATO_OWN_DEVICE_SHARE = 0.35  # takeovers by remote access on the victim's own device
+# Reporting: which incidents the bank learns about, and when.
+REPORT_RATE, FALSE_REPORT_RATE = 0.85, 0.0005
+ANALYST_CAUGHT_SHARE = 0.2  # of reported incidents: caught by the bank's own analysts, fast
+REPORT_DELAY_MEDIAN_DAYS, REPORT_DELAY_SIGMA = 5.0, 1.4
+CARD_TESTING_DELAY_MEDIAN_DAYS, CARD_TESTING_DELAY_SIGMA = 1.0, 1.2
+ANALYST_DELAY_MEDIAN_HOURS, ANALYST_DELAY_SIGMA = 4.0, 1.0
+REPORT_DELAY_RANGE = (2 * 3600, 60 * 86400)
 MAX_USUAL_MERCHANTS = 20
 MIN_AMOUNT, MAX_AMOUNT = 50.0, 50_000_000.0
 
@@ -183,6 +248,8 @@ class SimulationConfig:
     fraud_rate: float = 0.01
     merchants: int | None = None
     scenario_shares: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SCENARIO_SHARES))
+    report_rate: float = REPORT_RATE  # share of fraud incidents the bank ever learns about
+    false_report_rate: float = FALSE_REPORT_RATE  # share of legitimate rows reported as fraud
 
     @property
     def start_date(self) -> date:
@@ -205,6 +272,10 @@ class SimulationConfig:
             raise ValueError(f"unknown fraud scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
         if any(v < 0 for v in self.scenario_shares.values()) or sum(self.scenario_shares.values()) <= 0:
             raise ValueError("scenario_shares must be non-negative and not all zero")
+        if not 0.0 <= self.report_rate <= 1.0:
+            raise ValueError("report_rate must be in [0, 1]")
+        if not 0.0 <= self.false_report_rate < 0.5:
+            raise ValueError("false_report_rate must be in [0, 0.5)")
         self.start_date  # noqa: B018 - raises on a malformed date
 
     @classmethod
@@ -223,11 +294,21 @@ class Transactions:
 
     String columns (``transaction_id``, ``customer_id``, ``timestamp``, ``currency``,
     ``device_id``, ``merchant_id``, ``merchant_category``, ``channel``, ``country``,
-    ``fraud_scenario``) are numpy unicode arrays; ``transaction_amount`` is float64
-    rounded to 2 decimals; ``is_fraud`` is int8 (0/1); ``fraud_scenario`` is '' for
-    legitimate rows. Extras not written to files: ``epoch_seconds`` (int64 UTC),
-    ``incident`` (int64, the fraud incident a row belongs to, -1 for legitimate rows)
-    and ``customers`` (how many customers were simulated).
+    ``fraud_scenario``, ``fraud_incident``, ``labelled_at``) are numpy unicode arrays;
+    ``transaction_amount`` is float64 rounded to 2 decimals; ``is_fraud`` is int8 (0/1).
+
+    Labels are what the bank ends up knowing; the truth is kept beside them:
+
+    * ``is_fraud``: 1 for reported fraud and for false reports of legitimate rows, 0 for
+      unreported fraud and other legitimate rows;
+    * ``fraud_scenario``: the true scenario of every true fraud row, reported or not; ''
+      for legitimate rows (falsely reported ones included);
+    * ``fraud_incident``: the incident number of true fraud rows, '' otherwise;
+    * ``labelled_at``: when the bank learned the label (ISO-8601, +01:00), '' when never.
+
+    Extras not written to files: ``epoch_seconds`` (int64 UTC), ``incident`` (int64, the
+    fraud incident a row belongs to, -1 for legitimate rows), ``labelled_epoch`` (int64 UTC
+    of ``labelled_at``, -1 when none) and ``customers`` (how many customers were simulated).
     """
 
     transaction_id: np.ndarray
@@ -242,8 +323,11 @@ class Transactions:
     country: np.ndarray
     is_fraud: np.ndarray
     fraud_scenario: np.ndarray
+    fraud_incident: np.ndarray
+    labelled_at: np.ndarray
     epoch_seconds: np.ndarray
     incident: np.ndarray
+    labelled_epoch: np.ndarray
     customers: int = 0
 
     def __len__(self) -> int:
@@ -260,27 +344,44 @@ class Transactions:
             yield dict(zip(COLUMNS, values))
 
     @property
+    def true_fraud(self) -> np.ndarray:
+        """Rows that are fraud in truth (reported or not)."""
+        return self.incident >= 0
+
+    @property
     def fraud_rate(self) -> float:
-        return float(self.is_fraud.mean()) if len(self) else 0.0
+        """True fraud rows / all rows (what ``SimulationConfig.fraud_rate`` asks for)."""
+        return float(self.true_fraud.mean()) if len(self) else 0.0
 
     def scenario_counts(self) -> dict[str, int]:
         return {name: int(np.count_nonzero(self.fraud_scenario == name)) for name in SCENARIOS}
 
+    def label_counts(self) -> dict[str, int]:
+        """Incidents, reported incidents, labelled rows and false reports."""
+        true = self.true_fraud
+        incidents = np.unique(self.incident[true])
+        reported = np.unique(self.incident[true & (self.is_fraud == 1)])
+        return {"incidents": len(incidents), "reported_incidents": len(reported),
+                "labelled_rows": int(self.is_fraud.sum()), "false_reports": int(np.count_nonzero(~true & (self.is_fraud == 1)))}
+
     def summary(self, seconds: float | None = None) -> str:
         counts = " ".join(f"{k}={v}" for k, v in self.scenario_counts().items())
+        labels = " ".join(f"{k}={v}" for k, v in self.label_counts().items())
         took = f" seconds={seconds:.2f}" if seconds is not None else ""
-        return (f"rows={len(self)} customers={self.customers} fraud_rows={int(self.is_fraud.sum())} "
-                f"fraud_rate={self.fraud_rate:.4%} {counts}{took}")
+        return (f"rows={len(self)} customers={self.customers} fraud_rows={int(self.true_fraud.sum())} "
+                f"fraud_rate={self.fraud_rate:.4%} {counts} {labels}{took}")
 
 
 def generate(config: SimulationConfig) -> Transactions:
     """Simulate customers, their legitimate traffic and the injected fraud."""
     config.validate()
-    population_rng, legit_rng, fraud_rng, id_rng = np.random.default_rng(config.seed).spawn(4)
+    population_rng, legit_rng, fraud_rng, id_rng, label_rng = np.random.default_rng(config.seed).spawn(5)
     world = _build_world(config, population_rng)
     legit = _legitimate_transactions(world, legit_rng)
     fraud = _fraud_transactions(world, legit, config, fraud_rng)
-    return _assemble(world, _Batch.concat([legit, *fraud]), id_rng)
+    batch = _Batch.concat([legit, *fraud])
+    _report(batch, config, label_rng)
+    return _assemble(world, batch, id_rng)
 
 
 def write_csv(result: Transactions, path: str | Path, chunk_rows: int = 200_000) -> Path:
@@ -297,19 +398,24 @@ def write_csv(result: Transactions, path: str | Path, chunk_rows: int = 200_000)
 _JSONL_TEMPLATE = (
     '{"transaction_id":"%s","customer_id":"%s","timestamp":"%s","transaction_amount":%s,"currency":"%s",'
     '"device_id":"%s","merchant_id":"%s","merchant_category":"%s","channel":"%s","country":"%s",'
-    '"is_fraud":%s,"fraud_scenario":"%s"}\n'
+    '"is_fraud":%s,"fraud_scenario":"%s","fraud_incident":%s,"labelled_at":%s}\n'
 )
 
 
 def write_jsonl(result: Transactions, path: str | Path, chunk_rows: int = 200_000) -> Path:
-    """JSON lines with the CSV's fields; amount is a number (2 decimals), is_fraud an int.
-    Every string value is an id of plain characters or from a fixed vocabulary, so it is
-    written without escaping."""
+    """JSON lines with the CSV's fields; amount is a number (2 decimals), is_fraud and
+    fraud_incident ints, and an empty fraud_incident or labelled_at is null. Every string
+    value is an id of plain characters or from a fixed vocabulary, so it is written without
+    escaping."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    incident_at, labelled_at = COLUMNS.index("fraud_incident"), COLUMNS.index("labelled_at")
     with open(path, "w", encoding="utf-8") as handle:
         for start in range(0, len(result), chunk_rows):
-            rows = zip(*_text_columns(result, start, start + chunk_rows))
+            cols = _text_columns(result, start, start + chunk_rows)
+            cols[incident_at] = [v or "null" for v in cols[incident_at]]
+            cols[labelled_at] = [f'"{v}"' if v else "null" for v in cols[labelled_at]]
+            rows = zip(*cols)
             handle.write("".join(_JSONL_TEMPLATE % row for row in rows))
     return path
 
@@ -443,6 +549,7 @@ class _Batch:
     country: np.ndarray
     scenario: np.ndarray
     incident: np.ndarray
+    label_time: np.ndarray  # when the bank learns the row is fraud (UTC epoch); -1: never
 
     def __len__(self) -> int:
         return len(self.customer)
@@ -454,7 +561,8 @@ class _Batch:
         columns.setdefault("country", np.zeros(n, dtype=np.int64))
         return cls(**{k: np.asarray(v, dtype=np.float64 if k == "amount" else np.int64) for k, v in columns.items()},
                    scenario=np.full(n, code, dtype=np.int64),
-                   incident=np.broadcast_to(np.asarray(incident, dtype=np.int64), (n,)).copy())
+                   incident=np.broadcast_to(np.asarray(incident, dtype=np.int64), (n,)).copy(),
+                   label_time=np.full(n, -1, dtype=np.int64))
 
     @classmethod
     def concat(cls, batches: Sequence["_Batch"]) -> "_Batch":
@@ -475,6 +583,7 @@ class _World:
     category_merchants: np.ndarray  # merchant codes grouped by category
     category_first: np.ndarray  # (C,) offset of each category's group
     category_size: np.ndarray  # (C,)
+    category_cdf: np.ndarray  # popularity CDF of ``category_merchants``, shifted by category code
     # customers
     spend_median: np.ndarray
     spend_sigma: np.ndarray
@@ -485,13 +594,19 @@ class _World:
     device_cdf: np.ndarray  # (customers, 3) over home-device slots
     upgrade_time: np.ndarray  # when the main phone is replaced (far future: never)
     upgrade_device: np.ndarray
+    laptop_time: np.ndarray  # when a second device (laptop/tablet) starts being used (far future: never)
+    laptop_device: np.ndarray
+    browser_share: np.ndarray  # share of online payments made from a browser (0: not a browser user)
+    browser_first: np.ndarray  # global number of the customer's first browser id
+    browser_lifetime: np.ndarray  # seconds one browser id lasts
+    browser_phase: np.ndarray  # seconds: when the customer's browser ids change
     usual_merchants: np.ndarray  # (customers, MAX_USUAL_MERCHANTS)
     usual_cdf: np.ndarray
     explore_prob: np.ndarray  # chance a purchase is at a merchant outside the usual set
     channel_preference: np.ndarray  # (customers, channels)
     trip_start: np.ndarray
     trip_end: np.ndarray
-    trip_country: np.ndarray
+    trip_country: np.ndarray  # 0 (home) for a domestic trip
     devices_allocated: int
     merchant_total: int
     fraud_warmup_days: int
@@ -516,10 +631,42 @@ class _World:
     def main_device(self, customer: np.ndarray, time: np.ndarray) -> np.ndarray:
         return np.where(time >= self.upgrade_time[customer], self.upgrade_device[customer], self.device_first[customer])
 
-    def merchants_in(self, category: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A random merchant of each given category."""
-        pick = (rng.random(len(category)) * self.category_size[category]).astype(np.int64)
+    def devices_of(self, customer: np.ndarray, time: np.ndarray, channel: np.ndarray,
+                   rng: np.random.Generator) -> np.ndarray:
+        """The device each legitimate transaction comes from: a home device (the main phone,
+        replaced once by some), for online payments often a short-lived browser id, and for
+        online payments and transfers sometimes a laptop that appears during the period."""
+        n = len(customer)
+        slot = _sample_rows(self.device_cdf, customer, rng)
+        device = self.device_first[customer] + slot
+        upgraded = (slot == 0) & (time >= self.upgrade_time[customer])
+        device[upgraded] = self.upgrade_device[customer[upgraded]]
+        u = rng.random(n)
+        online = channel == _code(CHANNELS, "online")
+        on_laptop = (online | (channel == CH_TRANSFER)) & (time >= self.laptop_time[customer]) & (u < 0.5)
+        device[on_laptop] = self.laptop_device[customer[on_laptop]]
+        in_browser = online & (rng.random(n) < self.browser_share[customer])
+        c = customer[in_browser]
+        epoch = (time[in_browser] - self.start_epoch + self.browser_phase[c]) // self.browser_lifetime[c]
+        device[in_browser] = self.browser_first[c] + epoch
+        return device
+
+    def merchants_in(self, category: np.ndarray, rng: np.random.Generator,
+                     long_tail_share: float = LONG_TAIL_SHARE) -> np.ndarray:
+        """A merchant of each given category: by popularity, or (``long_tail_share`` of the
+        time) uniformly, so that small shops and private payees get picked too."""
+        category = np.asarray(category, dtype=np.int64)
+        n = len(category)
+        uniform = (rng.random(n) * self.category_size[category]).astype(np.int64)
+        popular = np.searchsorted(self.category_cdf, category + rng.random(n), side="right") - self.category_first[category]
+        pick = np.where(rng.random(n) < long_tail_share, uniform, np.clip(popular, 0, self.category_size[category] - 1))
         return self.category_merchants[self.category_first[category] + pick]
+
+    def usual_time_of_day(self, customer: np.ndarray, day: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Seconds after local midnight, drawn from each customer's own daily rhythm."""
+        weekend = ((self.start.weekday() + np.asarray(day)) % 7) >= 5
+        hour = _sample_rows(self.hour_cdf, 2 * customer + weekend, rng)
+        return hour * HOUR + rng.integers(0, HOUR, len(customer))
 
     def fraud_days(self, rng: np.random.Generator, n: int, duration_days: np.ndarray | int = 1) -> np.ndarray:
         """First day of each fraud incident, after the warm-up, leaving room for its duration."""
@@ -543,6 +690,12 @@ def _build_world(config: SimulationConfig, rng: np.random.Generator) -> _World:
     by_category = np.argsort(category, kind="stable")
     category_size = np.bincount(category, minlength=N_CATEGORIES)
     category_first = np.cumsum(category_size) - category_size
+    grouped = popularity[by_category]
+    group_total = np.cumsum(grouped)
+    group_before = np.repeat(group_total[category_first] - grouped[category_first], category_size)
+    category_totals = np.repeat(np.add.reduceat(grouped, category_first), category_size)
+    category_cdf = (group_total - group_before) / category_totals + category[by_category]
+    category_cdf[category_first + category_size - 1] = np.arange(N_CATEGORIES) + 1.0
 
     # Spending and activity.
     spend_median = _lognormal_clipped(rng, SPEND_MEDIAN, SPEND_SIGMA, SPEND_RANGE, n_c)
@@ -557,7 +710,7 @@ def _build_world(config: SimulationConfig, rng: np.random.Generator) -> _World:
     peak_hour = peak_hour + rng.normal(0.0, 1.0, (n_c, 2))
     peak_width = rng.uniform(1.5, 3.5, (n_c, 2))
     peak_height = rng.uniform(0.5, 1.5, (n_c, 2)) * np.column_stack([np.ones(n_c), rng.random(n_c) < 0.5])
-    night_owl = np.where(rng.random(n_c) < 0.05, 3.0, 1.0)
+    night_owl = np.where(rng.random(n_c) < NIGHT_OWL_SHARE, 3.0, 1.0)
     hours = np.arange(24) + 0.5
 
     def rhythm(base: np.ndarray, shift: float) -> np.ndarray:
@@ -584,6 +737,20 @@ def _build_world(config: SimulationConfig, rng: np.random.Generator) -> _World:
     upgrade_device = np.full(n_c, -1, dtype=np.int64)
     upgrade_device[upgrades] = devices_allocated + np.arange(int(upgrades.sum()))
     devices_allocated += int(upgrades.sum())
+    laptops = rng.random(n_c) < SECOND_DEVICE_SHARE
+    laptop_at = start_epoch + (rng.random(n_c) * days * DAY).astype(np.int64)
+    laptop_time = np.where(laptops, laptop_at, np.iinfo(np.int64).max)
+    laptop_device = np.full(n_c, -1, dtype=np.int64)
+    laptop_device[laptops] = devices_allocated + np.arange(int(laptops.sum()))
+    devices_allocated += int(laptops.sum())
+    # Browsers: a new device id every few days (cookies cleared, private windows).
+    browser_users = rng.random(n_c) < BROWSER_USER_SHARE
+    browser_share = np.where(browser_users, rng.uniform(0.3, 0.9, n_c), 0.0)
+    browser_lifetime = rng.integers(BROWSER_LIFETIME_DAYS[0] * DAY, BROWSER_LIFETIME_DAYS[1] * DAY, n_c)
+    browser_phase = (rng.random(n_c) * browser_lifetime).astype(np.int64)
+    browser_ids = np.where(browser_users, (days * DAY) // browser_lifetime + 2, 0)
+    browser_first = devices_allocated + np.cumsum(browser_ids) - browser_ids
+    devices_allocated += int(browser_ids.sum())
 
     # Usual merchants (popular ones are usual for many), favourites first.
     usual_merchants = np.searchsorted(merchant_cdf, rng.random((n_c, MAX_USUAL_MERCHANTS)), side="right")
@@ -592,22 +759,27 @@ def _build_world(config: SimulationConfig, rng: np.random.Generator) -> _World:
     favourites = (np.arange(MAX_USUAL_MERCHANTS) + 1.0) ** -1.1
     usual_weights = np.where(np.arange(MAX_USUAL_MERCHANTS)[None, :] < n_usual[:, None], favourites[None, :], 0.0)
     usual_cdf = _normalised_cdf(usual_weights)
-    explore_prob = rng.uniform(0.05, 0.2, n_c)
+    explore_prob = rng.uniform(*EXPLORE_RANGE, n_c)
     channel_preference = rng.dirichlet(np.full(N_CHANNELS, 1.5), n_c) + 0.05
 
-    # A few travellers spend most of one trip abroad.
-    travellers = rng.random(n_c) < TRAVELLER_SHARE
+    # Travellers: one trip abroad (most spending there is abroad) or to another city; both
+    # mostly at merchants new to them.
+    trip_kind = rng.random(n_c)
+    abroad = trip_kind < TRAVELLER_SHARE
+    travellers = trip_kind < TRAVELLER_SHARE + DOMESTIC_TRAVEL_SHARE
     trip_start = start_epoch + (rng.random(n_c) * days * DAY).astype(np.int64)
     trip_end = np.where(travellers, trip_start + rng.integers(3, 11, n_c) * DAY, trip_start)
-    trip_country = 1 + _choice(rng, np.arange(len(FOREIGN_COUNTRIES)), _FOREIGN_WEIGHTS, n_c)
+    trip_country = np.where(abroad, 1 + _choice(rng, np.arange(len(FOREIGN_COUNTRIES)), _FOREIGN_WEIGHTS, n_c), 0)
 
     return _World(
         start=start, days=days, start_epoch=start_epoch,
         merchant_category=category, merchant_cdf=merchant_cdf, category_merchants=by_category,
-        category_first=category_first, category_size=category_size,
+        category_first=category_first, category_size=category_size, category_cdf=category_cdf,
         spend_median=spend_median, spend_sigma=spend_sigma, daily_rate=daily_rate, weekend_factor=weekend_factor,
         hour_cdf=hour_cdf, device_first=device_first, device_cdf=device_cdf, upgrade_time=upgrade_time,
-        upgrade_device=upgrade_device, usual_merchants=usual_merchants, usual_cdf=usual_cdf,
+        upgrade_device=upgrade_device, laptop_time=laptop_time, laptop_device=laptop_device,
+        browser_share=browser_share, browser_first=browser_first, browser_lifetime=browser_lifetime,
+        browser_phase=browser_phase, usual_merchants=usual_merchants, usual_cdf=usual_cdf,
         explore_prob=explore_prob, channel_preference=channel_preference,
         trip_start=trip_start, trip_end=trip_end, trip_country=trip_country,
         devices_allocated=devices_allocated, merchant_total=n_m, fraud_warmup_days=min(7, days // 5),
@@ -632,23 +804,39 @@ def _legitimate_transactions(world: _World, rng: np.random.Generator) -> _Batch:
     time = world.midnight(day_index) + hour * HOUR + rng.integers(0, HOUR, n)
 
     usual = world.usual_merchants[customer, _sample_rows(world.usual_cdf, customer, rng)]
-    new_merchant = np.searchsorted(world.merchant_cdf, rng.random(n), side="right").clip(max=world.merchant_total - 1)
-    merchant = np.where(rng.random(n) < world.explore_prob[customer], new_merchant, usual)
+    popular = np.searchsorted(world.merchant_cdf, rng.random(n), side="right").clip(max=world.merchant_total - 1)
+    new_merchant = world.merchants_in(world.merchant_category[popular], rng)  # popular or long tail
+    travelling = (time >= world.trip_start[customer]) & (time < world.trip_end[customer])
+    explore = np.where(travelling, TRAVEL_EXPLORE, world.explore_prob[customer])
+    merchant = np.where(rng.random(n) < explore, new_merchant, usual)
     category = world.merchant_category[merchant]
     channel = _sample_weighted(_CHANNEL_WEIGHTS[category] * world.channel_preference[customer], rng)
 
-    slot = _sample_rows(world.device_cdf, customer, rng)
-    device = world.device_first[customer] + slot
-    upgraded = (slot == 0) & (time >= world.upgrade_time[customer])
-    device[upgraded] = world.upgrade_device[customer[upgraded]]
-
+    device = world.devices_of(customer, time, channel, rng)
     noise = np.exp(rng.normal(0.0, 1.0, n) * world.spend_sigma[customer])
     amount = _round_amounts(world.spend_median[customer] * _AMOUNT_MULTIPLIER[category] * noise, channel, category, rng)
 
-    abroad = (time >= world.trip_start[customer]) & (time < world.trip_end[customer]) & (rng.random(n) < 0.7)
+    abroad = travelling & (world.trip_country[customer] > 0) & (rng.random(n) < 0.7)
     country = np.where(abroad, world.trip_country[customer], 0)
-    return _Batch.make("", customer=customer, time=time, amount=amount, device=device, merchant=merchant,
-                       channel=channel, country=country)
+    everyday = _Batch.make("", customer=customer, time=time, amount=amount, device=device, merchant=merchant,
+                           channel=channel, country=country)
+    return _Batch.concat([everyday, _big_purchases(world, rng)])
+
+
+def _big_purchases(world: _World, rng: np.random.Generator) -> _Batch:
+    """Once in the period, a few customers buy something dear (a phone, a flight, a suit):
+    5-20x their usual amount at an electronics, travel or fashion merchant, usually new to them."""
+    customer = np.flatnonzero(rng.random(world.customers) < BIG_PURCHASE_SHARE)
+    k = len(customer)
+    day = rng.integers(0, world.days, k)
+    time = world.midnight(day) + world.usual_time_of_day(customer, day, rng)
+    category = _choice(rng, *_codes(MERCHANT_CATEGORIES, BIG_PURCHASE_CATEGORIES), k)
+    merchant = world.merchants_in(category, rng)
+    channel = _sample_weighted(_CHANNEL_WEIGHTS[category] * world.channel_preference[customer], rng)
+    amount = world.spend_median[customer] * np.exp(rng.uniform(*np.log(BIG_PURCHASE_RANGE), k))
+    amount = _round_amounts(amount, channel, category, rng)
+    return _Batch.make("", customer=customer, time=time, amount=amount, device=world.devices_of(customer, time, channel, rng),
+                       merchant=merchant, channel=channel)
 
 
 # --------------------------------------------------------------------------- fraud
@@ -679,7 +867,22 @@ class _FraudContext:
     rng: np.random.Generator
     victims: _Victims
     usual_amount: np.ndarray  # per customer: median legitimate amount
+    used_pairs: np.ndarray  # sorted customer * merchant_total + merchant of legitimate rows
     next_incident: int = 0
+
+    def new_payees(self, customer: np.ndarray, category: np.ndarray, tries: int = 8) -> np.ndarray:
+        """A merchant of ``category`` each customer never paid in the legitimate traffic
+        (redrawn a few times; a customer who paid them all keeps the last draw)."""
+        world, total = self.world, self.world.merchant_total
+        merchant = world.merchants_in(category, self.rng)
+        for _ in range(tries):
+            key = customer * total + merchant
+            pos = np.searchsorted(self.used_pairs, key).clip(max=max(len(self.used_pairs) - 1, 0))
+            known = self.used_pairs[pos] == key if len(self.used_pairs) else np.zeros(len(key), bool)
+            if not known.any():
+                break
+            merchant = np.where(known, world.merchants_in(category, self.rng), merchant)
+        return merchant
 
     def incidents(self, n: int) -> np.ndarray:
         out = np.arange(self.next_incident, self.next_incident + n)
@@ -728,10 +931,11 @@ def _fraud_transactions(
         return []
     legit_counts = np.bincount(legit.customer, minlength=world.customers)
     ctx = _FraudContext(world, rng, _Victims(legit_counts, rng),
-                        _median_by_customer(legit.customer, legit.amount, world.customers, world.spend_median))
+                        _median_by_customer(legit.customer, legit.amount, world.customers, world.spend_median),
+                        np.unique(legit.customer * world.merchant_total + legit.merchant))
     batches = [_compromised_merchants(ctx, legit, budgets["compromised_merchant"])]
     shortfall = budgets["compromised_merchant"] - len(batches[0])  # too little merchant traffic: move rows on
-    others = [k for k in ("account_takeover", "card_testing", "spending_spree") if budgets[k] > 0]
+    others = [k for k in _SCENARIO_BUILDERS if budgets[k] > 0]
     for i, name in enumerate(others):
         extra = shortfall // len(others) + (1 if i < shortfall % len(others) else 0)
         batches.append(_SCENARIO_BUILDERS[name](ctx, budgets[name] + max(extra, 0)))
@@ -739,14 +943,20 @@ def _fraud_transactions(
 
 
 def _account_takeover(ctx: _FraudContext, budget: int) -> _Batch:
-    """A new device logs in at night and moves large sums within minutes."""
+    """Someone else is in the account and moves large sums within minutes: from a device of
+    their own after a SIM swap or credential theft (often at night), or (``ATO_OWN_DEVICE_SHARE``)
+    by remote access on the victim's own phone, at the victim's usual times."""
     rng, world = ctx.rng, ctx.world
     sizes = _cut_to_budget(_choice(rng, np.array([1, 2, 3]), np.array([0.5, 0.3, 0.2]), budget + 1), budget, 1)
     k = len(sizes)
-    victim, device = ctx.victims.take(k), world.new_devices(k)
-    night = rng.random(k) < 0.85
-    start_hour = np.where(night, rng.uniform(1.0, 5.0, k), rng.uniform(0.0, 24.0, k))
-    start = world.midnight(world.fraud_days(rng, k)) + (start_hour * HOUR).astype(np.int64)
+    victim = ctx.victims.take(k)
+    own_device = rng.random(k) < ATO_OWN_DEVICE_SHARE
+    night = ~own_device & (rng.random(k) < 0.6)
+    day = world.fraud_days(rng, k)
+    start_second = np.where(night, (rng.uniform(1.0, 5.0, k) * HOUR).astype(np.int64),
+                            np.where(own_device, world.usual_time_of_day(victim, day, rng), rng.integers(0, DAY, k)))
+    start = world.midnight(day) + start_second
+    device = np.where(own_device, world.main_device(victim, start), world.new_devices(k))
     incident, position = _expand(sizes)
     gap = np.where(position == 0, 0, rng.integers(2 * MINUTE, 20 * MINUTE, len(incident)))
     time = start[incident] + _cumsum_within(gap, sizes)
@@ -801,6 +1011,42 @@ def _card_testing(ctx: _FraudContext, budget: int) -> _Batch:
                        country=ctx.foreign_country(k, 0.25)[incident])
 
 
+def _authorised_push_payment(ctx: _FraudContext, budget: int) -> _Batch:
+    """Social engineering and remote-access scams: the customer is talked into paying a new
+    payee (a mule account or a crypto desk) from their own phone, at their own usual time:
+    1-3 transfers minutes to an hour apart, each 2-10x the usual amount."""
+    rng, world = ctx.rng, ctx.world
+    sizes = _cut_to_budget(_choice(rng, np.array([1, 2, 3]), np.array([0.45, 0.35, 0.2]), budget + 1), budget, 1)
+    k = len(sizes)
+    victim = ctx.victims.take(k)
+    day = world.fraud_days(rng, k)
+    start = world.midnight(day) + world.usual_time_of_day(victim, day, rng)
+    incident, position = _expand(sizes)
+    n = len(incident)
+    gap = np.where(position == 0, 0, rng.integers(3 * MINUTE, 60 * MINUTE, n))
+    time = start[incident] + _cumsum_within(gap, sizes)
+    customer = victim[incident]
+
+    category = _choice(rng, *_codes(MERCHANT_CATEGORIES, APP_PAYEE_CATEGORIES), k)[incident]
+    payee = ctx.new_payees(customer, category)
+    same_payee = (rng.random(k) < 0.6)[incident]  # "move it all to this safe account"
+    first = np.cumsum(sizes) - sizes
+    payee = np.where(same_payee, payee[first[incident]], payee)
+    category = world.merchant_category[payee]
+    channel = _choice(rng, *_codes(CHANNELS, {"transfer": 0.6, "mobile": 0.4}), n)
+
+    usual = ctx.usual_amount[customer]
+    amount = usual * np.exp(rng.uniform(math.log(APP_AMOUNT_RANGE[0]), math.log(APP_AMOUNT_RANGE[1]), n))
+    amount = np.where(rng.random(n) < 0.5, np.maximum(np.round(amount, -3), 1000.0), amount)  # round thousands
+    amount = _round_amounts(amount, channel, category, rng)
+    amount = np.clip(amount, usual * APP_AMOUNT_RANGE[0], usual * APP_AMOUNT_RANGE[1] * 1.1)
+    return _Batch.make("authorised_push_payment", ctx.incidents(k)[incident], customer=customer, time=time,
+                       amount=np.round(amount, 2), device=world.main_device(customer, time), merchant=payee,
+                       channel=channel)
+
+
+APP_PAYEE_CATEGORIES = {"transfer": 0.75, "crypto": 0.25}
+APP_AMOUNT_RANGE = (2.0, 10.0)
 SPREE_CATEGORIES = {"electronics": 0.30, "fashion": 0.25, "travel": 0.15, "gambling": 0.15, "crypto": 0.15}
 
 
@@ -893,16 +1139,18 @@ def _breach(
 ) -> _Batch:
     """``k`` fraud rows at a breached merchant: they follow the merchant's own traffic in the
     window (times), hit its usual customers with their usual device and channel habits,
-    and are 1.5-4x the customer's usual amount."""
+    and amounts drawn like the customer's own (skimmed cards are cashed out later, elsewhere).
+    Each victim's rows are one incident (each victim reports, or not, on their own)."""
     rng, world = ctx.rng, ctx.world
     time = window_times[rng.integers(0, len(window_times), k)] + rng.integers(-30 * MINUTE, 30 * MINUTE, k)
     customer = merchant_customers[rng.integers(0, len(merchant_customers), k)]
     category = np.full(k, world.merchant_category[merchant])
     channel = _sample_weighted(_CHANNEL_WEIGHTS[category] * world.channel_preference[customer], rng)
-    usual = ctx.usual_amount[customer]
-    amount = _round_amounts(usual * rng.uniform(1.5, 4.0, k), channel, category, rng)
-    amount = np.maximum(amount, np.round(usual * 1.5, 2))
-    return _Batch.make("compromised_merchant", ctx.incidents(1)[0], customer=customer, time=time, amount=amount,
+    noise = np.exp(rng.normal(0.0, 1.0, k) * world.spend_sigma[customer])
+    amount = _round_amounts(world.spend_median[customer] * _AMOUNT_MULTIPLIER[category] * noise, channel, category, rng)
+    victims, victim_of_row = np.unique(customer, return_inverse=True)
+    return _Batch.make("compromised_merchant", ctx.incidents(len(victims))[victim_of_row], customer=customer,
+                       time=time, amount=amount,
                        device=world.main_device(customer, time), merchant=np.full(k, merchant), channel=channel)
 
 
@@ -910,7 +1158,47 @@ _SCENARIO_BUILDERS = {
     "account_takeover": _account_takeover,
     "card_testing": _card_testing,
     "spending_spree": _spending_spree,
+    "authorised_push_payment": _authorised_push_payment,
 }
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def _report_delays(rng: np.random.Generator, scenario: np.ndarray) -> np.ndarray:
+    """Seconds from an incident's last transaction until the bank learns of it: lognormal,
+    median 5 days (card testing 1 day; incidents the bank's analysts catch themselves, 4
+    hours), clipped to [2 hours, 60 days]."""
+    n = len(scenario)
+    z = rng.normal(0.0, 1.0, n)
+    analyst = rng.random(n) < ANALYST_CAUGHT_SHARE
+    testing = scenario == SCENARIO_LABELS.index("card_testing")
+    median = np.where(analyst, ANALYST_DELAY_MEDIAN_HOURS * HOUR,
+                      np.where(testing, CARD_TESTING_DELAY_MEDIAN_DAYS, REPORT_DELAY_MEDIAN_DAYS) * DAY)
+    sigma = np.where(analyst, ANALYST_DELAY_SIGMA, np.where(testing, CARD_TESTING_DELAY_SIGMA, REPORT_DELAY_SIGMA))
+    return np.clip(median * np.exp(sigma * z), *REPORT_DELAY_RANGE).astype(np.int64)
+
+
+def _report(batch: _Batch, config: SimulationConfig, rng: np.random.Generator) -> None:
+    """Fill ``batch.label_time``: ``report_rate`` of the fraud incidents are reported (all of
+    an incident's rows at once, a delay after its last row); ``false_report_rate`` of the
+    legitimate rows are disputed as fraud (friendly fraud, mistakes), a delay after the row."""
+    fraud = np.flatnonzero(batch.scenario > 0)
+    if len(fraud):
+        incident = batch.incident[fraud]
+        k = int(incident.max()) + 1
+        last = np.full(k, np.iinfo(np.int64).min)
+        np.maximum.at(last, incident, batch.time[fraud])
+        scenario = np.zeros(k, dtype=np.int64)
+        scenario[incident] = batch.scenario[fraud]
+        reported = rng.random(k) < config.report_rate
+        known_at = last + _report_delays(rng, scenario)
+        batch.label_time[fraud] = np.where(reported[incident], known_at[incident], -1)
+    legit = np.flatnonzero(batch.scenario == 0)
+    disputed = legit[rng.random(len(legit)) < config.false_report_rate]
+    delay = np.clip(REPORT_DELAY_MEDIAN_DAYS * DAY * np.exp(REPORT_DELAY_SIGMA * rng.normal(0.0, 1.0, len(disputed))),
+                    *REPORT_DELAY_RANGE).astype(np.int64)
+    batch.label_time[disputed] = batch.time[disputed] + delay
 
 
 # --------------------------------------------------------------------------- output
@@ -930,6 +1218,12 @@ def _assemble(world: _World, batch: _Batch, rng: np.random.Generator) -> Transac
     # whether a fraudster's.
     device_label = rng.permutation(world.devices_allocated)
     local = (b.time + UTC_OFFSET_SECONDS).astype("datetime64[s]")
+    true_fraud, labelled = b.scenario > 0, b.label_time >= 0
+    fraud_incident = np.full(n, "", dtype=f"<U{len(str(max(int(b.incident.max(initial=0)), 0)))}")
+    fraud_incident[true_fraud] = b.incident[true_fraud].astype(str)
+    labelled_at = np.full(n, "", dtype="<U25")
+    label_local = (b.label_time[labelled] + UTC_OFFSET_SECONDS).astype("datetime64[s]")
+    labelled_at[labelled] = np.strings.add(np.datetime_as_string(label_local, unit="s"), UTC_OFFSET)
     return Transactions(
         transaction_id=_id_table("T", n, 9),
         customer_id=_id_table("C", world.customers, 6)[b.customer],
@@ -941,10 +1235,13 @@ def _assemble(world: _World, batch: _Batch, rng: np.random.Generator) -> Transac
         merchant_category=np.array(MERCHANT_CATEGORIES)[world.merchant_category[b.merchant]],
         channel=np.array(CHANNELS)[b.channel],
         country=np.array(COUNTRIES)[b.country],
-        is_fraud=(b.scenario > 0).astype(np.int8),
+        is_fraud=labelled.astype(np.int8),
         fraud_scenario=np.array(SCENARIO_LABELS)[b.scenario],
+        fraud_incident=fraud_incident,
+        labelled_at=labelled_at,
         epoch_seconds=b.time,
         incident=b.incident,
+        labelled_epoch=b.label_time,
         customers=world.customers,
     )
 
@@ -963,6 +1260,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--fraud-rate", type=float, default=0.01, help="share of fraud rows (default 0.01)")
     p.add_argument("--merchants", type=int, help="merchant population (default: customers // 4, at least 40)")
+    p.add_argument("--report-rate", type=float, default=REPORT_RATE,
+                   help=f"share of fraud incidents the bank learns about (default {REPORT_RATE})")
+    p.add_argument("--false-report-rate", type=float, default=FALSE_REPORT_RATE,
+                   help=f"share of legitimate rows reported as fraud (default {FALSE_REPORT_RATE})")
     p.add_argument("--out", help="CSV output path")
     p.add_argument("--jsonl-out", help="JSON lines output path")
     return p
@@ -973,7 +1274,8 @@ def main(argv: Sequence[str] | None = None) -> Transactions:
     if not args.out and not args.jsonl_out:
         build_parser().error("give --out and/or --jsonl-out")
     began = _time.perf_counter()
-    common = dict(start=args.start, seed=args.seed, fraud_rate=args.fraud_rate, merchants=args.merchants)
+    common = dict(start=args.start, seed=args.seed, fraud_rate=args.fraud_rate, merchants=args.merchants,
+                  report_rate=args.report_rate, false_report_rate=args.false_report_rate)
     try:
         if args.transactions is not None:
             if args.transactions < 1:

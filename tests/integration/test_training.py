@@ -7,6 +7,7 @@ import pytest
 from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
 from shared.domain.model import load_model, sha256_hex
 from training.dataset import read_labelled_csv
+from training.simulate import SCENARIOS
 from training.train import build_parser, onnx_probabilities, train
 
 
@@ -21,8 +22,7 @@ def test_the_manifest_carries_what_serving_and_monitoring_need(trained_artifact)
     test = m["metrics"]["test"]
     for key in ("roc_auc", "average_precision", "recall_at_1pct_fpr", "precision_top20_per_day"):
         assert 0.0 <= test[key] <= 1.0
-    assert set(m["metrics"]["test_by_scenario"]) == {"account_takeover", "card_testing", "compromised_merchant",
-                                                     "spending_spree"}
+    assert set(m["metrics"]["test_by_scenario"]) == set(SCENARIOS)
     assert set(m["reference"]["features"]) == set(FEATURE_NAMES)
     assert sum(m["reference"]["score"]["proportions"]) == pytest.approx(1.0)
     assert m["metrics"]["onnx_max_abs_difference"] <= 1e-5
