@@ -57,7 +57,7 @@ def train_small_model(folder: Path):
     artifact = train_artifact(data, folder / "model", ["--max-iter", "150"])
     X = np.random.default_rng(0).normal(size=(2000, len(FEATURE_NAMES))).astype(np.float32)
     y = (X[:, 0] > 1.5).astype(int)
-    sk_model, _ = fit_classifier(X, y, 150, 0)  # same estimator and size, for the seed's pickled-model path
+    sk_model = fit_classifier(X, y, 150, 0)  # same estimator and size, for the seed's pickled-model path
     return sk_model, load_model(artifact), artifact
 
 

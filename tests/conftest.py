@@ -104,7 +104,7 @@ def make_artifact(version: str, seed: int = 0, X=None, y=None, **manifest_overri
     if X is None:
         X = rng.normal(size=(400, len(FEATURE_NAMES))).astype(np.float32)
         y = (X[:, 0] + rng.normal(scale=0.5, size=400) > 1.0).astype(int)
-    model, _ = fit_classifier(X, y, max_iter=10, seed=seed)
+    model = fit_classifier(X, y, max_iter=10, seed=seed)
     onnx_bytes = to_onnx(model)
     manifest = {"version": version, "feature_names": list(FEATURE_NAMES), "feature_schema_hash": FEATURE_SCHEMA_HASH,
                 "thresholds": dict(DEFAULT_THRESHOLDS), "onnx_sha256": sha256_hex(onnx_bytes), **manifest_overrides}

@@ -198,10 +198,11 @@ def search_hyperparameters(data: TrainingSet, slices: TrainingSlices, weights: n
     return best["params"], max(best["iterations"], 10), trials
 
 
-def fit_classifier(data: TrainingSet, rows: np.ndarray, weights: np.ndarray, params: Mapping[str, float],
-                   iterations: int, seed: int):
-    model = _classifier(params, iterations, seed, early_stopping=False)
-    model.fit(data.X[rows], data.y[rows], sample_weight=weights[rows])
+def fit_classifier(X: np.ndarray, y: np.ndarray, max_iter: int, seed: int,
+                   params: Mapping[str, float] = SEARCH_SPACE[0], sample_weight: np.ndarray | None = None):
+    """The classifier with fixed hyperparameters and iterations (no early stopping)."""
+    model = _classifier(params, max_iter, seed, early_stopping=False)
+    model.fit(X, y, sample_weight=sample_weight)
     return model
 
 
@@ -292,7 +293,7 @@ def fit_and_package(data: TrainingSet, slices: TrainingSlices, options: Training
 
     fit_rows = slices.fit | slices.search
     fit_started = time.perf_counter()
-    model = fit_classifier(data, fit_rows, all_weights, params, iterations, options.seed)
+    model = fit_classifier(X[fit_rows], y[fit_rows], iterations, options.seed, params, all_weights[fit_rows])
     fit_seconds = time.perf_counter() - fit_started
     log(f"fitted on {int(fit_rows.sum())} rows in {fit_seconds:.1f}s")
 

@@ -68,7 +68,7 @@ def test_onnx_parity_with_scikit_learn_on_real_features(trained_artifact, simula
     X_all = replay(data.transactions)
     pick = np.r_[np.flatnonzero(data.labels == 1), np.flatnonzero(data.labels == 0)[:3000]]
     X, y = X_all[pick], data.labels[pick]
-    model, _ = fit_classifier(X, y, 30, 0)
+    model = fit_classifier(X, y, 30, 0)
     diff = np.abs(model.predict_proba(X)[:, 1] - onnx_probabilities(to_onnx(model), X))
     assert diff.max() <= 1e-5
 
