@@ -31,6 +31,7 @@ def run_retrain(trigger: str) -> dict:
         lookback_days=settings.retrain_lookback_days,
         min_ap_gain=settings.promotion_min_ap_gain,
         label_delay_days=settings.label_delay_days,
+        search_candidates=settings.retrain_search_candidates,
     )
     outcome = retrain(services.registry, services.blob_service, services.audit, trigger, config,
                       training_container=settings.training_container)

@@ -88,6 +88,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAUD_TRAINING_CONTAINER", "training-data", "Blob container of base training data; a new CSV starts a retrain."),
     Setting("FRAUD_RETRAIN_MAX_ROWS", "300000", "Row cap of a retrain (all fraud kept, legitimate rows sampled)."),
     Setting("FRAUD_RETRAIN_LOOKBACK_DAYS", "30", "Labelled decisions from the audit log this far back join the training set."),
+    Setting("FRAUD_RETRAIN_SEARCH_CANDIDATES", "3", "Hyperparameter candidates a retrain tries (early-stopped, time-ordered)."),
     Setting("FRAUD_PROMOTION_MIN_AP_GAIN", "0.005", "Average-precision gain a challenger needs over the champion to be promoted."),
     Setting("FRAUD_HTTP_MAX_BODY_BYTES", "65536", "Largest HTTP request body accepted (413 above)."),
     Setting("FRAUD_STORAGE_RETRIES", "5", "Retries of a storage call on transient errors (exponential backoff)."),
@@ -154,6 +155,7 @@ class FraudConfig:
     training_container: str
     retrain_max_rows: int
     retrain_lookback_days: float
+    retrain_search_candidates: int
     promotion_min_ap_gain: float
 
     @classmethod
@@ -201,6 +203,7 @@ class FraudConfig:
             training_container=text("FRAUD_TRAINING_CONTAINER"),
             retrain_max_rows=setting_int("FRAUD_RETRAIN_MAX_ROWS", env),
             retrain_lookback_days=number("FRAUD_RETRAIN_LOOKBACK_DAYS"),
+            retrain_search_candidates=setting_int("FRAUD_RETRAIN_SEARCH_CANDIDATES", env),
             promotion_min_ap_gain=number("FRAUD_PROMOTION_MIN_AP_GAIN"),
         )
 

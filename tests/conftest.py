@@ -40,6 +40,7 @@ def app_env(azurite, monkeypatch):
         "FRAUD_RETRAIN_CONTAINER": f"retrain-requests-{suffix}",
         "FRAUD_MERCHANT_TABLE": f"merchantrisk{suffix}",
         "FRAUD_STORAGE_RETRIES": "2",
+        "FRAUD_RETRAIN_SEARCH_CANDIDATES": "1",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -79,7 +80,8 @@ def trained_artifact(simulated_csv, tmp_path_factory):
     from training.pipeline import train_artifact
 
     out = tmp_path_factory.mktemp("model")
-    return train_artifact(simulated_csv, out, ["--max-iter", "60", "--version", "test-v1", "--scores-out", str(out / "scores.csv")])
+    return train_artifact(simulated_csv, out, ["--max-iter", "60", "--search-candidates", "2", "--version", "test-v1",
+                                                "--scores-out", str(out / "scores.csv")])
 
 
 @pytest.fixture

@@ -90,6 +90,8 @@ def read_labelled_csv(
         reader = csv.DictReader(handle)
         for raw in reader:
             row = {column_map.get(k, k): v for k, v in raw.items()}
+            if "transaction_id" not in row:  # a plain export without ids: the line number is one
+                row["transaction_id"] = f"line{reader.line_num}"
             label = parse_label(row.pop(label_column, None))
             scenario = row.pop("fraud_scenario", None) or ""
             labelled_text = with_offset(row.pop("labelled_at", None), assume_offset)

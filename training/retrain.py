@@ -45,7 +45,8 @@ class RetrainConfig:
     min_ap_gain: float = 0.005
     label_delay_days: float = 7.0
     max_iter: int = 300
-    search_seconds: float = 30.0
+    search_seconds: float = 60.0
+    search_candidates: int = 3
     holdout_share: float = 0.2
 
 
@@ -134,7 +135,8 @@ def retrain(registry: Any, blob_service: Any, audit: Any, trigger: str, config: 
             champion = load_model(registry.load(pointer.version))
         except ModelRejected as exc:
             log.warning("champion %s cannot score this feature schema: %s", pointer.version, exc)
-    options = TrainingOptions(max_iter=config.max_iter, search_seconds=config.search_seconds, baseline=False,
+    options = TrainingOptions(max_iter=config.max_iter, search_seconds=config.search_seconds,
+                              search_candidates=config.search_candidates, baseline=False,
                               label_delay_days=config.label_delay_days, top_k=20)
     trained = fit_and_package(TrainingSet(X, y, times, np.asarray(scen, dtype=object)), slices, options,
                               version=None, data_info=data_info, timings={})

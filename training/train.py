@@ -128,23 +128,6 @@ class TrainingSet:
         return np.floor(self.times / DAY)
 
 
-@dataclass(frozen=True)
-class TrainingOptions:
-    max_iter: int = 400
-    seed: int = 7
-    search_seconds: float = 60.0
-    fraud_weight: float | None = None  # None: legitimate/fraud ratio, capped at MAX_FRAUD_WEIGHT
-    calibration: str = "isotonic"
-    review_budget_per_day: float | None = None
-    block_precision: float = 0.9
-    overrides: Mapping[str, float | None] = field(default_factory=dict)
-    top_k: int = 100
-    cost_per_alert: float = DEFAULT_COST_PER_ALERT
-    cost_per_block: float = DEFAULT_COST_PER_BLOCK
-    baseline: bool = True
-    label_delay_days: float = 7.0
-
-
 # Candidates, in the order they are tried; the first is a safe default, always tried.
 SEARCH_SPACE: tuple[dict[str, float], ...] = (
     {"learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 40, "l2_regularization": 1.0},
@@ -155,6 +138,24 @@ SEARCH_SPACE: tuple[dict[str, float], ...] = (
     {"learning_rate": 0.2, "max_leaf_nodes": 15, "min_samples_leaf": 100, "l2_regularization": 1.0},
     {"learning_rate": 0.03, "max_leaf_nodes": 31, "min_samples_leaf": 20, "l2_regularization": 0.5},
 )
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    max_iter: int = 400
+    seed: int = 7
+    search_seconds: float = 60.0
+    search_candidates: int = len(SEARCH_SPACE)  # at most this many (a time budget alone is not reproducible)
+    fraud_weight: float | None = None  # None: legitimate/fraud ratio, capped at MAX_FRAUD_WEIGHT
+    calibration: str = "isotonic"
+    review_budget_per_day: float | None = None
+    block_precision: float = 0.9
+    overrides: Mapping[str, float | None] = field(default_factory=dict)
+    top_k: int = 100
+    cost_per_alert: float = DEFAULT_COST_PER_ALERT
+    cost_per_block: float = DEFAULT_COST_PER_BLOCK
+    baseline: bool = True
+    label_delay_days: float = 7.0
 
 
 def fraud_weights(y: np.ndarray, fraud_weight: float | None) -> tuple[np.ndarray, float]:
@@ -184,7 +185,8 @@ def search_hyperparameters(data: TrainingSet, slices: TrainingSlices, weights: n
     started = time.perf_counter()
     with progress_bar(len(SEARCH_SPACE), "hyperparameter search") as advance:
         for params in SEARCH_SPACE:
-            if trials and time.perf_counter() - started > options.search_seconds:
+            if trials and (time.perf_counter() - started > options.search_seconds
+                           or len(trials) >= options.search_candidates):
                 break
             t0 = time.perf_counter()
             model = _classifier(params, options.max_iter, options.seed, early_stopping=True)
@@ -292,6 +294,7 @@ def fit_and_package(data: TrainingSet, slices: TrainingSlices, options: Training
     log(f"search: {len(trials)} candidates in {search_seconds:.1f}s; best {params}, {iterations} iterations")
 
     fit_rows = slices.fit | slices.search
+    in_window = fit_rows | slices.calibrate | slices.choose
     fit_started = time.perf_counter()
     model = fit_classifier(X[fit_rows], y[fit_rows], iterations, options.seed, params, all_weights[fit_rows])
     fit_seconds = time.perf_counter() - fit_started
@@ -299,7 +302,7 @@ def fit_and_package(data: TrainingSet, slices: TrainingSlices, options: Training
 
     onnx_bytes = to_onnx(model)
     raw = np.zeros(y.size, dtype=np.float32)
-    scored = slices.calibrate | slices.choose | slices.test | fit_rows
+    scored = in_window | slices.test
     raw[scored] = onnx_probabilities(onnx_bytes, X[scored])
     X_test = X[slices.test]
     parity = float(np.max(np.abs(model.predict_proba(X_test)[:, 1] - raw[slices.test]))) if X_test.size else 0.0
@@ -355,10 +358,11 @@ def fit_and_package(data: TrainingSet, slices: TrainingSlices, options: Training
                           "calibration": baseline_calibration.method} if baseline_calibration else None),
             "onnx_max_abs_difference": parity,
         },
+        # what monitoring compares live traffic with: the whole training window, as served
         "reference": {
-            "features": {name: reference_histogram(X[fit_rows][:, i]).to_dict() for i, name in enumerate(FEATURE_NAMES)},
-            "score": score_histogram(calibrated[fit_rows]).to_dict(),
-            "alert_rate": float(np.mean(calibrated[fit_rows] > thresholds["high"])),
+            "features": {name: reference_histogram(X[in_window][:, i]).to_dict() for i, name in enumerate(FEATURE_NAMES)},
+            "score": score_histogram(calibrated[in_window]).to_dict(),
+            "alert_rate": float(np.mean(calibrated[in_window] > thresholds["high"])),
         },
         "timings_seconds": {**timings, "search": search_seconds, "fit": fit_seconds},
         "onnx_sha256": sha,
@@ -415,7 +419,8 @@ def training_set(data: LabelledTransactions, X: np.ndarray) -> TrainingSet:
 def options_from_args(args: argparse.Namespace) -> TrainingOptions:
     overrides = {key: getattr(args, f"{key}_threshold") for key in ("high", "medium", "alert")}
     return TrainingOptions(
-        max_iter=args.max_iter, seed=args.seed, search_seconds=args.search_seconds, fraud_weight=args.fraud_weight,
+        max_iter=args.max_iter, seed=args.seed, search_seconds=args.search_seconds,
+        search_candidates=args.search_candidates, fraud_weight=args.fraud_weight,
         calibration=args.calibration, review_budget_per_day=args.review_budget_per_day,
         block_precision=args.block_precision, overrides={k: v for k, v in overrides.items() if v is not None},
         top_k=args.top_k, cost_per_alert=args.cost_per_alert, cost_per_block=args.cost_per_block,
@@ -495,6 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gap between training and test windows, and the shift of the merchant fraud-rate windows")
     p.add_argument("--max-iter", type=int, default=400, help="upper bound on boosting iterations (early stopping picks)")
     p.add_argument("--search-seconds", type=float, default=60.0, help="time budget of the hyperparameter search")
+    p.add_argument("--search-candidates", type=int, default=len(SEARCH_SPACE),
+                   help="try at most this many candidates (with --search-seconds: whichever ends first)")
     p.add_argument("--fraud-weight", type=float, help="sample weight of a fraud row (default: class ratio, at most 10)")
     p.add_argument("--calibration", choices=("isotonic", "platt"), default="isotonic")
     p.add_argument("--review-budget-per-day", type=float,

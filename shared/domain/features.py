@@ -190,9 +190,10 @@ class BucketRing:
         """(count, sum, max, sum of squares) for each span: the bucket holding t and the span-1 before it."""
         newest = int(t // self.width)
         totals = [[0, 0.0, 0.0, 0.0] for _ in spans]
+        widest = max(spans)
         for b, c, s, m, q in zip(self.ids, self.counts, self.sums, self.maxes, self.squares):
             age = newest - b
-            if age < 0 or not c:
+            if age < 0 or age >= widest or not c:
                 continue
             for span, total in zip(spans, totals):
                 if age < span:

@@ -104,8 +104,10 @@ def test_live_performance_equals_a_reference_computation(published, services, re
     assert perf["roc_auc"] == pytest.approx(skm.roc_auc_score(y, scores))
     assert perf["average_precision"] == pytest.approx(skm.average_precision_score(y, scores))
     medium = perf["at_thresholds"]["medium"]
-    assert medium["precision"] == pytest.approx(skm.precision_score(y, scores > 0.5, zero_division=0))
-    assert medium["recall"] == pytest.approx(skm.recall_score(y, scores > 0.5))
+    review = published.manifest["thresholds"]["medium"]  # chosen from data at training
+    assert medium["threshold"] == review
+    assert medium["precision"] == pytest.approx(skm.precision_score(y, scores > review, zero_division=0))
+    assert medium["recall"] == pytest.approx(skm.recall_score(y, scores > review))
     assert report["latency_ms"]["p50"] == pytest.approx(np.percentile(5.0 + np.arange(2000) % 7, 50))
     assert sum(report["volume_per_hour"].values()) == 2000
     expected_counts, _ = np.histogram(scores, bins=20, range=(0.0, 1.0))

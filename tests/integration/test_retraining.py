@@ -80,13 +80,19 @@ def test_a_training_data_drop_promotes_a_model_a_running_scorer_then_serves(publ
 def test_a_worse_challenger_leaves_the_champion_in_place(published, services, training_container, simulated_csv,
                                                          monkeypatch):
     # base data whose labels are noise: the challenger cannot beat the trained champion
-    lines = simulated_csv.read_text().splitlines()
-    header, rows = lines[0], lines[1:]
+    import csv
+    import io
     import random
 
     rng = random.Random(0)
-    noisy = [",".join(r.split(",")[:-2] + [str(int(rng.random() < 0.01)), ""]) for r in rows]
-    data = ("\n".join([header] + noisy) + "\n").encode()
+    reader = csv.DictReader(io.StringIO(simulated_csv.read_text()))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=reader.fieldnames)
+    writer.writeheader()
+    for row in reader:
+        writer.writerow({**row, "is_fraud": int(rng.random() < 0.01), "fraud_scenario": "", "fraud_incident": "",
+                         "labelled_at": ""})
+    data = out.getvalue().encode()
     training_container.upload_blob("noise.csv", data)
     retrain_on_training_data(input_stream("training-data", "noise.csv", data))
     assert services.registry.current().version == published.version
