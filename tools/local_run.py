@@ -55,12 +55,20 @@ def ensure_model(services, history: Path, folder: Path) -> str:
     say("training a model on the simulated history")
     artifact = train_artifact(history, folder / "model")
     publish_current(services.registry, artifact)
-    test = artifact.manifest["metrics"]["test"]
-    say(f"published model {artifact.version}: ROC AUC {test['roc_auc']:.3f}, average precision "
-        f"{test['average_precision']:.3f}, recall at 1% FPR {test['recall_at_1pct_fpr']:.3f}")
-    for name, row in artifact.manifest["metrics"]["test_by_scenario"].items():
-        say(f"  {name:22s} fraud rows {row['fraud_rows']:5d}  recall>medium {row['recall_medium'] or 0:.2f}  "
-            f"recall>high {row['recall_high'] or 0:.2f}")
+    manifest = artifact.manifest
+    say(f"published model {artifact.version}; thresholds chosen from data: {manifest['thresholds']}")
+    k = manifest["metrics"]["test"]["k"]
+    for name, key in (("model", "test"), ("logistic regression", "baseline_test")):
+        m = manifest["metrics"].get(key)
+        if m:
+            ttd = m["time_to_detection"] or {}
+            say(f"  test window, {name:19s}: ROC AUC {m['roc_auc']:.3f}, average precision {m['average_precision']:.3f}, "
+                f"card precision@{k}/day {m[f'card_precision_top{k}_per_day']:.3f}, largest calibration band gap "
+                f"{m['calibration']['max_band_gap'] if m['calibration']['max_band_gap'] is not None else float('nan'):.3f}, "
+                f"incidents detected {ttd.get('detected')}/{(ttd.get('detected') or 0) + (ttd.get('undetected') or 0)}")
+    for name, row in (manifest["metrics"]["test"]["by_scenario"] or {}).items():
+        say(f"  {name:24s} fraud rows {row['fraud_rows']:5d}  recall at review {row['recall_review'] or 0:.2f}  "
+            f"at block {row['recall_block'] or 0:.2f}")
     return artifact.version
 
 

@@ -486,7 +486,8 @@ def write_plots(folder: str | Path, curves: Mapping[str, tuple[np.ndarray, np.nd
 
 # -- markdown -----------------------------------------------------------------------------------
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def fmt(value: Any, digits: int = 4) -> str:
+    """A number for a markdown table (n/a, yes/no, thousands separators, 4 decimals)."""
     if value is None:
         return "n/a"
     if isinstance(value, bool):
@@ -502,7 +503,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(_fmt(v) if not isinstance(v, str) else v for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(fmt(v) if not isinstance(v, str) else v for v in row) + " |" for row in rows]
     return lines
 
 
@@ -589,8 +590,8 @@ def render_markdown(results: Mapping[str, Any], plots: Sequence[str] = (), title
                 "false_block_cost", "total_cost")
         lines += _table(["metric", *names], [[key, *[_get(named[n], "money", key) for n in names]] for key in keys])
         money = _get(first, "money") or {}
-        lines += ["", f"Costs: {_fmt(money.get('cost_per_alert'))} per alert (analyst time), "
-                      f"{_fmt(money.get('cost_per_block'))} per legitimate transaction blocked (customer friction).", ""]
+        lines += ["", f"Costs: {fmt(money.get('cost_per_alert'))} per alert (analyst time), "
+                      f"{fmt(money.get('cost_per_block'))} per legitimate transaction blocked (customer friction).", ""]
 
     if plots:
         lines += [f"{hh} Plots", ""]

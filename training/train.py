@@ -38,7 +38,9 @@ from shared.domain.metrics import average_precision
 from shared.domain.model import ModelArtifact, sha256_hex
 from training.calibrate import fit_calibration
 from training.dataset import LabelledTransactions, merchant_risk_replay, parse_column_map, read_labelled_csv
-from training.evaluate import DEFAULT_COST_PER_ALERT, DEFAULT_COST_PER_BLOCK, evaluate, render_markdown, write_plots
+from training.evaluate import (
+    DEFAULT_COST_PER_ALERT, DEFAULT_COST_PER_BLOCK, evaluate, fmt, render_markdown, write_plots,
+)
 from training.progress import progress_bar
 from training.thresholds import choose_thresholds
 
@@ -393,8 +395,8 @@ def write_report(folder: Path, manifest: dict[str, Any], plots: Sequence[str]) -
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, d in choice["details"].items():
-        lines.append(f"| {name} | {d['threshold']:.4f} | {d['source']} | {_fmt(d.get('alerts_per_day'))} | "
-                     f"{_fmt(d.get('precision'))} | {_fmt(d.get('recall'))} | {d.get('reason', '')} |")
+        lines.append(f"| {name} | {d['threshold']:.4f} | {d['source']} | {fmt(d.get('alerts_per_day'))} | "
+                     f"{fmt(d.get('precision'))} | {fmt(d.get('recall'))} | {d.get('reason', '')} |")
     lines += [f"- {note}" for note in choice.get("notes", [])]
     unavailable = manifest.get("unavailable_features") or {}
     if unavailable:
@@ -402,10 +404,6 @@ def write_report(folder: Path, manifest: dict[str, Any], plots: Sequence[str]) -
                   + "; ".join(f"{col}: {len(names)} features" for col, names in unavailable.items())]
     lines += ["", render_markdown(results, plots, title="Test window: the model beside a logistic regression", level=2)]
     (folder / "report.md").write_text("\n".join(lines))
-
-
-def _fmt(v: Any) -> str:
-    return "n/a" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
 
 
 def training_set(data: LabelledTransactions, X: np.ndarray) -> TrainingSet:
