@@ -80,7 +80,8 @@ def trained_artifact(simulated_csv, tmp_path_factory):
     from training.pipeline import train_artifact
 
     out = tmp_path_factory.mktemp("model")
-    return train_artifact(simulated_csv, out, ["--max-iter", "60", "--search-candidates", "2", "--version", "test-v1",
+    return train_artifact(simulated_csv, out, ["--max-iter", "60", "--search-candidates", "2", "--search-seconds", "3600",
+                                                "--version", "test-v1",
                                                 "--scores-out", str(out / "scores.csv")])
 
 
