@@ -171,12 +171,13 @@ class FakeDeadLetters:
 
 @dataclass
 class FakeModel:
-    """A model with the real one's surface (version, thresholds, predict on float32 rows);
+    """A model with the real one's surface (version, thresholds, merchant label delay, predict on float32 rows);
     its score is a fixed function of the features, so tests know what to expect."""
 
     version: str = "fake-v1"
     thresholds: dict[str, float] = field(default_factory=lambda: {"high": 0.8, "medium": 0.5, "alert": 0.7})
     score: Callable[[np.ndarray], np.ndarray] = lambda X: np.full(len(X), 0.1, dtype=np.float32)
+    merchant_label_delay_days: float = 7.0
     calls: int = 0
 
     def predict(self, features: np.ndarray) -> np.ndarray:

@@ -674,6 +674,18 @@ class _World:
         return rng.integers(self.fraud_warmup_days, last + 1, n).clip(max=self.days - 1)
 
 
+def _later_device(rng: np.random.Generator, n_c: int, share: float, start_epoch: int, days: int,
+                  allocated: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """A new device for ``share`` of the customers from a random moment on: (when, its id, ids
+    allocated so far); the others get the far future and -1."""
+    chosen = rng.random(n_c) < share
+    at = start_epoch + (rng.random(n_c) * days * DAY).astype(np.int64)
+    when = np.where(chosen, at, np.iinfo(np.int64).max)
+    device = np.full(n_c, -1, dtype=np.int64)
+    device[chosen] = allocated + np.arange(int(chosen.sum()))
+    return when, device, allocated + int(chosen.sum())
+
+
 def _build_world(config: SimulationConfig, rng: np.random.Generator) -> _World:
     n_c, n_m, days = config.customers, config.merchant_count, config.days
     start = config.start_date
@@ -731,18 +743,10 @@ def _build_world(config: SimulationConfig, rng: np.random.Generator) -> _World:
     device_cdf = _normalised_cdf(device_weights)
     device_first = np.cumsum(n_devices) - n_devices
     devices_allocated = int(n_devices.sum())
-    upgrades = rng.random(n_c) < DEVICE_UPGRADE_SHARE
-    upgrade_at = start_epoch + (rng.random(n_c) * days * DAY).astype(np.int64)
-    upgrade_time = np.where(upgrades, upgrade_at, np.iinfo(np.int64).max)
-    upgrade_device = np.full(n_c, -1, dtype=np.int64)
-    upgrade_device[upgrades] = devices_allocated + np.arange(int(upgrades.sum()))
-    devices_allocated += int(upgrades.sum())
-    laptops = rng.random(n_c) < SECOND_DEVICE_SHARE
-    laptop_at = start_epoch + (rng.random(n_c) * days * DAY).astype(np.int64)
-    laptop_time = np.where(laptops, laptop_at, np.iinfo(np.int64).max)
-    laptop_device = np.full(n_c, -1, dtype=np.int64)
-    laptop_device[laptops] = devices_allocated + np.arange(int(laptops.sum()))
-    devices_allocated += int(laptops.sum())
+    upgrade_time, upgrade_device, devices_allocated = _later_device(
+        rng, n_c, DEVICE_UPGRADE_SHARE, start_epoch, days, devices_allocated)
+    laptop_time, laptop_device, devices_allocated = _later_device(
+        rng, n_c, SECOND_DEVICE_SHARE, start_epoch, days, devices_allocated)
     # Browsers: a new device id every few days (cookies cleared, private windows).
     browser_users = rng.random(n_c) < BROWSER_USER_SHARE
     browser_share = np.where(browser_users, rng.uniform(0.3, 0.9, n_c), 0.0)

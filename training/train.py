@@ -160,12 +160,12 @@ class TrainingOptions:
     label_delay_days: float = 7.0
 
 
-def fraud_weights(y: np.ndarray, fraud_weight: float | None) -> tuple[np.ndarray, float]:
-    """Sample weights: legitimate rows 1, fraud rows ``fraud_weight`` (default: the class ratio, capped)."""
+def fraud_weight_of(y: np.ndarray, fraud_weight: float | None) -> float:
+    """The sample weight of a fraud row (legitimate rows weigh 1): ``fraud_weight``, or the
+    class ratio of ``y`` capped at MAX_FRAUD_WEIGHT."""
     positives = max(int(y.sum()), 1)
     weight = float(fraud_weight) if fraud_weight is not None else min((y.size - positives) / positives, MAX_FRAUD_WEIGHT)
-    weight = max(weight, 1.0)
-    return np.where(y == 1, weight, 1.0), weight
+    return max(weight, 1.0)
 
 
 def _classifier(params: Mapping[str, float], max_iter: int, seed: int, early_stopping: bool):
@@ -287,7 +287,7 @@ def fit_and_package(data: TrainingSet, slices: TrainingSlices, options: Training
     for name in ("fit", "search", "calibrate", "choose", "test"):
         if y[getattr(slices, name)].sum() == 0:
             raise SystemExit(f"the {name} slice has no fraud rows; widen the windows")
-    weights, fraud_weight = fraud_weights(y[slices.fit | slices.search], options.fraud_weight)
+    fraud_weight = fraud_weight_of(y[slices.fit | slices.search], options.fraud_weight)
     all_weights = np.where(y == 1, fraud_weight, 1.0)
 
     search_started = time.perf_counter()

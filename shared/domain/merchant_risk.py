@@ -87,16 +87,17 @@ class MerchantVisit:
     first_visit: bool
 
 
+def _visit_stats(visit: MerchantVisit) -> tuple[int, int, int, int]:
+    # the amount in cents: exact, whatever the order of addition
+    return 1, round(visit.amount * 100), int(visit.new_device), int(visit.first_visit)
+
+
 def tally_visit(hours: dict[int, list[int]], t: float, visit: MerchantVisit) -> int:
     """Add one visit to its hour's stats (the history's update and the timer's recount); the hour."""
     h = int(t // HOUR)
-    stats = hours.get(h)
-    if stats is None:
-        stats = hours[h] = [0, 0, 0, 0]
-    stats[COUNT] += 1
-    stats[AMOUNT] += round(visit.amount * 100)  # in cents: exact, whatever the order of addition
-    stats[NEW_DEVICE] += int(visit.new_device)
-    stats[FIRST_VISIT] += int(visit.first_visit)
+    stats = hours.setdefault(h, [0, 0, 0, 0])
+    for i, v in enumerate(_visit_stats(visit)):
+        stats[i] += v
     return h
 
 
@@ -125,19 +126,17 @@ class MerchantHistory:
 
     # -- updates ---------------------------------------------------------------------------
     def add_visit(self, t: float, visit: MerchantVisit) -> None:
-        h = int(t // HOUR)
+        h = tally_visit(self.hours, t, visit)
         keys = self._keys
-        if keys is not None and (not keys or h > keys[-1]):  # the usual case in replay: a new latest hour
-            keys.append(h)
-            self._prefix.append(list(self._prefix[-1]))
-        elif keys is not None and h < keys[-1]:
+        if keys is not None and keys and h < keys[-1]:
             self._keys = None  # a late event: rebuild the running totals when next asked
-        before = list(self.hours.get(h, (0, 0, 0, 0)))
-        tally_visit(self.hours, t, visit)
-        if self._keys is not None:
+        elif keys is not None:  # the usual case in replay: the latest hour, or a new one after it
+            if not keys or h > keys[-1]:
+                keys.append(h)
+                self._prefix.append(list(self._prefix[-1]))
             last = self._prefix[-1]
-            for i, (old, new) in enumerate(zip(before, self.hours[h])):
-                last[i] += new - old
+            for i, v in enumerate(_visit_stats(visit)):
+                last[i] += v
         if self._cached is not None and h < self._cached[0]:
             self._cached = None  # a late event inside the cached windows
 

@@ -247,10 +247,11 @@ class FraudScoringService:
             merchant_ids = sorted({t.merchant_id for chunk in chunks.values() for t in chunk if t.merchant_id})
             self._fanout.map(lambda m: merchants.prefetch([m]), merchant_ids)
         rows, owners = [], []
+        delay_days = model.merchant_label_delay_days
         for customer, chunk in chunks.items():
             profile = stored[customer].profile
             for txn in chunk:
-                merchant_values = (merchants.values(txn.merchant_id, txn.epoch_seconds, model.merchant_label_delay_days)
+                merchant_values = (merchants.values(txn.merchant_id, txn.epoch_seconds, delay_days)
                                    if merchants is not None else NO_MERCHANT)
                 rows.append(features_then_record(profile, txn, merchant_values))
                 owners.append(txn)
