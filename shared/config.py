@@ -85,6 +85,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAUD_MERCHANT_TABLE", "merchantrisk", "Table of per-merchant risk (hourly counts, known fraud), written by the timer."),
     Setting("FRAUD_MERCHANT_CACHE_SECONDS", "600", "How long a scoring process reuses a merchant's risk row."),
     Setting("FRAUD_LABEL_DELAY_DAYS", "7", "When a label has no labelled_at, it counts as known this long after the transaction."),
+    Setting("FRAUD_LABEL_MATURITY_DAYS", "", "Days after which an unlabelled decision counts as legitimate (matured "
+            "performance, the retrain's training set and gate); empty: FRAUD_LABEL_DELAY_DAYS."),
     Setting("FRAUD_TRAINING_CONTAINER", "training-data", "Blob container of base training data; a new CSV starts a retrain."),
     Setting("FRAUD_RETRAIN_MAX_ROWS", "300000", "Row cap of a retrain (all fraud kept, legitimate rows sampled)."),
     Setting("FRAUD_RETRAIN_LOOKBACK_DAYS", "30", "Labelled decisions from the audit log this far back join the training set."),
@@ -111,6 +113,10 @@ def setting_int(name: str, env: Mapping[str, str] | None = None) -> int:
 def setting_float(name: str, env: Mapping[str, str] | None = None) -> float | None:
     value = setting(name, env)
     return float(value) if value != "" else None
+
+
+def _first_set(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,7 @@ class FraudConfig:
     retrain_min_labelled_fraud: int
     retrain_cooldown_hours: float
     label_delay_days: float
+    label_maturity_days: float
     training_container: str
     retrain_max_rows: int
     retrain_lookback_days: float
@@ -200,6 +207,8 @@ class FraudConfig:
             retrain_min_labelled_fraud=setting_int("FRAUD_RETRAIN_MIN_LABELLED_FRAUD", env),
             retrain_cooldown_hours=number("FRAUD_RETRAIN_COOLDOWN_HOURS"),
             label_delay_days=number("FRAUD_LABEL_DELAY_DAYS"),
+            label_maturity_days=_first_set(setting_float("FRAUD_LABEL_MATURITY_DAYS", env),
+                                           number("FRAUD_LABEL_DELAY_DAYS")),
             training_container=text("FRAUD_TRAINING_CONTAINER"),
             retrain_max_rows=setting_int("FRAUD_RETRAIN_MAX_ROWS", env),
             retrain_lookback_days=number("FRAUD_RETRAIN_LOOKBACK_DAYS"),
