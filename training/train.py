@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from shared.domain.drift import reference_histogram, score_histogram
+from shared.domain.drift import calendar_strata, reference_histogram, score_histogram
 from shared.domain.features import FEATURE_INPUTS, FEATURE_NAMES, FEATURE_SCHEMA_HASH, replay
 from shared.domain.metrics import average_precision
 from shared.domain.model import ModelArtifact, sha256_hex
@@ -360,17 +360,29 @@ def fit_and_package(data: TrainingSet, slices: TrainingSlices, options: Training
                           "calibration": baseline_calibration.method} if baseline_calibration else None),
             "onnx_max_abs_difference": parity,
         },
-        # what monitoring compares live traffic with: the whole training window, as served
-        "reference": {
-            "features": {name: reference_histogram(X[in_window][:, i]).to_dict() for i, name in enumerate(FEATURE_NAMES)},
-            "score": score_histogram(calibrated[in_window]).to_dict(),
-            "alert_rate": float(np.mean(calibrated[in_window] > thresholds["high"])),
-        },
+        "reference": drift_reference(X[slices.test], calibrated[slices.test], thresholds, data.times[slices.test]),
         "timings_seconds": {**timings, "search": search_seconds, "fit": fit_seconds},
         "onnx_sha256": sha,
     }
     return TrainedModel(ModelArtifact(onnx_bytes, manifest), calibrated[slices.test], baseline_scores,
                         raw[slices.test])
+
+
+def drift_reference(X: np.ndarray, scores: np.ndarray, thresholds: dict[str, float], times: np.ndarray) -> dict[str, Any]:
+    """What monitoring compares live traffic with: the newest window the model was judged
+    on (its test window: after the history's warm-up, the population its reported metrics
+    hold for), per feature and for the score, with counts per calendar stratum so a day's
+    window can be compared with the same hours and weekdays."""
+    strata = calendar_strata(X[:, FEATURE_NAMES.index("hour_of_day")], X[:, FEATURE_NAMES.index("is_weekend")])
+    days = (np.asarray(times) // 86400).astype(np.int64)
+    return {
+        "window": "test",
+        "rows": int(scores.size),
+        "features": {name: reference_histogram(X[:, i], strata=strata, days=days).to_dict()
+                     for i, name in enumerate(FEATURE_NAMES)},
+        "score": score_histogram(scores, strata=strata).to_dict(),
+        "alert_rate": float(np.mean(scores > thresholds["high"])),
+    }
 
 
 def write_report(folder: Path, manifest: dict[str, Any], plots: Sequence[str]) -> None:

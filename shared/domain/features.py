@@ -38,7 +38,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from shared.domain.merchant_risk import MERCHANT_FEATURES, NO_MERCHANT, MerchantRiskReplay, MerchantVisit
+from shared.domain.merchant_risk import LABEL_FEATURES, MERCHANT_FEATURES, NO_MERCHANT, MerchantRiskReplay, MerchantVisit
 from shared.domain.transaction import CHANNELS, MERCHANT_CATEGORIES, Transaction
 
 FEATURE_DEFINITION_VERSION = 3  # 2: merchant risk; 3: delay-shifted and label-free merchant risk, velocity, z-score
@@ -117,6 +117,20 @@ FEATURE_INPUTS: dict[str, tuple[str, ...]] = {
     "country": ("is_new_country",),
     "merchant_id": ("is_new_merchant", "seconds_since_same_merchant", "distinct_merchants_1h",
                     "distinct_merchants_24h", *MERCHANT_FEATURES),
+}
+
+# Features drift monitoring reports and never alarms on, and why: those that grow with the
+# time since a customer's (or the profile table's) first transaction whatever the
+# population does, and the merchants' fraud figures, which follow the labels of a few
+# fraud incidents (the fraud itself moves them; performance on matured labels judges that).
+NOT_ALARMED: dict[str, str] = {
+    "history_count": f"counts every transaction since the customer's first (capped at {HISTORY_CAP}): it grows "
+                     "with the time since training whatever the customers do",
+    "device_age_days": f"days since the device was first seen (capped at {DEVICE_AGE_CAP_DAYS:g}): it grows with "
+                       "the time since training whatever the customers do",
+    **{name: "a merchant's confirmed fraud: it moves with a handful of fraud incidents and the labels' arrival, "
+             "not with the population; performance on matured labels judges the fraud itself"
+       for name in LABEL_FEATURES},
 }
 
 

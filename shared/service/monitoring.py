@@ -17,16 +17,18 @@ from typing import Any, Callable
 import numpy as np
 
 from shared.domain.decision_record import unpack_features
-from shared.domain.features import N_FEATURES, merchant_visit
-from shared.domain.drift import DriftAccumulator, ReferenceHistogram, population_stability_index, score_distribution
+from shared.domain.features import NOT_ALARMED, N_FEATURES, merchant_visit
+from shared.domain.drift import DriftAccumulator, DriftRule, ReferenceHistogram, calendar_strata, score_distribution
 from shared.domain.labels import Label, parse_label_file
 from shared.domain.merchant_risk import MerchantVisit, as_of_hour, label_known_at, tally_visit
-from shared.domain.metrics import percentiles, summarize
+from shared.domain.metrics import expected_calibration_error, percentiles, summarize
 from shared.domain.model import DEFAULT_THRESHOLDS
 from shared.service.ports import AuditReadPort, LabelFilesPort, LabelPort, MerchantRiskStorePort, ReportsPort
 
 log = logging.getLogger(__name__)
-READ_COLUMNS = ["RowKey", "features", "fraud_score", "risk_level", "latency_ms", "label", "event_time", "model_version"]
+OUTCOME_COLUMNS = ["RowKey", "customer_id", "fraud_score", "label", "event_time", "model_version", "shadow_score",
+                   "shadow_version"]
+READ_COLUMNS = OUTCOME_COLUMNS + ["features", "risk_level", "latency_ms"]
 
 
 def _visit(row: dict[str, Any]) -> MerchantVisit:
@@ -47,7 +49,13 @@ class MonitoringConfig:
     min_recall: float = 0.5
     top_k: int = 20
     label_delay_days: float = 7.0
+    label_maturity_days: float = 7.0
     merchant_recount_hours: int = 48
+    min_expected_per_bin: float = 20.0
+
+    @property
+    def drift_rule(self) -> DriftRule:
+        return DriftRule(self.psi_warn, self.psi_alert, self.min_expected_per_bin, excluded=dict(NOT_ALARMED))
 
 
 @dataclass
@@ -58,6 +66,7 @@ class MonitoringService:
     reports: ReportsPort
     manifest: Callable[[], dict[str, Any] | None]  # the serving model's manifest
     merchants: MerchantRiskStorePort | None = None
+    shadow_manifest: Callable[[], dict[str, Any] | None] | None = None  # the shadow challenger's, if one is set
     config: MonitoringConfig = field(default_factory=MonitoringConfig)
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
@@ -130,19 +139,29 @@ class MonitoringService:
 
     # -- drift and performance ------------------------------------------------------------
     def evaluate(self, now: datetime, merchant_hourly: dict[str, dict[int, list[int]]] | None = None) -> dict[str, Any]:
-        """Drift and performance over the window; one scan of the audit log, which also
-        recounts merchants' hourly stats into ``merchant_hourly`` when given."""
+        """Drift and provisional performance over the fresh window (one scan of the audit log,
+        which also recounts merchants' hourly stats into ``merchant_hourly`` when given), and
+        performance over the matured window ``[now - maturity - w, now - maturity)``."""
         reference = ServingReference.from_manifest(self.manifest())
         start = now - timedelta(hours=self.config.window_hours)
         tally = WindowTally(reference)
         self._scan(start, now, tally, merchant_hourly)
+        matured_end = now - timedelta(days=self.config.label_maturity_days)
+        matured_start = matured_end - timedelta(hours=self.config.window_hours)
+        matured = OutcomeTally()
+        for row in self.audit.read(matured_start, matured_end, select=OUTCOME_COLUMNS):
+            matured.add(row)
         scores = np.asarray(tally.scores)
+        shadow = self.shadow_manifest() if self.shadow_manifest else None
         return {
             "window": {"start": start.isoformat(), "end": now.isoformat(), "decisions": tally.rows,
-                       "labelled": len(tally.labelled_y)},
+                       "labelled": tally.outcomes.labelled},
             "model_version": reference.version,
+            "warming_up": tally.warming_up(),
             "drift": self._drift(tally, reference, scores),
-            "performance": self._performance(tally, reference),
+            "performance": self._performance(matured, reference, "matured", (matured_start, matured_end)),
+            "performance_provisional": self._performance(tally.outcomes, reference, "provisional", (start, now)),
+            "shadow": self._shadow(matured, reference, shadow, (matured_start, matured_end)),
             "score_distribution": score_distribution(scores),
             "latency_ms": percentiles(tally.latencies, (50, 95, 99)),
             "volume_per_hour": tally.volume_per_hour(),
@@ -163,24 +182,45 @@ class MonitoringService:
         tally.flush()
 
     def _drift(self, tally: "WindowTally", reference: "ServingReference", scores: np.ndarray) -> dict[str, Any]:
-        features = tally.features.report(self.config.psi_warn, self.config.psi_alert) if tally.features else {}
-        score_drift = None
-        if reference.score is not None and scores.size:
-            counts = reference.score.counts(scores)
-            psi = population_stability_index(np.asarray(reference.score.proportions), counts / counts.sum())
-            score_drift = {"psi": psi, "status": ("alert" if psi >= self.config.psi_alert else
-                                                  "warn" if psi >= self.config.psi_warn else "ok")}
+        rule = self.config.drift_rule
+        features = tally.features.report(rule) if tally.features else {}
+        score_drift = tally.score.report(rule)["score"] if tally.score is not None else None
         alert_rate = float(np.mean(scores > reference.thresholds["high"])) if scores.size else None
         expected = reference.alert_rate
         return {"features": features, "score": score_drift, "alert_rate": alert_rate, "reference_alert_rate": expected,
-                "alert_rate_ratio": (alert_rate / expected) if alert_rate is not None and expected else None}
+                "alert_rate_ratio": (alert_rate / expected) if alert_rate is not None and expected else None,
+                "method": ("each feature's window histogram against the model's reference histogram reweighted to "
+                           "the window's mix of hours of the day and weekdays; bins merged until each expects "
+                           f"{rule.min_expected_per_bin:g}+ rows; PSI warn {rule.psi_warn}, alert {rule.psi_alert}; "
+                           "features that grow with time since training are reported, never alarmed on")}
 
-    def _performance(self, tally: "WindowTally", reference: "ServingReference") -> dict[str, Any] | None:
-        y = np.asarray(tally.labelled_y, dtype=np.int8)
-        if not y.size:
+    def _performance(self, outcomes: "OutcomeTally", reference: "ServingReference", view: str,
+                     window: tuple[datetime, datetime]) -> dict[str, Any] | None:
+        if not outcomes.rows:
             return None
-        return summarize(y, np.asarray(tally.labelled_s), np.asarray(tally.labelled_day), reference.thresholds,
-                         self.config.top_k)
+        note = ("labels are still arriving for this window: unlabelled decisions count as legitimate, so "
+                "precision is understated; not used to judge the model" if view == "provisional" else
+                f"older than the label maturity ({self.config.label_maturity_days:g} days): unlabelled decisions "
+                "count as legitimate")
+        return {"view": view, "note": note, "start": window[0].isoformat(), "end": window[1].isoformat(),
+                **outcomes.summary(reference.thresholds, self.config.top_k)}
+
+    def _shadow(self, matured: "OutcomeTally", reference: "ServingReference", shadow: dict[str, Any] | None,
+                window: tuple[datetime, datetime]) -> dict[str, Any] | None:
+        """The champion and the shadow challenger on the matured decisions both scored."""
+        if not shadow:
+            return None
+        version = shadow.get("version")
+        both = matured.with_shadow(version)
+        out: dict[str, Any] = {"version": version, "start": window[0].isoformat(), "end": window[1].isoformat(),
+                               "rows": both.rows}
+        if not both.rows:
+            out["note"] = "no matured decision was scored by this shadow yet"
+            return out
+        thresholds = dict(shadow.get("thresholds") or reference.thresholds)
+        out["champion"] = both.summary(reference.thresholds, self.config.top_k)
+        out["shadow"] = both.summary(thresholds, self.config.top_k, shadow=True)
+        return out
 
     def breaches(self, evaluation: dict[str, Any]) -> list[str]:
         reasons = []
@@ -190,11 +230,12 @@ class MonitoringService:
         score = evaluation["drift"]["score"]
         if score and score["status"] == "alert":
             reasons.append(f"score distribution drift (PSI {score['psi']:.3f})")
-        perf = evaluation["performance"]
-        if perf and perf["positives"] >= self.config.min_labelled_fraud:
+        perf = evaluation["performance"]  # the matured view only: fresh labels are mostly the model's own alerts
+        if perf and perf["positives"] >= self.config.min_labelled_fraud and set(perf["model_versions"]) == {
+                evaluation["model_version"]}:
             recall = perf["at_thresholds"]["medium"]["recall"]
             if recall is not None and recall < self.config.min_recall:
-                reasons.append(f"live recall at the review threshold {recall:.2f} < {self.config.min_recall}")
+                reasons.append(f"matured recall at the review threshold {recall:.2f} < {self.config.min_recall}")
         return reasons
 
     # -- the timer's run --------------------------------------------------------------------
@@ -210,7 +251,9 @@ class MonitoringService:
         report = {"run_at": now.isoformat(), "labels": {**ingested, **joined}, "merchant_risk": merchant_risk,
                   **evaluation, "breaches": reasons}
         report["retrain_request"] = None
-        if reasons:
+        if reasons and evaluation["warming_up"]:
+            report["retrain_withheld"] = f"warming up: {evaluation['warming_up']}"
+        elif reasons:
             report["retrain_request"] = self.reports.request_retrain(
                 {"requested_at": now.isoformat(), "reasons": reasons, "model_version": evaluation["model_version"],
                  "window": evaluation["window"]}, now, timedelta(hours=self.config.retrain_cooldown_hours))
@@ -242,7 +285,7 @@ class ServingReference:
             version=manifest.get("version"),
             feature_names=names,
             features={n: ReferenceHistogram.from_dict(stored[n]) for n in names if n in stored},
-            train_rows=int(manifest.get("rows", {}).get("train", 0)),
+            train_rows=int(reference.get("rows") or manifest.get("rows", {}).get("train", 0)),
             score=ReferenceHistogram.from_dict(reference["score"]) if "score" in reference else None,
             thresholds=dict(manifest.get("thresholds", {})),
             alert_rate=reference.get("alert_rate"),
@@ -250,48 +293,105 @@ class ServingReference:
 
 
 @dataclass
+class OutcomeTally:
+    """Decisions with their outcome: the label, or legitimate while none has arrived."""
+
+    y: list[int] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    days: list[int] = field(default_factory=list)
+    customers: list[str] = field(default_factory=list)
+    shadow_scores: list[float | None] = field(default_factory=list)
+    shadow_versions: list[str | None] = field(default_factory=list)
+    versions: Counter = field(default_factory=Counter)
+    labelled: int = 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.y)
+
+    def add(self, row: dict[str, Any]) -> None:
+        label = row.get("label")
+        known = label not in (None, "")
+        self.labelled += known
+        self.y.append(int(label) if known else 0)
+        self.scores.append(float(row.get("fraud_score") or 0.0))
+        self.days.append(row["event_time"].astimezone(timezone.utc).date().toordinal())
+        self.customers.append(row.get("customer_id") or "")
+        shadow = row.get("shadow_score")
+        self.shadow_scores.append(None if shadow in (None, "") else float(shadow))
+        self.shadow_versions.append(row.get("shadow_version"))
+        self.versions[row.get("model_version") or ""] += 1
+
+    def with_shadow(self, version: str | None) -> "OutcomeTally":
+        """The rows the shadow ``version`` also scored (its score in ``shadow_scores``)."""
+        kept = OutcomeTally()
+        for i, score in enumerate(self.shadow_scores):
+            if score is not None and self.shadow_versions[i] == version:
+                for name in ("y", "scores", "days", "customers", "shadow_scores", "shadow_versions"):
+                    getattr(kept, name).append(getattr(self, name)[i])
+        kept.versions = Counter({"(shadow rows)": kept.rows})
+        return kept
+
+    def summary(self, thresholds: dict[str, float], k: int, shadow: bool = False) -> dict[str, Any]:
+        scores = np.asarray(self.shadow_scores if shadow else self.scores, dtype=np.float64)
+        y = np.asarray(self.y, dtype=np.int8)
+        return {"labelled": self.labelled, "unlabelled_counted_as_legitimate": self.rows - self.labelled,
+                "model_versions": dict(self.versions),
+                **summarize(y, scores, np.asarray(self.days), thresholds, k, customers=np.asarray(self.customers, dtype=object)),
+                "expected_calibration_error": expected_calibration_error(y, scores)}
+
+
+@dataclass
 class WindowTally:
-    """The window's decisions as the report needs them, accumulated row by row."""
+    """The fresh window's decisions as the report needs them, accumulated row by row."""
 
     reference: ServingReference
     rows: int = 0
     scores: list[float] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
-    labelled_y: list[int] = field(default_factory=list)
-    labelled_s: list[float] = field(default_factory=list)
-    labelled_day: list[int] = field(default_factory=list)
+    outcomes: OutcomeTally = field(default_factory=OutcomeTally)
     per_hour: Counter = field(default_factory=Counter)
     alerts_per_hour: Counter = field(default_factory=Counter)
     features: DriftAccumulator | None = None
+    score: DriftAccumulator | None = None  # the serving model's own scores only
     _chunk: list[np.ndarray] = field(default_factory=list)
+    _chunk_scores: list[float | None] = field(default_factory=list)
 
     CHUNK_ROWS = 5000
 
     def __post_init__(self) -> None:
         if self.reference.features:
             self.features = DriftAccumulator(self.reference.features, self.reference.train_rows)
+        if self.reference.score is not None:
+            self.score = DriftAccumulator({"score": self.reference.score}, self.reference.train_rows)
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows += 1
+        score = float(row.get("fraud_score") or 0.0)
         if self.features is not None and row.get("features"):
             vector = unpack_features(row["features"])
             if len(vector) == len(self.reference.feature_names):
                 self._chunk.append(vector)
+                self._chunk_scores.append(score if row.get("model_version") == self.reference.version else None)
                 if len(self._chunk) >= self.CHUNK_ROWS:
                     self.flush()
-        score = float(row.get("fraud_score") or 0.0)
         self.scores.append(score)
         self.latencies.append(float(row.get("latency_ms") or 0.0))
-        when = row["event_time"].astimezone(timezone.utc)
-        hour = when.strftime("%Y-%m-%dT%H:00Z")
+        hour = row["event_time"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:00Z")
         self.per_hour[hour] += 1
         if row.get("risk_level") == "High":
             self.alerts_per_hour[hour] += 1
-        label = row.get("label")
-        if label not in (None, ""):
-            self.labelled_y.append(int(label))
-            self.labelled_s.append(score)
-            self.labelled_day.append(when.date().toordinal())
+        if "customer_id" in row or "label" in row:
+            self.outcomes.add(row)
+
+    def warming_up(self) -> str | None:
+        """Why the window cannot judge the serving model yet: some of its decisions were made
+        by another model (it changed within the window)."""
+        others = {v: n for v, n in self.outcomes.versions.items() if v != self.reference.version}
+        if not others or self.reference.version is None:
+            return None
+        return (f"{sum(others.values())} of the window's {self.outcomes.rows} decisions were made by "
+                f"{', '.join(sorted(others))}, not the serving {self.reference.version}")
 
     def volume_per_hour(self) -> dict[str, int]:
         return dict(sorted(self.per_hour.items()))
@@ -300,9 +400,17 @@ class WindowTally:
         return {h: self.alerts_per_hour[h] / n for h, n in sorted(self.per_hour.items())}
 
     def flush(self) -> None:
-        """Feed the buffered feature vectors to the drift accumulator, a matrix at a time."""
+        """Feed the buffered feature vectors to the drift accumulators, a matrix at a time."""
         if self.features is not None and self._chunk:
             matrix = np.stack(self._chunk).astype(np.float32, copy=False)
-            for i, name in enumerate(self.reference.feature_names):
-                self.features.add(name, matrix[:, i])
+            names = self.reference.feature_names
+            strata = (calendar_strata(matrix[:, names.index("hour_of_day")], matrix[:, names.index("is_weekend")])
+                      if "hour_of_day" in names and "is_weekend" in names else None)
+            self.features.add({name: matrix[:, i] for i, name in enumerate(self.reference.feature_names)}, strata)
+            if self.score is not None:
+                mine = np.asarray([s is not None for s in self._chunk_scores])
+                if mine.any():
+                    served = np.asarray([s for s in self._chunk_scores if s is not None], dtype=np.float64)
+                    self.score.add({"score": served}, None if strata is None else strata[mine])
         self._chunk.clear()
+        self._chunk_scores.clear()

@@ -11,7 +11,7 @@ from shared.domain.labels import Label
 from shared.service.monitoring import MonitoringConfig, MonitoringService
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
-MANIFEST = {"version": "m1", "feature_names": ["a", "b"], "thresholds": {"high": 0.8, "medium": 0.5, "alert": 0.7}}
+MANIFEST = {"version": "test-v1", "feature_names": ["a", "b"], "thresholds": {"high": 0.8, "medium": 0.5, "alert": 0.7}}
 
 
 class Clock:
@@ -74,14 +74,17 @@ def test_a_quiet_window_is_reported_without_a_retrain_request(parts):
     assert parts["reports"].latest()["window"]["decisions"] == 40
 
 
-def test_low_live_recall_asks_for_a_retrain_once_per_cooldown(parts):
-    missed = [decision_record(f"F{i}", NOW - timedelta(hours=2, minutes=i), "Low", score=0.1) for i in range(25)]
-    caught = [decision_record(f"G{i}", NOW - timedelta(hours=3, minutes=i), "High", score=0.9) for i in range(5)]
+MATURED = NOW - timedelta(days=7)  # the label maturity (the label delay by default)
+
+
+def test_low_matured_recall_asks_for_a_retrain_once_per_cooldown(parts):
+    missed = [decision_record(f"F{i}", MATURED - timedelta(hours=2, minutes=i), "Low", score=0.1) for i in range(25)]
+    caught = [decision_record(f"G{i}", MATURED - timedelta(hours=3, minutes=i), "High", score=0.9) for i in range(5)]
     parts["audit"].write(missed + caught)
     service = monitor(parts)
     service.accept_labels([Label(r.transaction_id, True, None, NOW, "case") for r in missed + caught])
     first = service.run()
-    assert first["performance"]["positives"] == 30
+    assert first["performance"]["positives"] == 30 and first["performance"]["view"] == "matured"
     assert first["performance"]["at_thresholds"]["medium"]["recall"] == pytest.approx(5 / 30)
     assert first["breaches"] and "recall" in first["breaches"][0] and first["retrain_request"] is not None
     parts["clock"].now = NOW + timedelta(hours=1)
@@ -91,7 +94,7 @@ def test_low_live_recall_asks_for_a_retrain_once_per_cooldown(parts):
 
 
 def test_too_few_labelled_frauds_judge_no_recall(parts):
-    parts["audit"].write([decision_record(f"F{i}", NOW - timedelta(hours=2), "Low", score=0.1) for i in range(5)])
+    parts["audit"].write([decision_record(f"F{i}", MATURED - timedelta(hours=2), "Low", score=0.1) for i in range(5)])
     service = monitor(parts)
     service.accept_labels([Label(f"F{i}", True, None, NOW, "case") for i in range(5)])
     assert service.run()["breaches"] == []
