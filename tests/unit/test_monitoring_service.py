@@ -3,6 +3,7 @@ request's cooldown (tests/integration/test_monitoring.py runs the timer on Azuri
 real model and its drift reference)."""
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 
 from fakes import FakeAuditLog, FakeLabelFiles, FakeLabelStore, FakeMerchantRiskStore, FakeReports
@@ -98,3 +99,61 @@ def test_too_few_labelled_frauds_judge_no_recall(parts):
     service = monitor(parts)
     service.accept_labels([Label(f"F{i}", True, None, NOW, "case") for i in range(5)])
     assert service.run()["breaches"] == []
+
+
+def test_matured_performance_counts_unlabelled_decisions_as_legitimate(parts):
+    """The matured window [now - maturity - w, now - maturity) judged with unlabelled decisions
+    as legitimate equals the same figures computed directly; the fresh window is provisional."""
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(3)
+    scores = rng.random(80).round(4)
+    labels = {i: 1 for i in range(0, 80, 7)} | {i: 0 for i in range(3, 80, 11)}  # the rest never labelled
+    matured = [decision_record(f"M{i}", MATURED - timedelta(hours=1, minutes=10 * i), "Low", customer=f"C{i % 9}",
+                               score=float(s)) for i, s in enumerate(scores)]
+    fresh = [decision_record(f"N{i}", NOW - timedelta(hours=1, minutes=i), "Low", score=0.9) for i in range(5)]
+    too_old = [decision_record("OLD", MATURED - timedelta(hours=30), "Low", score=0.99)]
+    parts["audit"].write(matured + fresh + too_old)
+    service = monitor(parts)
+    service.accept_labels([Label(f"M{i}", bool(v), None, NOW, "case") for i, v in labels.items()]
+                          + [Label("N0", True, None, NOW, "analyst"), Label("OLD", True, None, NOW, "case")])
+    report = service.run()
+
+    y = np.array([labels.get(i, 0) for i in range(80)])
+    perf = report["performance"]
+    assert perf["view"] == "matured" and (perf["rows"], perf["positives"]) == (80, int(y.sum()))
+    assert perf["labelled"] == len(labels) and perf["unlabelled_counted_as_legitimate"] == 80 - len(labels)
+    assert perf["average_precision"] == pytest.approx(average_precision_score(y, scores))
+    flagged = scores > MANIFEST["thresholds"]["medium"]
+    medium = perf["at_thresholds"]["medium"]
+    assert medium["recall"] == pytest.approx((flagged & (y == 1)).sum() / y.sum())
+    assert medium["precision"] == pytest.approx((flagged & (y == 1)).sum() / flagged.sum())
+    assert perf["expected_calibration_error"] is not None
+    provisional = report["performance_provisional"]
+    assert provisional["view"] == "provisional" and "still arriving" in provisional["note"]
+    assert (provisional["rows"], provisional["positives"], provisional["labelled"]) == (5, 1, 1)
+
+
+def test_fresh_labels_never_judge_recall(parts):
+    """Labels of the fresh window are mostly the model's own alerts confirmed: a low recall
+    there asks for nothing."""
+    parts["audit"].write([decision_record(f"F{i}", NOW - timedelta(hours=2, minutes=i), "Low", score=0.1)
+                          for i in range(30)])
+    service = monitor(parts)
+    service.accept_labels([Label(f"F{i}", True, None, NOW, "case") for i in range(30)])
+    report = service.run()
+    assert report["performance"] is None and report["performance_provisional"]["positives"] == 30
+    assert report["breaches"] == [] and report["retrain_request"] is None
+
+
+def test_a_model_change_within_the_window_withholds_the_retrain_request(parts):
+    missed = [decision_record(f"F{i}", MATURED - timedelta(hours=2, minutes=i), "Low", score=0.1) for i in range(25)]
+    switched = [decision_record("OLD1", NOW - timedelta(hours=20), "Low", model_version="previous-v0"),
+                decision_record("NEW1", NOW - timedelta(hours=2), "Low")]
+    parts["audit"].write(missed + switched)
+    service = monitor(parts)
+    service.accept_labels([Label(r.transaction_id, True, None, NOW, "case") for r in missed])
+    report = service.run()
+    assert report["breaches"] and report["retrain_request"] is None
+    assert "warming up" in report["retrain_withheld"] and "previous-v0" in report["warming_up"]
+    assert parts["reports"].requests == []
