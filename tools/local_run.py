@@ -1,14 +1,21 @@
 """The main job, locally on Azurite: `make run`.
 
 1. storage resources created (tables, containers, queue);
-2. synthetic history generated; a model trained and published if none is current;
-3. customer profiles backfilled from the history;
-4. one simulated day streamed through the Event Hub function in host-sized batches
-   (with a few malformed events and a redelivered batch, as real streams have);
+2. synthetic history generated; a model trained and published if none is current, and a
+   quick challenger trained and set as the shadow (it scores beside the champion);
+3. customer profiles and merchant risk backfilled from the history;
+4. the last simulated days (label maturity + two days) streamed through the Event Hub
+   function in host-sized batches, day by day (with a few malformed events and a
+   redelivered batch, as real streams have); after each day the labels the bank knew by
+   then arrive as a label file and the monitoring service runs as of the day's end
+   (label join, merchant risk, drift, matured and provisional performance, shadow);
+   ``--inject-drift`` moves half of the last day's card and online payments to the mobile
+   channel (a new app), and the monitor runs once more 15 minutes later (the cooldown);
 5. the HTTP API served locally and called, including the seed's example
    (₦250,000 at 02:00 from a new device);
 6. a summary: events scored and dead-lettered, decisions by risk level, alerts,
-   throughput, latency percentiles, precision/recall against the simulated labels;
+   throughput, latency percentiles, precision/recall against the simulated labels, and
+   the monitor's drift, matured and provisional performance and shadow comparison;
 7. the API stays up (Ctrl-C stops it) unless --no-serve.
 """
 from __future__ import annotations
@@ -34,15 +41,52 @@ def say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def simulate(folder: Path, customers: int, days: int, seed: int) -> tuple[Path, list[dict]]:
-    """History CSV (all days but the last), and the last day's rows to stream; the simulation
-    ends yesterday (UTC), so the streamed day is recent and the monitoring window sees it."""
+def simulate(folder: Path, customers: int, days: int, seed: int, live_days: int) -> tuple[Path, list[dict]]:
+    """History CSV (all days but the last ``live_days``), and the last days' rows to stream;
+    the simulation ends yesterday, so the streamed days are recent."""
     from training.pipeline import simulate_csv, split_by_day
 
     everything = simulate_csv(folder / "transactions.csv", customers, days, seed, ends_yesterday=True)
     history = folder / "history.csv"
-    live, _ = split_by_day(everything, history, live_days=1)
+    live, _ = split_by_day(everything, history, live_days=live_days)
     return history, live
+
+
+def by_day(rows: list[dict]) -> list[tuple[datetime, list[dict]]]:
+    """The streamed rows per simulated (local) day, with each day's end."""
+    days: dict[str, list[dict]] = {}
+    for row in rows:
+        days.setdefault(row["timestamp"][:10], []).append(row)
+    out = []
+    for rows_of_day in days.values():
+        first = datetime.fromisoformat(rows_of_day[0]["timestamp"])
+        end = first.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+        out.append((end.astimezone(timezone.utc), rows_of_day))
+    return out
+
+
+def inject_drift(rows: list[dict], seed: int) -> int:
+    """A new mobile app: half of the day's card (POS) and online payments move to the mobile
+    channel. Returns how many rows moved."""
+    rng = np.random.default_rng(seed)
+    moved = 0
+    for row in rows:
+        if row.get("channel") in ("pos", "online") and rng.random() < 0.5:
+            row["channel"] = "mobile"
+            moved += 1
+    return moved
+
+
+def labels_known_by(rows: list[dict], until: datetime, sent: set[str]) -> bytes:
+    """A label file of the streamed rows whose label the bank had learned by ``until`` and
+    that were not sent before (legitimate transactions are never labelled)."""
+    lines = ["transaction_id,label,labelled_at,source"]
+    for row in rows:
+        known = row.get("labelled_at")
+        if known and row["transaction_id"] not in sent and datetime.fromisoformat(known) <= until:
+            sent.add(row["transaction_id"])
+            lines.append(f"{row['transaction_id']},{row['is_fraud']},{known},simulation")
+    return ("\n".join(lines) + "\n").encode()
 
 
 def ensure_model(services, history: Path, folder: Path) -> str:
@@ -72,21 +116,92 @@ def ensure_model(services, history: Path, folder: Path) -> str:
     return artifact.version
 
 
-def stream_day(rows: list[dict]) -> dict:
-    """Feed the day through the Event Hub function, as the host would, in batches."""
+def ensure_shadow(services, history: Path, folder: Path) -> str | None:
+    """A quick challenger (one hyperparameter candidate, another seed) trained on the same
+    history and set as the shadow: it scores every batch beside the champion, logged only."""
+    from training.pipeline import train_artifact
+
+    if services.registry.shadow().version is not None:
+        return services.registry.shadow().version
+    say("training a quick challenger (one hyperparameter candidate) to run as the shadow")
+    artifact = train_artifact(history, folder / "challenger", ["--search-candidates", "1", "--seed", "11"])
+    services.registry.publish(artifact)
+    services.registry.set_shadow(artifact.version, reason="make run: a quick challenger")
+    say(f"  shadow {artifact.version} set: it scores beside the champion, its scores only in the decision log")
+    return artifact.version
+
+
+def stream_day(rows: list[dict], garbage: bool = False) -> dict:
+    """Feed a day through the Event Hub function, as the host would, in batches; with
+    ``garbage``, two malformed events and a redelivered batch, as real streams have."""
     from tools.send_events import HOST_BATCH, feed_locally, to_event_payload
 
     payloads = [to_event_payload(r) for r in rows]
     bodies: list = list(payloads)
-    # real streams carry garbage now and then: it must be dead-lettered, not stop the stream
-    bodies[len(bodies) // 3:len(bodies) // 3] = [b"{truncated", {**payloads[0], "transaction_amount": -5,
-                                                                  "transaction_id": "BAD-1"}]
-    seconds = feed_locally(bodies, progress=lambda done, total: done % 1000 < HOST_BATCH and print(
+    if garbage:  # real streams carry garbage now and then: it must be dead-lettered, not stop the stream
+        bodies[len(bodies) // 3:len(bodies) // 3] = [b"{truncated", {**payloads[0], "transaction_amount": -5,
+                                                                      "transaction_id": "BAD-1"}]
+    seconds = feed_locally(bodies, progress=lambda done, total: done % 2000 < HOST_BATCH and print(
         f"   streamed {done}/{total} events", flush=True))
-    # at-least-once delivery: one batch arrives a second time, and must change nothing
-    middle = (len(bodies) // HOST_BATCH // 2) * HOST_BATCH
-    feed_locally(bodies[middle:middle + HOST_BATCH])
-    return {"events": len(bodies), "seconds": seconds, "redelivered": len(bodies[middle:middle + HOST_BATCH])}
+    redelivered = 0
+    if garbage:  # at-least-once delivery: one batch arrives a second time, and must change nothing
+        middle = (len(bodies) // HOST_BATCH // 2) * HOST_BATCH
+        feed_locally(bodies[middle:middle + HOST_BATCH])
+        redelivered = len(bodies[middle:middle + HOST_BATCH])
+    return {"events": len(bodies), "seconds": seconds, "redelivered": redelivered}
+
+
+def monitor_day(services, live_so_far: list[dict], day_end: datetime, sent: set[str]) -> dict:
+    """The bank's labels known by ``day_end`` arrive; the monitoring service runs as of then."""
+    services.label_files.upload(f"simulated/{day_end:%Y-%m-%dT%H%M}.csv", labels_known_by(live_so_far, day_end, sent))
+    return services.monitoring.run(now=day_end)
+
+
+def flagged(report: dict) -> dict[str, dict]:
+    return {n: d for n, d in report["drift"]["features"].items() if d["status"] in ("warn", "alert")}
+
+
+def say_monitoring(report: dict) -> None:
+    drift = report["drift"]
+    statuses = Counter(d["status"] for d in drift["features"].values())
+    say(f"  monitor as of {report['run_at'][:16]}: {report['window']['decisions']} decisions in the window, "
+        f"{report['labels']['joined']} labels joined; features {dict(statuses)}; score drift "
+        f"{(drift['score'] or {}).get('status')}; breaches {report['breaches'] or 'none'}; retrain request "
+        f"{report['retrain_request'] or 'none'}")
+    for name, d in sorted(flagged(report).items(), key=lambda kv: -kv[1]["psi"]):
+        say(f"    {d['status']:5s} {name:30s} PSI {d['psi']:.3f} (alert at {d['alert_at']:.2f}): {d['moved']}")
+
+
+def performance_lines(report: dict) -> list[str]:
+    lines = []
+    for key in ("performance", "performance_provisional"):
+        perf = report.get(key)
+        if not perf:
+            lines.append(f"{key}: no decisions in its window")
+            continue
+        review, block = perf["at_thresholds"]["medium"], perf["at_thresholds"]["high"]
+        k = next(name for name in perf if name.startswith("card_precision_top"))
+        lines.append(
+            f"{perf['view'].upper()} [{perf['start'][:16]} .. {perf['end'][:16]}): {perf['rows']} decisions, "
+            f"{perf['positives']} fraud ({perf['labelled']} labelled, {perf['unlabelled_counted_as_legitimate']} "
+            f"unlabelled counted legitimate); review precision {_f(review['precision'])} recall {_f(review['recall'])}; "
+            f"block precision {_f(block['precision'])} recall {_f(block['recall'])}; AP {_f(perf['average_precision'])}; "
+            f"{k} {_f(perf[k])}; ECE {_f(perf['expected_calibration_error'])}")
+    shadow = report.get("shadow")
+    if shadow and shadow.get("champion"):
+        for who in ("champion", "shadow"):
+            m = shadow[who]
+            k = next(name for name in m if name.startswith("card_precision_top"))
+            lines.append(f"SHADOW COMPARISON, {who:8s} ({shadow['version'] if who == 'shadow' else report['model_version']}) "
+                         f"on {shadow['rows']} matured decisions: AP {_f(m['average_precision'])}, {k} {_f(m[k])}, "
+                         f"ECE {_f(m['expected_calibration_error'])}, review recall {_f(m['at_thresholds']['medium']['recall'])}")
+    elif shadow:
+        lines.append(f"shadow {shadow['version']}: {shadow.get('note')}")
+    return lines
+
+
+def _f(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def call_api(base: str, body: dict) -> tuple[int, dict]:
@@ -130,15 +245,16 @@ def summarize(services, rows: list[dict], streamed: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.local_run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--customers", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=45)
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--days", type=int, default=53, help="simulated days in all (history + streamed)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--no-serve", action="store_true", help="exit after the summary")
+    parser.add_argument("--inject-drift", action="store_true",
+                        help="move half of the last day's card and online payments to the mobile channel")
     args = parser.parse_args(argv)
     os.environ.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
-    os.environ.setdefault("FRAUD_MONITOR_WINDOW_HOURS", "48")  # the streamed day is yesterday
 
     from shared.composition import app_services
     from tools.local_host import serve_in_background
@@ -149,18 +265,38 @@ def main(argv: list[str] | None = None) -> int:
     services = app_services()
     services.ensure_resources()
     folder = Path(args.data_dir)
-    say(f"simulating {args.customers} customers over {args.days} days (seed {args.seed})")
-    history, live = simulate(folder, args.customers, args.days, args.seed)
+    maturity = services.config.label_maturity_days
+    live_days = int(np.ceil(maturity)) + 2  # a matured window, the days between, and a fresh one
+    say(f"simulating {args.customers} customers over {args.days} days (seed {args.seed}); the last {live_days} "
+        f"(label maturity {maturity:g} days + 2) are streamed")
+    history, live = simulate(folder, args.customers, args.days, args.seed, live_days)
     ensure_model(services, history, folder)
+    ensure_shadow(services, history, folder)
     say("backfilling customer profiles from the history")
     history_data = read_labelled_csv(history)
     counts = write_profiles(services.profiles, build_profiles(history_data.transactions))
     say(f"  {counts['written']} written, {counts['kept']} already present")
-    merchants, as_of = build_merchant_risk(history_data, 7.0)
+    merchants, as_of = build_merchant_risk(history_data, services.config.label_delay_days)
     services.merchant_store.save(merchants, as_of)
     say(f"  merchant risk of {len(merchants)} merchants as of {datetime.fromtimestamp(as_of, timezone.utc):%Y-%m-%d %H:%M} UTC")
-    say(f"streaming {len(live)} transactions of {live[0]['timestamp'][:10]} through the Event Hub function")
-    streamed = stream_day(live)
+
+    days = by_day(live)
+    if args.inject_drift:
+        say(f"injecting drift: {inject_drift(days[-1][1], args.seed)} of the last day's card and online payments "
+            "move to the mobile channel")
+    streamed = {"events": 0, "seconds": 0.0, "redelivered": 0}
+    sent: set[str] = set()
+    reports = []
+    for i, (day_end, rows) in enumerate(days):
+        say(f"day {i + 1}/{len(days)}: streaming {len(rows)} transactions of {rows[0]['timestamp'][:10]} "
+            "through the Event Hub function")
+        for key, value in stream_day(rows, garbage=(i == 0)).items():
+            streamed[key] += value
+        reports.append(monitor_day(services, live[:sum(len(r) for _, r in days[:i + 1])], day_end, sent))
+        say_monitoring(reports[-1])
+    say("the monitor runs again 15 minutes later, as its timer would")
+    reports.append(services.monitoring.run(now=days[-1][0] + timedelta(minutes=15)))
+    say_monitoring(reports[-1])
 
     from function_app import indexed_functions
 
@@ -178,23 +314,25 @@ def main(argv: list[str] | None = None) -> int:
         say(f"POST /api/score ({title}) -> {status}")
         print(json.dumps(answer, indent=1, ensure_ascii=False))
 
-    say("dropping the day's fraud outcomes into the labels container and running the monitoring timer")
-    from azure.functions.timer import TimerRequest
-
-    from functions.monitor_timer import monitor_timer
-
-    labels = "transaction_id,label,source\n" + "".join(f"{r['transaction_id']},{r['is_fraud']},simulation\n" for r in live)
-    services.label_files.upload(f"simulated/{live[0]['timestamp'][:10]}.csv", labels.encode())
-    monitor_timer(TimerRequest())
-    report = services.monitoring_blobs.latest()
-    drifted = sorted(n for n, d in report["drift"]["features"].items() if d["status"] != "ok")
-    perf = report["performance"] or {}
-    say(f"  monitoring: {report['window']['decisions']} decisions in the window, {report['labels']['joined']} labels joined, "
-        f"ROC AUC {perf.get('roc_auc') or 0:.3f}, average precision {perf.get('average_precision') or 0:.3f}; "
-        f"features not 'ok': {drifted or 'none'}; retrain request: {report['retrain_request']}")
     summary = summarize(services, live, streamed)
+    final = reports[-2]
+    summary["monitoring"] = {
+        "runs": len(reports),
+        "retrain_requests": sum(1 for r in reports if r["retrain_request"]),
+        "runs_with_flagged_features": sum(1 for r in reports if flagged(r)),
+        "last_day": {"flagged_features": {n: {k: d[k] for k in ("status", "psi", "alert_at", "moved")}
+                                          for n, d in flagged(final).items()},
+                     "score_drift": final["drift"]["score"] and {k: final["drift"]["score"][k] for k in ("status", "psi")},
+                     "breaches": final["breaches"], "retrain_request": final["retrain_request"]},
+    }
     say("summary")
     print(json.dumps(summary, indent=1, ensure_ascii=False))
+    say("the monitor's judgement of the last day")
+    for line in performance_lines(final):
+        print(f"  {line}")
+    m = summary["monitoring"]
+    print(f"  {m['runs']} monitoring runs: {m['runs_with_flagged_features']} flagged features, "
+          f"{m['retrain_requests']} retrain request(s)")
     (folder / "run_summary.json").write_text(json.dumps(summary, indent=1))
     if args.no_serve:
         server.shutdown()

@@ -239,9 +239,11 @@ class MonitoringService:
         return reasons
 
     # -- the timer's run --------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def run(self, now: datetime | None = None) -> dict[str, Any]:
+        """One monitoring pass as of ``now`` (the clock's time by default; ``make run`` passes
+        the end of each simulated day)."""
         started = time.perf_counter()
-        now = self.clock()
+        now = now or self.clock()
         ingested = self.ingest_label_files()
         joined = self.join_labels()
         hourly: dict[str, dict[int, list[int]]] = {}
