@@ -194,7 +194,9 @@
       const f = features[n], y = T + i * rowH;
       s.append(svg("text", { x: L - 6, y: y + rowH - 5, "text-anchor": "end" }, n));
       const bar = svg("rect", { x: L, y: y + 2, width: Math.max(1, xOf(f.psi || 0) - L), height: rowH - 5, class: f.status || "ok" });
-      bar.append(svg("title", {}, n + ": PSI " + fmtNum(f.psi, 4) + " (" + (f.status || "?") + ")" + (f.test ? ", " + f.test + " p=" + fmtNum(f.p_value, 4) : "")));
+      bar.append(svg("title", {}, n + ": PSI " + fmtNum(f.psi, 4) + " (" + (f.status || "?") +
+        (f.alert_at ? ", alert at " + fmtNum(f.alert_at, 2) : "") + ")" + (f.test ? ", " + f.test + " p=" + fmtNum(f.p_value, 4) : "") +
+        (f.moved ? "; " + f.moved : "") + (f.reason ? "; " + f.reason : "")));
       s.append(bar);
       s.append(svg("text", { x: xOf(f.psi || 0) + 4, y: y + rowH - 5 }, fmtNum(f.psi, 3) + ((f.psi || 0) > max ? " ▸" : "")));
     });
@@ -203,7 +205,7 @@
       s.append(svg("text", { x: xOf(v) + (label === "warn" ? -3 : 3), y: T - 7, "text-anchor": label === "warn" ? "end" : "start" }, label + " " + v));
     });
     s.append(svg("line", { x1: L, x2: L, y1: T, y2: T + names.length * rowH, class: "axis" }));
-    legend(s, L, H - 6, [["ok", "ok"], ["warn", "warn"], ["alert", "alert"]]);
+    legend(s, L, H - 6, [["ok", "ok"], ["warn", "warn"], ["alert", "alert"], ["excluded", "never alarmed"]]);
     container.replaceChildren(s);
   }
 
@@ -246,7 +248,7 @@
     groupedBars($("chart-perf"), Object.keys(at).sort((a, b) => at[a].threshold - at[b].threshold).map((k) => ({
       label: k + " (> " + at[k].threshold + ")", values: { precision: at[k].precision, recall: at[k].recall } })),
       [["precision", "bar", "precision"], ["recall", "bar2", "recall"]],
-      { max: 1, tick: (v) => v.toFixed(2), value: (v) => fmtNum(v, 2), empty: "no labelled decisions in the window yet" });
+      { max: 1, tick: (v) => v.toFixed(2), value: (v) => fmtNum(v, 2), empty: "no matured decisions yet (labels take the maturity to arrive)" });
     const lat = stats.latency_ms || {};
     groupedBars($("chart-latency"), ["p50", "p95", "p99"].filter((k) => lat[k] !== null && lat[k] !== undefined)
       .map((k) => ({ label: k, values: { ms: lat[k] } })), [["ms", "bar", "ms"]],

@@ -156,7 +156,8 @@ def _from_report(report: dict[str, Any]) -> dict[str, Any]:
     performance = report.get("performance") or None
     live = None
     if performance:
-        live = {"rows": performance.get("rows"), "positives": performance.get("positives"),
+        live = {"view": performance.get("view"), "start": performance.get("start"), "end": performance.get("end"),
+                "rows": performance.get("rows"), "positives": performance.get("positives"),
                 "roc_auc": performance.get("roc_auc"), "average_precision": performance.get("average_precision"),
                 "at_thresholds": performance.get("at_thresholds") or {}}
     return {

@@ -153,7 +153,12 @@ def test_stats_from_the_monitoring_report(published, services, every_decision_hi
     assert sum(stats["volume_per_hour"].values()) == 6
     assert set(stats["drift"]["features"]) == set(published.manifest["feature_names"])
     assert all({"psi", "status"} <= set(f) for f in stats["drift"]["features"].values())
-    assert stats["performance"]["rows"] == 2 and "medium" in stats["performance"]["at_thresholds"]
+    assert stats["performance"] is None  # fresh labels are provisional: the dashboard judges matured ones only
     assert set(stats["latency_ms"]) == {"p50", "p95", "p99"}
     assert sum(stats["score_distribution"]["counts"]) == 6
     assert stats["model"]["version"] == published.version
+    # a label maturity later, the same decisions are the matured window (unlabelled ones legitimate)
+    app_services().monitoring.run(now=now + timedelta(days=app_services().config.label_maturity_days))
+    matured = body(stats_http(http_get("stats")))["performance"]
+    assert (matured["view"], matured["rows"], matured["positives"]) == ("matured", 6, 1)
+    assert "medium" in matured["at_thresholds"]

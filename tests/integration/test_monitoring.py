@@ -48,10 +48,11 @@ def monitoring_at(services, now=NOW):
 
 
 def sample(replayed, manifest, n, seed):
+    """Rows of the model's test window: the period its drift reference describes."""
     data, X = replayed
     times = data.times
     windows = manifest["data"]["windows"]
-    lo, hi = (datetime.fromisoformat(windows[k]).timestamp() for k in ("train_start", "train_end"))
+    lo, hi = (datetime.fromisoformat(windows[k]).timestamp() for k in ("test_start", "test_end"))
     idx = np.flatnonzero((times >= lo) & (times < hi))
     pick = np.random.default_rng(seed).choice(idx, size=n, replace=False)
     return X[pick].copy(), data.labels[pick]
@@ -93,14 +94,16 @@ def test_injected_drift_is_flagged_on_the_right_features_and_asks_once(published
     assert latest["run_at"] == later["run_at"]
 
 
-def test_live_performance_equals_a_reference_computation(published, services, replayed):
+def test_matured_performance_equals_a_reference_computation(published, services, replayed):
     X, y = sample(replayed, published.manifest, 2000, seed=3)
-    scores = log_decisions(services, published, X, y, NOW - timedelta(hours=21), "P")
+    matured = NOW - timedelta(days=services.config.label_maturity_days)
+    scores = log_decisions(services, published, X, y, matured - timedelta(hours=21), "P")
     services.label_store.put([__import__("shared.domain.labels", fromlist=["Label"]).Label(f"P{i}", bool(v), None, None, "test")
                               for i, v in enumerate(y)])
     report = monitoring_at(services).run()
-    assert report["labels"]["joined"] == 2000 and report["window"]["labelled"] == 2000
+    assert report["labels"]["joined"] == 2000 and report["window"]["decisions"] == 0
     perf = report["performance"]
+    assert (perf["view"], perf["rows"], perf["labelled"]) == ("matured", 2000, 2000)
     assert perf["roc_auc"] == pytest.approx(skm.roc_auc_score(y, scores))
     assert perf["average_precision"] == pytest.approx(skm.average_precision_score(y, scores))
     medium = perf["at_thresholds"]["medium"]
@@ -108,10 +111,15 @@ def test_live_performance_equals_a_reference_computation(published, services, re
     assert medium["threshold"] == review
     assert medium["precision"] == pytest.approx(skm.precision_score(y, scores > review, zero_division=0))
     assert medium["recall"] == pytest.approx(skm.recall_score(y, scores > review))
-    assert report["latency_ms"]["p50"] == pytest.approx(np.percentile(5.0 + np.arange(2000) % 7, 50))
-    assert sum(report["volume_per_hour"].values()) == 2000
+    assert perf["expected_calibration_error"] == pytest.approx(
+        np.abs(np.bincount(np.minimum((scores * 10).astype(int), 9), weights=y - scores, minlength=10)).sum() / len(y))
+    # the same decisions as the fresh window of a run a maturity earlier: volume, latency, scores
+    fresh = monitoring_at(services, matured).run()
+    assert fresh["performance_provisional"]["view"] == "provisional"
+    assert fresh["latency_ms"]["p50"] == pytest.approx(np.percentile(5.0 + np.arange(2000) % 7, 50))
+    assert sum(fresh["volume_per_hour"].values()) == 2000
     expected_counts, _ = np.histogram(scores, bins=20, range=(0.0, 1.0))
-    assert report["score_distribution"]["counts"] == expected_counts.tolist()
+    assert fresh["score_distribution"]["counts"] == expected_counts.tolist()
 
 
 def test_labels_from_files_and_http_are_joined_exactly_once(published, services):
