@@ -174,6 +174,7 @@ class AppServices:
             min_recall=self.config.retrain_min_recall,
             label_delay_days=self.config.label_delay_days,
             label_maturity_days=self.config.label_maturity_days,
+            min_expected_per_bin=self.config.drift_min_bin_rows,
         )
         return MonitoringService(self.audit, self.label_store, self.label_files, self.monitoring_blobs,
                                  self.serving_manifest, merchants=self.merchant_store, config=config)

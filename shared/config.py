@@ -79,6 +79,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAUD_MONITOR_WINDOW_HOURS", "24", "Recent window of logged decisions that drift and performance use."),
     Setting("FRAUD_PSI_WARN", "0.1", "Population stability index at which a feature is flagged 'warn'."),
     Setting("FRAUD_PSI_ALERT", "0.2", "PSI at which a feature is flagged 'alert' (asks for retraining)."),
+    Setting("FRAUD_DRIFT_MIN_BIN_ROWS", "20", "Rows a drift bin must expect; sparser adjacent bins are merged."),
     Setting("FRAUD_RETRAIN_MIN_RECALL", "0.5", "Live recall at the review threshold below which retraining is asked for."),
     Setting("FRAUD_RETRAIN_MIN_LABELLED_FRAUD", "20", "Labelled fraud needed in the window before recall is judged."),
     Setting("FRAUD_RETRAIN_COOLDOWN_HOURS", "24", "At most one retrain request per this many hours."),
@@ -154,6 +155,7 @@ class FraudConfig:
     monitor_window_hours: float
     psi_warn: float
     psi_alert: float
+    drift_min_bin_rows: float
     retrain_min_recall: float
     retrain_min_labelled_fraud: int
     retrain_cooldown_hours: float
@@ -203,6 +205,7 @@ class FraudConfig:
             monitor_window_hours=number("FRAUD_MONITOR_WINDOW_HOURS"),
             psi_warn=number("FRAUD_PSI_WARN"),
             psi_alert=number("FRAUD_PSI_ALERT"),
+            drift_min_bin_rows=number("FRAUD_DRIFT_MIN_BIN_ROWS"),
             retrain_min_recall=number("FRAUD_RETRAIN_MIN_RECALL"),
             retrain_min_labelled_fraud=setting_int("FRAUD_RETRAIN_MIN_LABELLED_FRAUD", env),
             retrain_cooldown_hours=number("FRAUD_RETRAIN_COOLDOWN_HOURS"),
