@@ -95,9 +95,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAUD_RETRAIN_SEARCH_CANDIDATES", "3", "Hyperparameter candidates a retrain tries (early-stopped, time-ordered)."),
     Setting("FRAUD_PROMOTION_MIN_AP_GAIN", "0.005", "Average-precision gain a challenger needs over the champion to be promoted."),
     Setting("FRAUD_PROMOTION_MAX_ALERT_RATIO", "1.25", "Review alerts per day a challenger may send on the holdout, as a "
-            "multiple of the champion's (each at its own threshold); empty: no budget relative to the champion."),
-    Setting("FRAUD_PROMOTION_MAX_ALERTS_PER_DAY", "", "Review alerts per day a challenger may send on the holdout at "
-            "most (the analysts' capacity); empty: no absolute budget."),
+            "multiple of the champion's (each at its own threshold), when no capacity is set; empty: no relative budget."),
+    Setting("FRAUD_PROMOTION_MAX_ALERTS_PER_DAY", "", "The analysts' capacity: review alerts per day a challenger may "
+            "send on the holdout; when set it is the budget instead of the ratio to the champion."),
     Setting("FRAUD_PROMOTION_MAX_ECE_INCREASE", "0.01", "How much higher than the champion's a challenger's expected "
             "calibration error (ECE, 10 bins) may be on the holdout."),
     Setting("FRAUD_PROMOTION_TOP_K", "20", "Customers a day in card precision@k, the analysts' queue metric of a "

@@ -12,7 +12,8 @@
 
    * holdout: the newest ``holdout_share`` of the rows, moved later when needed so that it
      starts at or after the champion's training end (its manifest's ``windows``; a manifest
-     without them: its ``created_at``, see ``shared.domain.promotion.champion_training_end``).
+     without them: its ``created_at``; neither: the gate refuses promotion; see
+     ``shared.domain.promotion.champion_training_end``).
      Never down-sampled: its base rate is the data's.
    * training: every row more than ``FRAUD_LABEL_DELAY_DAYS`` before the holdout starts. Fit,
      hyperparameter search, calibration and the threshold choice all happen there; the rows in
@@ -28,10 +29,10 @@
 4. ``shared.domain.promotion.PromotionGate`` judges them, each at its own thresholds, on
    average precision, card precision@k per day, ECE and review alerts per day. Promotion needs
    an AP gain of ``FRAUD_PROMOTION_MIN_AP_GAIN`` with card precision@k not lower, ECE at most
-   ``FRAUD_PROMOTION_MAX_ECE_INCREASE`` worse, review alerts per day within
-   ``FRAUD_PROMOTION_MAX_ALERT_RATIO`` x the champion's (and ``FRAUD_PROMOTION_MAX_ALERTS_PER_DAY``
-   when set), and the holdout placed as above. Without a compatible champion the challenger is
-   promoted when its holdout is valid and within the absolute budget.
+   ``FRAUD_PROMOTION_MAX_ECE_INCREASE`` worse, review alerts per day within the analysts'
+   capacity ``FRAUD_PROMOTION_MAX_ALERTS_PER_DAY`` when set, else within
+   ``FRAUD_PROMOTION_MAX_ALERT_RATIO`` x the champion's, and the holdout placed as above. Without a compatible champion the challenger is promoted when its holdout is valid
+   and within the capacity.
 
 The candidate is published either way: its manifest's ``promotion`` holds every figure of both
 models, every check and why it was or was not promoted; ``data`` holds the served-row counts

@@ -26,8 +26,11 @@ Promotion needs every check to pass:
 * ``average_precision_gain``: AP gains at least ``min_ap_gain``;
 * ``card_precision_not_worse``: card precision@k does not fall;
 * ``calibration_not_worse``: ECE rises by at most ``max_ece_increase``;
-* ``alert_budget``: the challenger's review alerts per day are at most the champion's x
-  ``max_alert_ratio`` and, when set, at most ``max_alerts_per_day`` (the analysts' capacity).
+* ``alert_budget``: the challenger's review alerts per day are at most ``max_alerts_per_day``
+  when that is set (the analysts' capacity: the budget, whatever the champion sends); otherwise
+  at most the champion's x ``max_alert_ratio`` (workload must not jump without anyone saying
+  the analysts can take it). A champion that sends no review on the holdout gives no relative
+  budget (the check passes and says so).
 
 Without a compatible champion only the challenger's window and the absolute alert budget are
 checked (the result says so). The result is a JSON-able dict: ``promoted``, ``reason`` (one
@@ -196,7 +199,7 @@ class PromotionGate:
 
     min_ap_gain: float = 0.005
     max_alert_ratio: float | None = 1.25  # None: no budget relative to the champion
-    max_alerts_per_day: float | None = None  # None: no absolute budget
+    max_alerts_per_day: float | None = None  # the analysts' capacity; when set, it is the budget
     max_ece_increase: float = 0.01
     k: int = 100  # card precision@k: customers an analyst queue takes a day
     ece_bins: int = 10
@@ -269,21 +272,19 @@ class PromotionGate:
 
     def _alert_budget(self, new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
         alerts = new["review"]["alerts_per_day"]
-        limits: list[tuple[float, str]] = []
-        notes = []
-        if old is not None and self.max_alert_ratio is not None:
+        budget, source = None, "no budget applies"
+        if self.max_alerts_per_day is not None:
+            budget, source = self.max_alerts_per_day, "the configured analysts' capacity"
+        elif old is not None and self.max_alert_ratio is not None:
             base = old["review"]["alerts_per_day"]
             if base > 0:
-                limits.append((base * self.max_alert_ratio, f"{self.max_alert_ratio:g} x the champion's {base:.1f}"))
+                budget, source = base * self.max_alert_ratio, f"{self.max_alert_ratio:g} x the champion's {base:.1f}"
             else:
-                notes.append("the champion sends no reviews on the holdout, so no budget relative to it")
-        if self.max_alerts_per_day is not None:
-            limits.append((self.max_alerts_per_day, "the configured budget"))
-        budget, source = min(limits) if limits else (None, "no budget applies")
+                source = "the champion sends no reviews on the holdout, so no budget relative to it"
         within = budget is None or alerts <= budget
         detail = (f"review alerts/day {alerts:.1f}"
                   + (f" vs the champion's {old['review']['alerts_per_day']:.1f}" if old is not None else "")
-                  + ("" if budget is None else f", {'within' if within else 'above'} the budget of {budget:.1f} ({source})")
-                  + "".join(f"; {note}" for note in notes))
+                  + (f"; {source}" if budget is None else
+                     f", {'within' if within else 'above'} the budget of {budget:.1f} ({source})"))
         return _check(within, detail, challenger=alerts, champion=old["review"]["alerts_per_day"] if old else None,
                       budget=budget, budget_source=source)

@@ -115,12 +115,21 @@ def test_a_challenger_that_wins_on_ap_but_doubles_alerts_per_day_is_refused(evid
     assert "above the budget of 50.0" in decision["reason"]
 
 
-def test_an_absolute_budget_binds_too_and_applies_without_a_champion(evidence):
+def test_a_configured_capacity_is_the_budget_with_or_without_a_champion(evidence):
+    holdout, challenger, champion = contenders(evidence, challenger_alerts=80.0)
+    capacity = PromotionGate(k=20, max_alerts_per_day=100.0)
+    assert capacity.judge(holdout, challenger, champion)["promoted"]  # twice the champion's, within capacity
+    tight = PromotionGate(k=20, max_alerts_per_day=30.0)
+    assert tight.judge(holdout, challenger, champion)["failed"] == ["alert_budget"]
+    alone = tight.judge(holdout, challenger, None, placement(100, 93, None))
+    assert not alone["promoted"] and "above the budget of 30.0 (the configured analysts' capacity)" in alone["reason"]
+
+
+def test_a_champion_sending_no_reviews_gives_no_relative_budget(evidence):
     holdout, challenger, champion = contenders(evidence)
-    capped = PromotionGate(k=20, max_alerts_per_day=30.0)
-    assert capped.judge(holdout, challenger, champion)["failed"] == ["alert_budget"]
-    alone = capped.judge(holdout, challenger, None, placement(100, 93, None))
-    assert not alone["promoted"] and "the configured budget" in alone["reason"]
+    silent = Contender("silent", champion.scores, {"medium": 1.0, "high": 1.0})
+    budget = GATE.judge(holdout, challenger, silent)["checks"]["alert_budget"]
+    assert budget["passed"] and budget["budget"] is None and "no budget relative to it" in budget["detail"]
 
 
 def test_worse_calibration_is_refused_even_with_the_same_ranking_gain(evidence):
