@@ -225,17 +225,17 @@ def retrain(registry: Any, blob_service: Any, audit: Any, trigger: str, config: 
                                          else (None, "no compatible champion"))
     try:
         split = split_for_promotion(rows.y, rows.times, champion_end, config)
-    except NothingToJudge as exc:
-        log.info(json.dumps({"event": "retrain_skipped", "trigger": trigger, "reason": str(exc)}))
+        data = rows.take(split.rows, split.weights)
+        slices = TrainingSlices.of(data.times, split.windows)
+        data_info = {"source": f"retrain ({trigger})", "base_files": names, "served": served_counts,
+                     "split": split.summary}
+        options = TrainingOptions(max_iter=config.max_iter, search_seconds=config.search_seconds,
+                                  search_candidates=config.search_candidates, baseline=False,
+                                  label_delay_days=config.label_delay_days, top_k=config.gate.k)
+        trained = fit_and_package(data, slices, options, version=None, data_info=data_info, timings={})
+    except (NothingToJudge, SystemExit) as exc:  # SystemExit: training's refusal (a slice without fraud, ...)
+        log.warning(json.dumps({"event": "retrain_skipped", "trigger": trigger, "reason": str(exc)}))
         return {"trigger": trigger, "outcome": "skipped", "reason": str(exc), "served": served_counts}
-
-    data = rows.take(split.rows, split.weights)
-    slices = TrainingSlices.of(data.times, split.windows)
-    data_info = {"source": f"retrain ({trigger})", "base_files": names, "served": served_counts, "split": split.summary}
-    options = TrainingOptions(max_iter=config.max_iter, search_seconds=config.search_seconds,
-                              search_candidates=config.search_candidates, baseline=False,
-                              label_delay_days=config.label_delay_days, top_k=config.gate.k)
-    trained = fit_and_package(data, slices, options, version=None, data_info=data_info, timings={})
     artifact = trained.artifact
     in_holdout = slices.test
     holdout = Holdout(data.y[in_holdout], data.days[in_holdout], data.customers[in_holdout])

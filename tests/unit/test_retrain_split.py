@@ -1,11 +1,17 @@
 """The retrain's split, pure: the holdout is the newest period, after the champion's training
 end, never down-sampled; the challenger's rows end a label delay before it; the row cap
-samples legitimate training rows only, and their weights undo the sampling."""
+samples legitimate training rows only, and their weights undo the sampling; served decisions
+enter once matured."""
+from datetime import datetime, timedelta, timezone
+
 import numpy as np
 import pytest
 
+from fakes import FakeModelRegistry
+from shared.domain.decision_record import pack_features
+from shared.domain.features import FEATURE_NAMES
 from shared.domain.promotion import DAY
-from training.retrain import NothingToJudge, RetrainConfig, sample_legitimate, split_for_promotion
+from training.retrain import NothingToJudge, RetrainConfig, retrain, sample_legitimate, split_for_promotion
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +77,40 @@ def test_weights_undo_the_sampling_of_legitimate_rows(rows):
     assert np.sum(weights * y[keep]) / np.sum(weights) == pytest.approx(y.mean())  # and the full base rate
     everything, ones, full = sample_legitimate(y, y.size)
     assert everything.size == y.size and np.all(ones == 1.0) and full == 1.0
+
+
+class NoBaseFiles:
+    def get_container_client(self, name):
+        return self
+
+    def list_blobs(self):
+        return []
+
+
+class AuditRows:
+    """The audit log's read port over given rows."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def read(self, start, end, select=None):
+        return (r for r in self.rows if start <= r["event_time"] < end)
+
+
+def served(now, days_ago, label):
+    return {"event_time": now - timedelta(days=days_ago), "label": label, "customer_id": "C1",
+            "features": pack_features(np.zeros(len(FEATURE_NAMES), np.float32))}
+
+
+def test_only_matured_served_decisions_enter_and_a_retrain_without_fraud_before_the_holdout_is_skipped():
+    now = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    audit = AuditRows([served(now, 20, ""), served(now, 15, 0), served(now, 12, 1), served(now, 3, ""),
+                       served(now, 2, 1), served(now, 40, 1)])  # the last: outside the lookback
+    outcome = retrain(FakeModelRegistry(), NoBaseFiles(), audit, "test", RetrainConfig(label_delay_days=7.0), now=now)
+    assert outcome["outcome"] == "skipped" and "no fraud in the rows more than 7 days before" in outcome["reason"]
+    counts = outcome["served"]
+    assert counts["read"] == 5 and counts["labelled"] == 2 and counts["matured_unlabelled_as_legitimate"] == 1
+    assert counts["fresh_labelled_left_out"] == 1 and counts["fresh_unlabelled_left_out"] == 1
+    longer = retrain(FakeModelRegistry(), NoBaseFiles(), audit, "test",
+                     RetrainConfig(label_delay_days=7.0, label_maturity_days=14.0), now=now)["served"]
+    assert longer["labelled"] == 1 and longer["fresh_labelled_left_out"] == 2 and longer["matured_before"].startswith("2026-05-18")
