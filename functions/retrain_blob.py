@@ -1,6 +1,8 @@
 """Blob-triggered retraining: a new base data file or a retrain request starts a
-champion/challenger retrain (``training/retrain.py``); a better model is promoted and every
-running scorer picks it up within FRAUD_MODEL_REFRESH_SECONDS, without a restart.
+champion/challenger retrain (``training/retrain.py``); a challenger that passes the promotion
+gate (ranking gain, calibration, alert budget, on a holdout neither model learned from) is
+promoted and every running scorer picks it up within FRAUD_MODEL_REFRESH_SECONDS, without a
+restart.
 
 ``source="EventGrid"``: the only blob trigger source on the Flex Consumption plan. In Azure
 an Event Grid subscription on the storage account delivers BlobCreated events for the two
@@ -25,16 +27,9 @@ def run_retrain(trigger: str) -> dict:
     from training.retrain import RetrainConfig, retrain
 
     services = app_services()
-    settings = services.config
-    config = RetrainConfig(
-        max_rows=settings.retrain_max_rows,
-        lookback_days=settings.retrain_lookback_days,
-        min_ap_gain=settings.promotion_min_ap_gain,
-        label_delay_days=settings.label_delay_days,
-        search_candidates=settings.retrain_search_candidates,
-    )
+    config = RetrainConfig.from_settings(services.config, services.promotion_gate)
     outcome = retrain(services.registry, services.blob_service, services.audit, trigger, config,
-                      training_container=settings.training_container)
+                      training_container=services.config.training_container)
     log.info(json.dumps({"event": "retrain_done", "trigger": trigger, "outcome": outcome["outcome"],
                          "version": outcome.get("version")}))
     return outcome

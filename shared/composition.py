@@ -18,6 +18,7 @@ from shared.adapters.audit_table import AuditLog
 from shared.adapters.dead_letter_blobs import DeadLetterStore
 from shared.domain.decision import DecisionPolicy, DecisionRules, Thresholds
 from shared.domain.model import FraudModel
+from shared.domain.promotion import PromotionGate
 from shared.adapters.label_table import LabelStore
 from shared.adapters.merchant_table import MerchantRiskCache, MerchantRiskStore
 from shared.adapters.model_registry import ModelRegistry
@@ -178,6 +179,15 @@ class AppServices:
         )
         return MonitoringService(self.audit, self.label_store, self.label_files, self.monitoring_blobs,
                                  self.serving_manifest, merchants=self.merchant_store, config=config)
+
+    @cached_property
+    def promotion_gate(self) -> PromotionGate:
+        """The champion/challenger policy: the retrain's gate, and the one to judge shadow evidence with."""
+        return PromotionGate(min_ap_gain=self.config.promotion_min_ap_gain,
+                             max_alert_ratio=self.config.promotion_max_alert_ratio,
+                             max_alerts_per_day=self.config.promotion_max_alerts_per_day,
+                             max_ece_increase=self.config.promotion_max_ece_increase,
+                             k=self.config.promotion_top_k)
 
     @cached_property
     def merchant_store(self) -> MerchantRiskStore:

@@ -89,10 +89,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAUD_LABEL_MATURITY_DAYS", "", "Days after which an unlabelled decision counts as legitimate (matured "
             "performance, the retrain's training set and gate); empty: FRAUD_LABEL_DELAY_DAYS."),
     Setting("FRAUD_TRAINING_CONTAINER", "training-data", "Blob container of base training data; a new CSV starts a retrain."),
-    Setting("FRAUD_RETRAIN_MAX_ROWS", "300000", "Row cap of a retrain (all fraud kept, legitimate rows sampled)."),
-    Setting("FRAUD_RETRAIN_LOOKBACK_DAYS", "30", "Labelled decisions from the audit log this far back join the training set."),
+    Setting("FRAUD_RETRAIN_MAX_ROWS", "300000", "Row cap of a retrain's training rows (all fraud kept, legitimate rows "
+            "sampled and weighted 1/keep rate); the holdout is never capped."),
+    Setting("FRAUD_RETRAIN_LOOKBACK_DAYS", "30", "Decisions from the audit log this far back join a retrain's rows once "
+            "matured (labelled, or unlabelled as legitimate)."),
     Setting("FRAUD_RETRAIN_SEARCH_CANDIDATES", "3", "Hyperparameter candidates a retrain tries (early-stopped, time-ordered)."),
     Setting("FRAUD_PROMOTION_MIN_AP_GAIN", "0.005", "Average-precision gain a challenger needs over the champion to be promoted."),
+    Setting("FRAUD_PROMOTION_MAX_ALERT_RATIO", "1.25", "Review alerts per day a challenger may send on the holdout, as a "
+            "multiple of the champion's (each at its own threshold), when no capacity is set; empty: no relative budget."),
+    Setting("FRAUD_PROMOTION_MAX_ALERTS_PER_DAY", "", "The analysts' capacity: review alerts per day a challenger may "
+            "send on the holdout; when set it is the budget instead of the ratio to the champion."),
+    Setting("FRAUD_PROMOTION_MAX_ECE_INCREASE", "0.01", "How much higher than the champion's a challenger's expected "
+            "calibration error (ECE, 10 bins) may be on the holdout."),
+    Setting("FRAUD_PROMOTION_TOP_K", "20", "Customers a day in card precision@k, the analysts' queue metric of a "
+            "retrain's evaluation and of the promotion gate."),
     Setting("FRAUD_HTTP_MAX_BODY_BYTES", "65536", "Largest HTTP request body accepted (413 above)."),
     Setting("FRAUD_STORAGE_RETRIES", "5", "Retries of a storage call on transient errors (exponential backoff)."),
 )
@@ -166,6 +176,10 @@ class FraudConfig:
     retrain_lookback_days: float
     retrain_search_candidates: int
     promotion_min_ap_gain: float
+    promotion_max_alert_ratio: float | None
+    promotion_max_alerts_per_day: float | None
+    promotion_max_ece_increase: float
+    promotion_top_k: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "FraudConfig":
@@ -217,6 +231,10 @@ class FraudConfig:
             retrain_lookback_days=number("FRAUD_RETRAIN_LOOKBACK_DAYS"),
             retrain_search_candidates=setting_int("FRAUD_RETRAIN_SEARCH_CANDIDATES", env),
             promotion_min_ap_gain=number("FRAUD_PROMOTION_MIN_AP_GAIN"),
+            promotion_max_alert_ratio=setting_float("FRAUD_PROMOTION_MAX_ALERT_RATIO", env),
+            promotion_max_alerts_per_day=setting_float("FRAUD_PROMOTION_MAX_ALERTS_PER_DAY", env),
+            promotion_max_ece_increase=number("FRAUD_PROMOTION_MAX_ECE_INCREASE"),
+            promotion_top_k=setting_int("FRAUD_PROMOTION_TOP_K", env),
         )
 
     @property

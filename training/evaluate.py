@@ -45,8 +45,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from shared.domain.metrics import (
-    average_precision, card_precision_at_k, precision_recall_curve, recall_at_fpr, roc_auc, threshold_report,
-    top_k_precision_per_day,
+    average_precision, card_precision_at_k, expected_calibration_error, precision_recall_curve, recall_at_fpr,
+    reliability_bins, roc_auc, threshold_report, top_k_precision_per_day,
 )
 from shared.domain.model import DEFAULT_THRESHOLDS
 
@@ -84,7 +84,8 @@ def calibration_report(y: np.ndarray, scores: np.ndarray, bins: int = 10,
                        min_band_rows: int = MIN_BAND_ROWS) -> dict[str, Any]:
     """Reliability table, Brier score, ECE and the gaps in the decision bands.
 
-    Bins are equal-width on [0, 1]: ``[i/bins, (i+1)/bins)``, the last one closed. Bands are
+    The bins and the ECE are ``shared.domain.metrics``' (equal-width on [0, 1]: ``[i/bins,
+    (i+1)/bins)``, the last one closed), which the promotion gate uses too. Bands are
     ``lower < score <= upper`` (the risk levels' convention); a band's gap ``|mean score -
     observed fraud rate|`` *counts* when the band has at least ``min_band_rows`` rows, and
     ``max_band_gap`` is the largest counted one.
@@ -92,20 +93,6 @@ def calibration_report(y: np.ndarray, scores: np.ndarray, bins: int = 10,
     y = np.asarray(y, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
     n = y.size
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, bins - 1)
-    table = []
-    ece = 0.0
-    for i in range(bins):
-        mask = index == i
-        rows = int(mask.sum())
-        mean_score = float(s[mask].mean()) if rows else None
-        rate = float(y[mask].mean()) if rows else None
-        gap = abs(mean_score - rate) if rows else None
-        if rows:
-            ece += rows / n * gap
-        table.append({"lower": float(edges[i]), "upper": float(edges[i + 1]), "rows": rows, "mean_score": mean_score,
-                      "observed_rate": rate, "gap": gap})
     band_rows = []
     for lower, upper in bands:
         mask = (s > lower) & (s <= upper)
@@ -119,8 +106,8 @@ def calibration_report(y: np.ndarray, scores: np.ndarray, bins: int = 10,
     return {
         "rows": int(n),
         "brier": float(np.mean((s - y) ** 2)) if n else None,
-        "ece": float(ece) if n else None,
-        "bins": table,
+        "ece": expected_calibration_error(y, s, bins),
+        "bins": reliability_bins(y, s, bins),
         "bands": band_rows,
         "min_band_rows": int(min_band_rows),
         "max_band_gap": max(counted) if counted else None,

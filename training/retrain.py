@@ -1,18 +1,43 @@
-"""Retraining with a champion/challenger gate (run by the blob-triggered function).
+"""Retraining with an unbiased champion/challenger gate (run by the blob-triggered function).
 
-1. Training set: the base data files in the ``training-data`` container (replayed through
-   the feature engine) plus the labelled decisions of the audit log over the last
-   ``FRAUD_RETRAIN_LOOKBACK_DAYS``, with their feature vectors *as served* (point-in-time
-   correct: no recomputation skew). Capped at ``FRAUD_RETRAIN_MAX_ROWS``: every fraud row
-   is kept and legitimate rows are sampled to fit a Function instance's memory and time.
-2. Time-ordered split: the most recent 20% is the holdout both models are judged on.
-3. The challenger is fitted, converted to ONNX (parity checked) and evaluated; the
-   serving champion scores the same holdout rows.
-4. Promotion only if average precision improves by ``FRAUD_PROMOTION_MIN_AP_GAIN`` and
-   recall at the alert threshold does not fall (or there is no compatible champion). The
-   candidate is published either way, its manifest recording the decision; promotion
-   moves the ``current`` pointer with the ETag read at the start, so of two concurrent
-   retrains only one can win.
+1. Rows: the base data files in the ``training-data`` container (replayed through the feature
+   engine, labels as the files give them) plus the audit log's decisions of the last
+   ``FRAUD_RETRAIN_LOOKBACK_DAYS`` with their feature vectors *as served* (point-in-time
+   correct). A served decision enters once its outcome is known: older than
+   ``FRAUD_LABEL_MATURITY_DAYS`` at the retrain's time, with its label, or legitimate when
+   still unlabelled. Fresher decisions are left out, labelled or not: their labels are mostly
+   the champion's own alerts, investigated first, while the fraud it missed is not labelled
+   yet, so they would flatter the model that raised them.
+2. Split by time (``split_for_promotion``):
+
+   * holdout: the newest ``holdout_share`` of the rows, moved later when needed so that it
+     starts at or after the champion's training end (its manifest's ``windows``; a manifest
+     without them: its ``created_at``; neither: the gate refuses promotion; see
+     ``shared.domain.promotion.champion_training_end``).
+     Never down-sampled: its base rate is the data's.
+   * training: every row more than ``FRAUD_LABEL_DELAY_DAYS`` before the holdout starts. Fit,
+     hyperparameter search, calibration and the threshold choice all happen there; the rows in
+     the gap between are unused.
+   * the row cap ``FRAUD_RETRAIN_MAX_ROWS`` applies to the training rows only: every fraud row
+     is kept, legitimate rows are sampled uniformly, and each kept legitimate row weighs
+     1 / keep rate in the fit, the calibration and the threshold choice (``TrainingSet.weights``),
+     so the challenger's probabilities and alert volumes are those of the full data.
+
+3. The challenger is fitted by ``training.train.fit_and_package`` (ONNX, parity checked,
+   calibrated, thresholds chosen; its manifest records its ``windows``); it and the serving
+   champion score the holdout.
+4. ``shared.domain.promotion.PromotionGate`` judges them, each at its own thresholds, on
+   average precision, card precision@k per day, ECE and review alerts per day. Promotion needs
+   an AP gain of ``FRAUD_PROMOTION_MIN_AP_GAIN`` with card precision@k not lower, ECE at most
+   ``FRAUD_PROMOTION_MAX_ECE_INCREASE`` worse, review alerts per day within the analysts'
+   capacity ``FRAUD_PROMOTION_MAX_ALERTS_PER_DAY`` when set, else within
+   ``FRAUD_PROMOTION_MAX_ALERT_RATIO`` x the champion's, and the holdout placed as above. Without a compatible champion the challenger is promoted when its holdout is valid
+   and within the capacity.
+
+The candidate is published either way: its manifest's ``promotion`` holds every figure of both
+models, every check and why it was or was not promoted; ``data`` holds the served-row counts
+and the split. Promotion moves the ``current`` pointer with the ETag read at the start, so of
+two concurrent retrains only one can win.
 """
 from __future__ import annotations
 
@@ -21,40 +46,55 @@ import logging
 import tempfile
 import time
 import resource
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 
+from shared.config import FraudConfig
 from shared.domain.decision_record import unpack_features
 from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH, replay
-from shared.domain.model import ModelRejected, load_model
-from shared.domain.promotion import PromotionGate
+from shared.domain.model import FraudModel, ModelRejected, load_model
+from shared.domain.promotion import (
+    DAY, Contender, Holdout, HoldoutPlacement, PromotionGate, TimeWindows, champion_training_end, iso,
+)
 from shared.service.model_release import release
 from training.dataset import merchant_risk_replay, read_labelled_csv
-from training.train import TrainingOptions, TrainingSet, TrainingSlices, fit_and_package
+from training.train import TrainingOptions, TrainingSet, TrainingSlices, fit_and_package, training_set
 
 log = logging.getLogger("fraud.retrain")
 
 
 @dataclass(frozen=True)
 class RetrainConfig:
-    max_rows: int = 300_000
+    max_rows: int = 300_000  # training rows after the split; the holdout is never capped
     lookback_days: float = 30.0
-    min_ap_gain: float = 0.005
     label_delay_days: float = 7.0
+    label_maturity_days: float | None = None  # None: the label delay
     max_iter: int = 300
     search_seconds: float = 60.0
     search_candidates: int = 3
     holdout_share: float = 0.2
+    gate: PromotionGate = field(default_factory=lambda: PromotionGate(k=20))  # its k is training's top_k too
+
+    @property
+    def maturity_days(self) -> float:
+        return self.label_delay_days if self.label_maturity_days is None else self.label_maturity_days
+
+    @classmethod
+    def from_settings(cls, settings: FraudConfig, gate: PromotionGate) -> "RetrainConfig":
+        return cls(max_rows=settings.retrain_max_rows, lookback_days=settings.retrain_lookback_days,
+                   label_delay_days=settings.label_delay_days, label_maturity_days=settings.label_maturity_days,
+                   search_candidates=settings.retrain_search_candidates, gate=gate)
 
 
-def _base_rows(blob_service: Any, container: str, config: RetrainConfig):
+def _base_rows(blob_service: Any, container: str, config: RetrainConfig) -> tuple[list[str], list[TrainingSet]]:
     """Feature rows from the base data files, replayed in time order."""
     client = blob_service.get_container_client(container)
     names = sorted(b.name for b in client.list_blobs() if b.name.endswith(".csv"))
-    Xs, ys, ts, scenarios = [], [], [], []
+    parts = []
     for name in names:
         with tempfile.NamedTemporaryFile(suffix=".csv") as handle:
             handle.write(client.download_blob(name).readall())
@@ -62,96 +102,156 @@ def _base_rows(blob_service: Any, container: str, config: RetrainConfig):
             data = read_labelled_csv(handle.name)
         if len(data) == 0:
             continue
-        Xs.append(replay(data.transactions, merchants=merchant_risk_replay(data, config.label_delay_days)))
-        ys.append(data.labels.astype(np.int8))
-        ts.append(data.times)
-        scenarios.append(np.asarray(data.scenarios))
-    return names, Xs, ys, ts, scenarios
+        X = replay(data.transactions, merchants=merchant_risk_replay(data, config.label_delay_days))
+        parts.append(training_set(data, X))
+    return names, parts
 
 
-def _served_rows(audit: Any, now: datetime, config: RetrainConfig):
-    """Labelled decisions with the feature vectors exactly as they were served."""
-    X, y, t = [], [], []
-    start = now - timedelta(days=config.lookback_days)
-    for row in audit.read(start, now, select=["features", "label", "event_time"]):
-        label = row.get("label")
-        if label in (None, ""):
+def _served_rows(audit: Any, now: datetime, config: RetrainConfig) -> tuple[TrainingSet, dict[str, Any]]:
+    """The lookback's decisions whose outcome is known, with their feature vectors exactly as
+    served, and what was read and left out (see the module docstring)."""
+    X, y, t, customers = [], [], [], []
+    counts: Counter = Counter()
+    matured_before = now - timedelta(days=config.maturity_days)
+    for row in audit.read(now - timedelta(days=config.lookback_days), now,
+                          select=["features", "label", "event_time", "customer_id"]):
+        counts["read"] += 1
+        labelled = row.get("label") not in (None, "")
+        if row["event_time"] >= matured_before:
+            counts["fresh_labelled_left_out" if labelled else "fresh_unlabelled_left_out"] += 1
             continue
         vector = unpack_features(row["features"])
         if len(vector) != len(FEATURE_NAMES):
-            continue  # served under another feature schema
+            counts["other_feature_schema_left_out"] += 1
+            continue
+        counts["labelled" if labelled else "matured_unlabelled_as_legitimate"] += 1
         X.append(vector)
-        y.append(int(label))
+        y.append(int(row["label"]) if labelled else 0)
         t.append(row["event_time"].timestamp())
-    return (np.asarray(X, dtype=np.float32).reshape(-1, len(FEATURE_NAMES)), np.asarray(y, dtype=np.int8),
-            np.asarray(t, dtype=np.float64))
+        customers.append(row.get("customer_id") or "")
+    served = TrainingSet(np.asarray(X, dtype=np.float32).reshape(-1, len(FEATURE_NAMES)), np.asarray(y, dtype=np.int8),
+                         np.asarray(t, dtype=np.float64), np.full(len(y), "", dtype=object),
+                         np.asarray(customers, dtype=object))
+    return served, {**counts, "matured_before": matured_before.isoformat(), "maturity_days": config.maturity_days}
 
 
-def cap_rows(y: np.ndarray, times: np.ndarray, max_rows: int, seed: int = 0) -> np.ndarray:
-    """Indices to keep: all fraud, then legitimate rows sampled (newest preferred is not
-    used, to keep the legitimate distribution unbiased), in time order."""
+def sample_legitimate(y: np.ndarray, max_rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
+    """Positions of ``y`` to keep within ``max_rows`` (in their order), each kept row's sample
+    weight, and the legitimate keep rate: every fraud row kept (weight 1), legitimate rows
+    sampled uniformly (not the newest: that would bias their distribution), each weighing
+    1 / keep rate, so weighted counts are the full rows' counts."""
     if y.size <= max_rows:
-        return np.argsort(times, kind="mergesort")
-    fraud = np.flatnonzero(y == 1)
-    legit = np.flatnonzero(y == 0)
-    room = max(max_rows - fraud.size, 0)
-    picked = np.random.default_rng(seed).choice(legit, size=min(room, legit.size), replace=False)
-    keep = np.r_[fraud, picked]
-    return keep[np.argsort(times[keep], kind="mergesort")]
+        return np.arange(y.size), np.ones(y.size), 1.0
+    fraud, legit = np.flatnonzero(y == 1), np.flatnonzero(y != 1)
+    take = min(max(max_rows - fraud.size, 0), legit.size)
+    rate = take / legit.size if legit.size else 1.0
+    keep = np.sort(np.r_[fraud, np.random.default_rng(seed).choice(legit, size=take, replace=False)])
+    return keep, np.where(y[keep] == 1, 1.0, 1.0 / rate if rate else 1.0), rate
+
+
+class NothingToJudge(Exception):
+    """The rows allow no honest comparison (no holdout after the champion, no training rows, no fraud)."""
+
+
+@dataclass(frozen=True)
+class PromotionSplit:
+    windows: TimeWindows  # the challenger's: training [first row, holdout start - label delay); test: the holdout
+    rows: np.ndarray  # positions kept, in time order: the (capped) training rows, then every holdout row
+    weights: np.ndarray  # per kept row: 1 / keep rate for sampled legitimate training rows, else 1
+    summary: dict[str, Any]
+
+
+def split_for_promotion(y: np.ndarray, times: np.ndarray, champion_end: float | None, config: RetrainConfig,
+                        seed: int = 0) -> PromotionSplit:
+    """Holdout, label-delay gap and (capped, weighted) training rows of time-ordered rows; see
+    the module docstring. Raises NothingToJudge when the rows allow no honest comparison."""
+    if times.size == 0:
+        raise NothingToJudge("no rows to train or judge on")
+    if np.any(np.diff(times) < 0):
+        raise ValueError("rows must be in time order")
+    newest_share_start = float(np.quantile(times, 1 - config.holdout_share))
+    holdout_start = newest_share_start if champion_end is None else max(newest_share_start, champion_end)
+    holdout_end = float(times[-1]) + 1.0  # exclusive: one second after the newest row
+    if holdout_start >= holdout_end:
+        raise NothingToJudge(f"no matured rows after the champion's training end ({iso(holdout_start)}): "
+                             "nothing it has not learned from to judge it on")
+    train_end = holdout_start - config.label_delay_days * DAY
+    training = np.flatnonzero(times < train_end)
+    holdout = np.flatnonzero(times >= holdout_start)
+    if not y[training].any():
+        raise NothingToJudge(f"no fraud in the rows more than {config.label_delay_days:g} days before the holdout "
+                             f"({iso(holdout_start)})")
+    if not y[holdout].any():
+        raise NothingToJudge(f"no fraud in the holdout from {iso(holdout_start)}")
+    keep, weights, rate = sample_legitimate(y[training], config.max_rows, seed)
+    windows = TimeWindows(float(times[0]), train_end, holdout_start, holdout_end)
+    summary = {"holdout_share": config.holdout_share, "label_delay_days": config.label_delay_days,
+               "holdout_moved_to_champion_training_end": holdout_start > newest_share_start,
+               "training_rows_before_cap": int(training.size), "training_rows": int(keep.size),
+               "training_fraud": int(y[training].sum()), "max_rows": config.max_rows,
+               "legitimate_keep_rate": rate, "legitimate_weight": 1.0 / rate if rate else 1.0,
+               "gap_rows_unused": int(times.size - training.size - holdout.size),
+               "holdout_rows": int(holdout.size), "holdout_fraud": int(y[holdout].sum()),
+               "holdout_base_rate": float(y[holdout].mean()), "holdout_down_sampled": False}
+    return PromotionSplit(windows, np.r_[training[keep], holdout], np.r_[weights, np.ones(holdout.size)], summary)
+
+
+def _champion(registry: Any, version: str | None) -> FraudModel | None:
+    if not version:
+        return None
+    try:
+        return load_model(registry.load(version))
+    except ModelRejected as exc:
+        log.warning("champion %s cannot score this feature schema: %s", version, exc)
+        return None
 
 
 def retrain(registry: Any, blob_service: Any, audit: Any, trigger: str, config: RetrainConfig = RetrainConfig(),
             now: datetime | None = None, training_container: str = "training-data") -> dict[str, Any]:
-    """Fit a challenger on base data + labelled served decisions; promote it if it beats the champion.
+    """Fit a challenger on base data + matured served decisions; promote it if it beats the
+    champion on a holdout neither has learned from.
 
     ``registry`` is the model registry, ``blob_service`` reads the base training files,
-    ``audit`` supplies the labelled served decisions."""
+    ``audit`` supplies the served decisions."""
     started = time.perf_counter()
     now = now or datetime.now(timezone.utc)
     pointer = registry.current()  # the champion we judge against, and the ETag promotion needs
+    champion = _champion(registry, pointer.version)
 
-    names, Xs, ys, ts, scenarios = _base_rows(blob_service, training_container, config)
-    X_served, y_served, t_served = _served_rows(audit, now, config)
-    X = np.vstack(Xs + [X_served]) if Xs or X_served.size else np.zeros((0, len(FEATURE_NAMES)), np.float32)
-    y = np.concatenate(ys + [y_served]) if ys or y_served.size else np.zeros(0, np.int8)
-    times = np.concatenate(ts + [t_served]) if ts or t_served.size else np.zeros(0)
-    scen = np.concatenate(scenarios + [np.full(y_served.size, "", dtype=object)]) if y.size else np.zeros(0, dtype=object)
-    rows_before_cap = int(y.size)
-    keep = cap_rows(y, times, config.max_rows)
-    X, y, times, scen = X[keep], y[keep], times[keep], np.asarray(scen)[keep]
-    if y.size == 0 or y.sum() == 0:
-        return {"trigger": trigger, "outcome": "skipped", "reason": "no labelled fraud to learn from"}
-
-    holdout_from = np.quantile(times, 1 - config.holdout_share)
-    in_test = times >= holdout_from
-    slices = TrainingSlices.of(times, ~in_test, in_test)
-    data_info = {"source": f"retrain ({trigger})", "base_files": names, "served_labelled_rows": int(y_served.size),
-                 "rows_before_cap": rows_before_cap, "max_rows": config.max_rows,
-                 "holdout_from": datetime.fromtimestamp(float(holdout_from), timezone.utc).isoformat()}
-    champion = None
-    if pointer.version:
-        try:
-            champion = load_model(registry.load(pointer.version))
-        except ModelRejected as exc:
-            log.warning("champion %s cannot score this feature schema: %s", pointer.version, exc)
-    options = TrainingOptions(max_iter=config.max_iter, search_seconds=config.search_seconds,
-                              search_candidates=config.search_candidates, baseline=False,
-                              label_delay_days=config.label_delay_days, top_k=20)
-    trained = fit_and_package(TrainingSet(X, y, times, np.asarray(scen, dtype=object)), slices, options,
-                              version=None, data_info=data_info, timings={})
-    artifact, challenger_scores = trained.artifact, trained.test_scores
-    thresholds = champion.thresholds if champion is not None else artifact.manifest["thresholds"]
-    y_test = y[in_test]
-    gate = PromotionGate(config.min_ap_gain).judge(
-        y_test, challenger_scores, champion.predict(X[in_test]) if champion is not None else None,
-        thresholds["alert"], champion.version if champion is not None else None)
+    names, base = _base_rows(blob_service, training_container, config)
+    served, served_counts = _served_rows(audit, now, config)
+    rows = TrainingSet.concat(base + [served])
+    champion_end, champion_end_source = (champion_training_end(champion.manifest) if champion is not None
+                                         else (None, "no compatible champion"))
+    try:
+        split = split_for_promotion(rows.y, rows.times, champion_end, config)
+        data = rows.take(split.rows, split.weights)
+        slices = TrainingSlices.of(data.times, split.windows)
+        data_info = {"source": f"retrain ({trigger})", "base_files": names, "served": served_counts,
+                     "split": split.summary}
+        options = TrainingOptions(max_iter=config.max_iter, search_seconds=config.search_seconds,
+                                  search_candidates=config.search_candidates, baseline=False,
+                                  label_delay_days=config.label_delay_days, top_k=config.gate.k)
+        trained = fit_and_package(data, slices, options, version=None, data_info=data_info, timings={})
+    except (NothingToJudge, SystemExit) as exc:  # SystemExit: training's refusal (a slice without fraud, ...)
+        log.warning(json.dumps({"event": "retrain_skipped", "trigger": trigger, "reason": str(exc)}))
+        return {"trigger": trigger, "outcome": "skipped", "reason": str(exc), "served": served_counts}
+    artifact = trained.artifact
+    in_holdout = slices.test
+    holdout = Holdout(data.y[in_holdout], data.days[in_holdout], data.customers[in_holdout])
+    challenger = Contender(artifact.version, trained.test_scores, artifact.manifest["thresholds"])
+    incumbent = (Contender(champion.version, champion.predict(data.X[in_holdout]), champion.thresholds)
+                 if champion is not None else None)
+    placement = HoldoutPlacement(split.windows.test_start, split.windows.test_end, split.windows.train_end,
+                                 champion_end, champion_end_source, config.label_delay_days)
+    gate = config.gate.judge(holdout, challenger, incumbent, placement)
     # the process's peak resident memory (tracemalloc would tell Python's share only, and slows
     # every allocation several times over: a replay took 8x as long under it)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    decision = {"trigger": trigger, "decided_at": now.isoformat(), "holdout_rows": int(in_test.sum()),
-                "holdout_fraud": int(y_test.sum()), **gate, "seconds": round(time.perf_counter() - started, 2),
-                "peak_rss_mb": round(peak_mb, 1), "rows": int(y.size)}
+    decision = {"trigger": trigger, "decided_at": now.isoformat(), **gate,
+                "seconds": round(time.perf_counter() - started, 2), "peak_rss_mb": round(peak_mb, 1),
+                "rows": int(data.y.size)}
     outcome = release(registry, artifact, pointer, decision)  # the manifest records why, promoted or not
-    log.info(json.dumps({"event": "retrain", "version": artifact.version, "outcome": outcome, **decision}))
+    log.info(json.dumps({"event": "retrain", "version": artifact.version, "outcome": outcome,
+                         "promoted": decision["promoted"], "reason": decision["reason"]}))
     return {"version": artifact.version, "outcome": outcome, **decision, "feature_schema_hash": FEATURE_SCHEMA_HASH}
-

@@ -27,6 +27,10 @@ by a threshold t when ``score > t``; ``medium`` sends rows to review, ``high`` b
 ``training.train`` computes it); the number of days is the number of distinct days,
 unless the caller passes ``n_days`` (e.g. elapsed validation time in days, when the
 slice starts or ends mid-day).
+
+``sample_weight`` (optional, one per row) undoes a down-sampling: a retrain that keeps one
+legitimate row in ten weighs each kept one 10, so every count above (reviews per day,
+flagged fraud, precision, the default budget) is the count the full data would give.
 """
 from __future__ import annotations
 
@@ -34,8 +38,6 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
-
-from shared.domain.metrics import threshold_report
 
 DEFAULT_REVIEW_FRAUD_MULTIPLE = 2.0
 DEFAULT_REVIEW_SHARE_FLOOR = 0.005
@@ -61,13 +63,17 @@ def choose_thresholds(scores: np.ndarray, y: np.ndarray, days: np.ndarray, *,
                       block_precision: float = DEFAULT_BLOCK_PRECISION,
                       min_block_support: int = DEFAULT_MIN_BLOCK_SUPPORT,
                       overrides: Mapping[str, float | None] | None = None,
-                      n_days: float | None = None) -> ThresholdChoice:
+                      n_days: float | None = None, sample_weight: np.ndarray | None = None) -> ThresholdChoice:
     """Thresholds for calibrated validation ``scores`` (see the module docstring)."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(y).astype(int).ravel()
     days = np.asarray(days).ravel()
-    if not (scores.size == y.size == days.size):
-        raise ValueError(f"scores, y and days differ in length ({scores.size}, {y.size}, {days.size})")
+    weight = np.ones(scores.size) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).ravel()
+    if not (scores.size == y.size == days.size == weight.size):
+        raise ValueError(f"scores, y, days and sample_weight differ in length "
+                         f"({scores.size}, {y.size}, {days.size}, {weight.size})")
+    if np.any(weight <= 0) or not np.all(np.isfinite(weight)):
+        raise ValueError("sample weights must be positive and finite")
     if scores.size == 0:
         raise ValueError("no validation rows to choose thresholds on")
     if not np.all(np.isfinite(scores)) or scores.min() < 0 or scores.max() > 1:
@@ -88,27 +94,27 @@ def choose_thresholds(scores: np.ndarray, y: np.ndarray, days: np.ndarray, *,
     if not day_count > 0:
         raise ValueError("n_days must be positive")
     notes: list[str] = []
+    rows, fraud_rows = float(weight.sum()), float(weight[y == 1].sum())  # as the full data would count them
     if review_budget_per_day is None:
-        fraud_budget = DEFAULT_REVIEW_FRAUD_MULTIPLE * y.sum() / day_count
-        floor = DEFAULT_REVIEW_SHARE_FLOOR * scores.size / day_count
+        fraud_budget = DEFAULT_REVIEW_FRAUD_MULTIPLE * fraud_rows / day_count
+        floor = DEFAULT_REVIEW_SHARE_FLOOR * rows / day_count
         budget = max(fraud_budget, floor)
-        budget_source = (f"default: {DEFAULT_REVIEW_FRAUD_MULTIPLE:g} x {y.sum() / day_count:.1f} validation fraud rows/day"
+        budget_source = (f"default: {DEFAULT_REVIEW_FRAUD_MULTIPLE:g} x {fraud_rows / day_count:.1f} validation fraud rows/day"
                          if fraud_budget >= floor else
-                         f"default: {DEFAULT_REVIEW_SHARE_FLOOR:.1%} of {scores.size / day_count:.1f} validation rows/day")
+                         f"default: {DEFAULT_REVIEW_SHARE_FLOOR:.1%} of {rows / day_count:.1f} validation rows/day")
         notes.append(f"no review budget given: used {budget:.1f} reviews/day ({budget_source})")
     else:
         if review_budget_per_day < 0:
             raise ValueError("review_budget_per_day must be >= 0")
         budget, budget_source = float(review_budget_per_day), "given"
 
-    # Distinct scores ascending, and how many rows / fraud rows lie strictly above each.
-    values, counts = np.unique(scores, return_counts=True)
-    fraud_counts = np.bincount(np.searchsorted(values, scores[y == 1]), minlength=values.size)
-    above = scores.size - np.cumsum(counts)  # rows with score > values[k]
-    fraud_above = int(y.sum()) - np.cumsum(fraud_counts)
+    # Distinct scores ascending, and how many rows / fraud rows (weighted) lie strictly above each.
+    values, index = np.unique(scores, return_inverse=True)
+    above = _strictly_above(np.bincount(index, weights=weight, minlength=values.size))  # rows with score > values[k]
+    fraud_above = _strictly_above(np.bincount(index, weights=weight * (y == 1), minlength=values.size))
     candidates, flagged, tp = values, above, fraud_above
     if values[0] > 0:  # t = 0 is a candidate too: it flags every row
-        candidates, flagged, tp = np.r_[0.0, values], np.r_[scores.size, above], np.r_[int(y.sum()), fraud_above]
+        candidates, flagged, tp = np.r_[0.0, values], np.r_[rows, above], np.r_[fraud_rows, fraud_above]
 
     sources: dict[str, tuple[str, str]] = {}
     # review
@@ -134,7 +140,7 @@ def choose_thresholds(scores: np.ndarray, y: np.ndarray, days: np.ndarray, *,
             k = int(ok[0])
             high = float(candidates[k])
             sources["high"] = ("chosen", f"lowest threshold with validation precision >= {block_precision} "
-                                         f"({precision[k]:.3f}) on at least {min_block_support} fraud rows ({tp[k]})")
+                                         f"({precision[k]:.3f}) on at least {min_block_support} fraud rows ({tp[k]:g})")
         else:
             high = 1.0
             sources["high"] = ("fallback", f"precision {block_precision} with {min_block_support} fraud rows is never reached")
@@ -157,12 +163,28 @@ def choose_thresholds(scores: np.ndarray, y: np.ndarray, days: np.ndarray, *,
     thresholds = {"high": high, "medium": medium, "alert": alert}
     details = {}
     for name, value in thresholds.items():
-        report = threshold_report(y, scores, value)
+        hit = scores > value
+        flagged_rows, true_positives = _count(weight[hit]), _count(weight[hit & (y == 1)])
         source, reason = sources[name]
         details[name] = {"threshold": value, "source": source, "reason": reason,
-                         "alerts_per_day": (report["tp"] + report["fp"]) / day_count, "flagged": report["tp"] + report["fp"],
-                         "true_positives": report["tp"], "precision": report["precision"], "recall": report["recall"]}
+                         "alerts_per_day": flagged_rows / day_count, "flagged": flagged_rows,
+                         "true_positives": true_positives,
+                         "precision": true_positives / flagged_rows if flagged_rows else None,
+                         "recall": true_positives / fraud_rows if fraud_rows else None}
     validation = {"rows": int(scores.size), "positives": int(y.sum()), "days": day_count,
+                  "weighted": sample_weight is not None, "weighted_rows": rows, "weighted_positives": fraud_rows,
                   "review_budget_per_day": budget, "review_budget_source": budget_source,
                   "block_precision": block_precision, "min_block_support": min_block_support}
     return ThresholdChoice(thresholds, details, notes, validation)
+
+
+def _strictly_above(counts: np.ndarray) -> np.ndarray:
+    """For counts per ascending distinct score, the total strictly above each score (a reverse
+    cumulative sum: exactly 0 above the top score, with or without weights)."""
+    return np.r_[np.cumsum(counts[::-1])[::-1][1:], 0.0]
+
+
+def _count(weights: np.ndarray) -> int | float:
+    """A weighted count: an int when every weight is 1 (the unweighted case reads as before)."""
+    total = float(weights.sum())
+    return int(total) if np.all(weights == 1) else total

@@ -14,6 +14,10 @@ The protocol of the fraud-ML literature, in time order (never a random split):
   arrive late) and is scored once, by the model and by a logistic regression on the same
   features, both calibrated the same way, with ``training.evaluate``'s protocol.
 
+The manifest records the windows (``"windows"``: the training window every fitted, calibrated
+or threshold-choosing row lies in, and the test window), so a retrain's promotion gate can
+check that its holdout starts after this model's training data (``shared.domain.promotion``).
+
 The classifier is scikit-learn's HistGradientBoostingClassifier with fraud up-weighted by a
 sample weight (recorded), converted with skl2onnx; the run fails if onnxruntime and
 scikit-learn disagree by more than 1e-5. Serving applies the calibration stored in the
@@ -36,6 +40,7 @@ from shared.domain.drift import calendar_strata, reference_histogram, score_hist
 from shared.domain.features import FEATURE_INPUTS, FEATURE_NAMES, FEATURE_SCHEMA_HASH, replay
 from shared.domain.metrics import average_precision
 from shared.domain.model import ModelArtifact, sha256_hex
+from shared.domain.promotion import TimeWindows
 from training.calibrate import fit_calibration
 from training.dataset import LabelledTransactions, merchant_risk_replay, parse_column_map, read_labelled_csv
 from training.evaluate import (
@@ -52,18 +57,6 @@ MAX_FRAUD_WEIGHT = 10.0
 
 def log(message: str) -> None:
     print(f"[train {datetime.now().strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class TimeWindows:
-    train_start: float
-    train_end: float  # exclusive
-    test_start: float
-    test_end: float  # exclusive
-
-    def describe(self) -> dict[str, str]:
-        iso = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat()  # noqa: E731
-        return {k: iso(getattr(self, k)) for k in ("train_start", "train_end", "test_start", "test_end")}
 
 
 def _day(text: str) -> float:
@@ -88,22 +81,25 @@ def choose_windows(times: np.ndarray, args: argparse.Namespace) -> TimeWindows:
 
 @dataclass(frozen=True)
 class TrainingSlices:
-    """Boolean masks over the rows: the training window cut by time, and the test window."""
+    """Boolean masks over the rows: the training window cut by time, and the test window; and
+    the windows themselves (the manifest records them)."""
 
     fit: np.ndarray
     search: np.ndarray
     calibrate: np.ndarray
     choose: np.ndarray
     test: np.ndarray
+    windows: TimeWindows
 
     @classmethod
-    def of(cls, times: np.ndarray, in_train: np.ndarray, in_test: np.ndarray,
-           cuts: Sequence[float] = SLICES) -> "TrainingSlices":
+    def of(cls, times: np.ndarray, windows: TimeWindows, cuts: Sequence[float] = SLICES) -> "TrainingSlices":
+        in_train = (times >= windows.train_start) & (times < windows.train_end)
+        in_test = (times >= windows.test_start) & (times < windows.test_end)
         if not in_train.any():
             raise SystemExit("the training window holds no rows")
         a, b, c = np.quantile(times[in_train], cuts)
         return cls(in_train & (times < a), in_train & (times >= a) & (times < b),
-                   in_train & (times >= b) & (times < c), in_train & (times >= c), in_test)
+                   in_train & (times >= b) & (times < c), in_train & (times >= c), in_test, windows)
 
     def rows(self) -> dict[str, int]:
         return {name: int(getattr(self, name).sum()) for name in ("fit", "search", "calibrate", "choose", "test")}
@@ -120,6 +116,28 @@ class TrainingSet:
     customers: np.ndarray | None = None
     incidents: np.ndarray | None = None
     ids: list[str] | None = None
+    # sample weight of each row: 1 / the rate its kind was kept at when the rows were
+    # down-sampled (a retrain's cap), so fitting, calibration and thresholds see the full
+    # data's proportions; None: every row weighs 1
+    weights: np.ndarray | None = None
+
+    @classmethod
+    def concat(cls, parts: Sequence["TrainingSet"]) -> "TrainingSet":
+        """The rows of every part, in time order (the customers kept when every part has them)."""
+        if not parts:
+            return cls(np.zeros((0, len(FEATURE_NAMES)), np.float32), np.zeros(0, np.int8), np.zeros(0),
+                       np.zeros(0, dtype=object), np.zeros(0, dtype=object))
+        times = np.concatenate([p.times for p in parts])
+        order = np.argsort(times, kind="mergesort")
+        customers = (None if any(p.customers is None for p in parts) else
+                     np.concatenate([np.asarray(p.customers, dtype=object) for p in parts])[order])
+        return cls(np.vstack([p.X for p in parts])[order], np.concatenate([p.y for p in parts])[order], times[order],
+                   np.concatenate([np.asarray(p.scenarios, dtype=object) for p in parts])[order], customers)
+
+    def take(self, rows: np.ndarray, weights: np.ndarray | None = None) -> "TrainingSet":
+        """These rows only (positions), with these sample weights (incidents and ids dropped)."""
+        return TrainingSet(self.X[rows], self.y[rows], self.times[rows], self.scenarios[rows],
+                           None if self.customers is None else self.customers[rows], weights=weights)
 
     @property
     def amounts(self) -> np.ndarray:
@@ -160,11 +178,14 @@ class TrainingOptions:
     label_delay_days: float = 7.0
 
 
-def fraud_weight_of(y: np.ndarray, fraud_weight: float | None) -> float:
+def fraud_weight_of(y: np.ndarray, fraud_weight: float | None, row_weights: np.ndarray | None = None) -> float:
     """The sample weight of a fraud row (legitimate rows weigh 1): ``fraud_weight``, or the
-    class ratio of ``y`` capped at MAX_FRAUD_WEIGHT."""
-    positives = max(int(y.sum()), 1)
-    weight = float(fraud_weight) if fraud_weight is not None else min((y.size - positives) / positives, MAX_FRAUD_WEIGHT)
+    class ratio of ``y`` (counted with ``row_weights`` when the rows were down-sampled)
+    capped at MAX_FRAUD_WEIGHT."""
+    counts = np.ones(y.size) if row_weights is None else np.asarray(row_weights, dtype=np.float64)
+    positives = max(float(counts[y == 1].sum()), 1.0)
+    legitimate = float(counts[y != 1].sum())
+    weight = float(fraud_weight) if fraud_weight is not None else min(legitimate / positives, MAX_FRAUD_WEIGHT)
     return max(weight, 1.0)
 
 
@@ -287,15 +308,17 @@ def fit_and_package(data: TrainingSet, slices: TrainingSlices, options: Training
     for name in ("fit", "search", "calibrate", "choose", "test"):
         if y[getattr(slices, name)].sum() == 0:
             raise SystemExit(f"the {name} slice has no fraud rows; widen the windows")
-    fraud_weight = fraud_weight_of(y[slices.fit | slices.search], options.fraud_weight)
-    all_weights = np.where(y == 1, fraud_weight, 1.0)
+    row_weights = data.weights  # None unless the rows were down-sampled
+    fit_rows = slices.fit | slices.search
+    fraud_weight = fraud_weight_of(y[fit_rows], options.fraud_weight,
+                                   None if row_weights is None else row_weights[fit_rows])
+    all_weights = np.where(y == 1, fraud_weight, 1.0) * (1.0 if row_weights is None else row_weights)
 
     search_started = time.perf_counter()
     params, iterations, trials = search_hyperparameters(data, slices, all_weights, options)
     search_seconds = time.perf_counter() - search_started
     log(f"search: {len(trials)} candidates in {search_seconds:.1f}s; best {params}, {iterations} iterations")
 
-    fit_rows = slices.fit | slices.search
     in_window = fit_rows | slices.calibrate | slices.choose
     fit_started = time.perf_counter()
     model = fit_classifier(X[fit_rows], y[fit_rows], iterations, options.seed, params, all_weights[fit_rows])
@@ -312,11 +335,13 @@ def fit_and_package(data: TrainingSet, slices: TrainingSlices, options: Training
         raise SystemExit(f"ONNX and scikit-learn probabilities differ by {parity:.2e} > {ONNX_TOLERANCE}")
     log(f"ONNX parity: max |difference| {parity:.2e}")
 
-    calibration = fit_calibration(raw[slices.calibrate], y[slices.calibrate], options.calibration)
+    calibration = fit_calibration(raw[slices.calibrate], y[slices.calibrate], options.calibration,
+                                  None if row_weights is None else row_weights[slices.calibrate])
     calibrated = calibration.apply(raw)
     choice = choose_thresholds(calibrated[slices.choose], y[slices.choose], data.days[slices.choose],
                                review_budget_per_day=options.review_budget_per_day,
-                               block_precision=options.block_precision, overrides=options.overrides)
+                               block_precision=options.block_precision, overrides=options.overrides,
+                               sample_weight=None if row_weights is None else row_weights[slices.choose])
     thresholds = choice.thresholds
     log(f"thresholds {thresholds}" + (f"; {'; '.join(choice.notes)}" if choice.notes else ""))
 
@@ -340,9 +365,15 @@ def fit_and_package(data: TrainingSet, slices: TrainingSlices, options: Training
         "created_at": created.isoformat(),
         "algorithm": "sklearn.HistGradientBoostingClassifier",
         "hyperparameters": {**params, "max_iter": iterations, "early_stopping": "on the search slice, then refitted",
-                            "fraud_weight": fraud_weight, "weighting": "sample_weight: fraud rows x fraud_weight",
+                            "fraud_weight": fraud_weight,
+                            "weighting": ("sample_weight: fraud rows x fraud_weight" if row_weights is None else
+                                          "sample_weight: fraud rows x fraud_weight, every row x 1/its keep rate "
+                                          "(also in calibration and the threshold choice)"),
                             "search": trials},
         "data": data_info,
+        # every row the model, its calibration and its thresholds saw lies in [train_start, train_end);
+        # a promotion gate checks that a holdout starts after train_end
+        "windows": slices.windows.to_dict(),
         "rows": {"total": int(y.size), **slices.rows(), "train": int(fit_rows.sum()),
                  "train_fraud": int(y[fit_rows].sum()), "test_fraud": int(y[slices.test].sum())},
         "feature_names": list(FEATURE_NAMES),
@@ -464,9 +495,7 @@ def train(args: argparse.Namespace) -> ModelArtifact:
     replay_seconds = time.perf_counter() - replay_started
     log(f"replayed {len(data):,} transactions in {replay_seconds:.1f}s")
 
-    in_train = (times >= windows.train_start) & (times < windows.train_end)
-    in_test = (times >= windows.test_start) & (times < windows.test_end)
-    slices = TrainingSlices.of(times, in_train, in_test)
+    slices = TrainingSlices.of(times, windows)
     options = options_from_args(args)
     data_info = {"source": str(args.data), "windows": windows.describe(), "label_delay_days": args.label_delay_days,
                  "merchant_risk": not args.no_merchant_risk, "skipped_rows": dict(data.rejected),

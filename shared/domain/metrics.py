@@ -231,6 +231,33 @@ def card_precision_at_k_per_day(customers: Sequence[Any] | np.ndarray, days: np.
     return card_precision_at_k(customers, days, scores, y_true, k, known_compromised, exclude=exclude).mean
 
 
+def reliability_bins(y_true: np.ndarray, scores: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
+    """The reliability table: equal-width bins on [0, 1], ``[i/bins, (i+1)/bins)`` (the last one
+    closed), each with its rows, mean score, observed fraud rate and their gap."""
+    y = np.asarray(y_true, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, bins - 1)
+    table = []
+    for i in range(bins):
+        mask = index == i
+        rows = int(mask.sum())
+        mean_score = float(s[mask].mean()) if rows else None
+        rate = float(y[mask].mean()) if rows else None
+        table.append({"lower": float(edges[i]), "upper": float(edges[i + 1]), "rows": rows, "mean_score": mean_score,
+                      "observed_rate": rate, "gap": abs(mean_score - rate) if rows else None})
+    return table
+
+
+def expected_calibration_error(y_true: np.ndarray, scores: np.ndarray, bins: int = 10) -> float | None:
+    """ECE: the gap between mean score and observed fraud rate in each of ``reliability_bins``,
+    weighted by the bin's share of the rows; None for no rows. With most fraud scores near 0
+    it is small for any model: compare two models' ECE on the same rows, not against 0."""
+    table = reliability_bins(y_true, scores, bins)
+    n = sum(b["rows"] for b in table)
+    return float(sum(b["rows"] / n * b["gap"] for b in table if b["rows"])) if n else None
+
+
 def percentiles(values: Sequence[float] | np.ndarray, qs: tuple[float, ...] = (50, 95, 99)) -> dict[str, float | None]:
     """Linear-interpolation percentiles (numpy's default) as {"p50": …}; None for no values.
     The one implementation: monitoring, the dashboard, make run and the benchmarks use it."""

@@ -1,20 +1,24 @@
-"""Retraining and hot swap on Azurite: promotion gate, ETag race, refusal of bad artifacts,
+"""Retraining and hot swap on Azurite: promotion gate (windows, split and every figure in the
+manifest; matured served decisions in, fresh ones out), ETag race, refusal of bad artifacts,
 and swaps during continuous scoring without a failed request."""
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 
 import azure.functions as func
 import pytest
 
 from conftest import make_artifact
-from fraud_events import http_get, http_post, transaction
+from fraud_events import decision_record, http_get, http_post, transaction
 from functions.model_http import model_http
 from functions.retrain_blob import retrain_on_request, retrain_on_training_data
 from functions.score_http import score_http
 from shared.domain.features import FEATURE_NAMES
 from shared.domain.model import ModelArtifact, sha256_hex
+from shared.domain.promotion import DAY, TimeWindows
 from shared.service.ports import StalePointer
+from training.dataset import read_labelled_csv
 from shared.composition import app_services
 
 
@@ -46,6 +50,8 @@ def training_container(services, monkeypatch):
 def test_a_training_data_drop_promotes_a_model_a_running_scorer_then_serves(published, services, training_container,
                                                                             simulated_csv, monkeypatch):
     monkeypatch.setenv("FRAUD_MODEL_REFRESH_SECONDS", "0")
+    # the weak champion barely alerts: the analysts' stated capacity is the budget, not a multiple of it
+    monkeypatch.setenv("FRAUD_PROMOTION_MAX_ALERTS_PER_DAY", "40")
     from shared.composition import reset_app_services
 
     reset_app_services()
@@ -60,7 +66,9 @@ def test_a_training_data_drop_promotes_a_model_a_running_scorer_then_serves(publ
     y = data.labels[:4000].copy()
     __import__("numpy").random.default_rng(0).shuffle(y)
     y[:20] = 1
-    weak = make_artifact("weak-champion", X=X, y=y)
+    seen = data.times[:4000]  # its training data: the first 4000 rows
+    windows = TimeWindows(float(seen[0]), float(seen[-1]) + 1, float(seen[-1]) + 1, float(seen[-1]) + 1)
+    weak = make_artifact("weak-champion", X=X, y=y, windows=windows.to_dict())
     services.registry.publish(weak)
     services.registry.set_current("weak-champion", services.registry.current())
     retrain_on_training_data(drop_training_data(services, simulated_csv))
@@ -68,6 +76,8 @@ def test_a_training_data_drop_promotes_a_model_a_running_scorer_then_serves(publ
     manifest = services.registry.manifest(current.version)
     assert current.version not in (published.version, "weak-champion")
     assert manifest["promotion"]["promoted"] and manifest["promotion"]["champion"]["version"] == "weak-champion"
+    assert manifest["promotion"]["reason"].startswith("promoted: average precision +")
+    assert manifest["promotion"]["checks"]["alert_budget"]["budget"] == 40.0
     app_services().serving_model.refresh_now()  # what the background check does every N seconds
     after = json.loads(score_http(http_post("score", transaction(2))).get_body())
     assert after["model_version"] == current.version
@@ -99,17 +109,80 @@ def test_a_worse_challenger_leaves_the_champion_in_place(published, services, tr
     candidates = [v for v in services.registry.list_versions() if v != published.version]
     assert len(candidates) == 1
     promotion = services.registry.manifest(candidates[0])["promotion"]
-    assert promotion["promoted"] is False and "average precision" in promotion["reason"]
+    assert promotion["promoted"] is False and "average_precision_gain" in promotion["failed"]
+    assert "average precision" in promotion["reason"]
 
 
-def test_a_retrain_request_blob_also_retrains(published, services, training_container, simulated_csv):
+def log_served_decisions(services, simulated_csv, now):
+    """Decisions in the audit log with real feature vectors: 20-10 days old (matured: 40 labelled
+    fraud, 40 labelled legitimate, 120 unlabelled) and 3-1 days old (fresh: 20 labelled fraud, 60
+    unlabelled)."""
+    from shared.domain.features import replay
+    from training.dataset import merchant_risk_replay, read_labelled_csv
+
+    data = read_labelled_csv(simulated_csv)
+    X = replay(data.transactions[:280], merchants=merchant_risk_replay(data, 7.0))
+    groups = [("MF", 40, 1, 20, 10), ("ML", 40, 0, 20, 10), ("MU", 120, None, 20, 10), ("FF", 20, 1, 3, 2),
+              ("FU", 60, None, 3, 2)]  # tag, decisions, label, first day (days ago), days spanned
+    records, labels, i = [], {}, 0
+    for tag, count, label, days_ago, span in groups:
+        for j in range(count):
+            when = now - timedelta(days=days_ago) + timedelta(days=span * j / count)
+            records.append(decision_record(f"{tag}{j}", when, "Low", customer=f"S{j % 30}", score=0.05,
+                                           features=X[i], merchant_id=None))
+            if label is not None:
+                labels[f"{tag}{j}"] = label
+            i += 1
+    services.audit.write(records)
+    where = services.audit.locate(list(labels))
+    services.audit.set_labels([(where[t].audit_pk, t, {"label": label}) for t, label in labels.items()])
+
+
+def test_a_retrain_request_records_its_windows_split_and_every_figure_with_matured_served_decisions(
+        published, services, training_container, simulated_csv):
+    log_served_decisions(services, simulated_csv, datetime.now(timezone.utc))
     drop_training_data(services, simulated_csv)
     request = json.dumps({"reasons": ["feature drift (PSI >= 0.2): amount"]}).encode()
     retrain_on_request(input_stream("retrain-requests", "requests/x.json", request))
     versions = services.registry.list_versions()
     assert len(versions) == 2
     new = [v for v in versions if v != published.version][0]
-    assert "feature drift" in services.registry.manifest(new)["promotion"]["trigger"]
+    manifest = services.registry.manifest(new)
+    promotion = manifest["promotion"]
+    assert "feature drift" in promotion["trigger"]
+    # served decisions: matured ones in (unlabelled as legitimate), fresh ones out, labelled or not
+    served = manifest["data"]["served"]
+    assert served["read"] == 280 and served["labelled"] == 80 and served["matured_unlabelled_as_legitimate"] == 120
+    assert served["fresh_labelled_left_out"] == 20 and served["fresh_unlabelled_left_out"] == 60
+    # the windows: the challenger's rows end a label delay before the holdout, which starts after the champion's
+    windows, champion = TimeWindows.from_dict(manifest["windows"]), TimeWindows.from_dict(published.manifest["windows"])
+    assert manifest["windows"]["gap_days"] == pytest.approx(7.0) and promotion["windows"]["gap_days"] == pytest.approx(7.0)
+    assert windows.test_start >= champion.train_end and windows.test_start - windows.train_end == pytest.approx(7 * DAY)
+    assert promotion["windows"]["champion_training_end_source"] == "windows"
+    # the holdout: every base row from its start plus the 200 matured served ones (fraud: the base's + 40)
+    base = read_labelled_csv(simulated_csv)
+    in_holdout = base.times >= windows.test_start
+    split = manifest["data"]["split"]
+    assert promotion["holdout"]["rows"] == split["holdout_rows"] == int(in_holdout.sum()) + 200
+    assert promotion["holdout"]["fraud"] == split["holdout_fraud"] == int(base.labels[in_holdout].sum()) + 40
+    assert split["training_rows"] <= 12000 < split["training_rows_before_cap"] and split["legitimate_weight"] > 1
+    assert manifest["rows"]["test"] == split["holdout_rows"] and split["gap_rows_unused"] > 0
+    # every comparison figure, for both models, and every check with its numbers
+    for side in ("challenger", "champion"):
+        figures = promotion[side]
+        for name in ("average_precision", "card_precision_at_k", "ece"):
+            assert isinstance(figures[name], float), (side, name)
+        for level in ("review", "block"):
+            assert {"threshold", "alerts_per_day", "precision", "recall"} <= set(figures[level])
+    assert promotion["champion"]["version"] == published.version
+    assert promotion["challenger"]["review"]["threshold"] == manifest["thresholds"]["medium"]
+    assert promotion["champion"]["review"]["threshold"] == published.manifest["thresholds"]["medium"]
+    assert set(promotion["checks"]) == {"challenger_training_before_holdout", "holdout_after_champion_training",
+                                        "average_precision_gain", "card_precision_not_worse", "calibration_not_worse",
+                                        "alert_budget"}
+    assert promotion["failed"] == [n for n, c in promotion["checks"].items() if not c["passed"]]
+    assert promotion["promoted"] == (promotion["failed"] == [])
+    assert promotion["policy"]["k"] == 20 and promotion["policy"]["max_alert_ratio"] == 1.25
 
 
 def test_two_concurrent_promotions_have_one_winner(services):

@@ -22,6 +22,8 @@ def test_the_manifest_carries_what_serving_and_monitoring_need(trained_artifact)
     assert m["rows"]["train"] > 0 and m["rows"]["test"] > 0 and m["rows"]["test_fraud"] > 0
     windows = m["data"]["windows"]
     assert windows["train_start"] < windows["train_end"] < windows["test_start"] < windows["test_end"]
+    # the windows a promotion gate checks a holdout against: the label delay between training and test
+    assert {k: m["windows"][k] for k in windows} == windows and m["windows"]["gap_days"] == pytest.approx(7.0)
     for name in ("test", "baseline_test"):
         result = m["metrics"][name]
         for key in ("roc_auc", "average_precision", "recall_at_1pct_fpr", "precision_top100_per_day",

@@ -1,34 +1,11 @@
-"""The champion/challenger gate (pure) and the release on a fake registry: promoted, rejected
-(published, not current) and a lost race (another promotion moved the pointer)."""
-import numpy as np
+"""The release of a retrained model on a fake registry: promoted, rejected (published, not
+current) and a lost race (another promotion moved the pointer). The gate itself:
+test_promotion_gate.py."""
 import pytest
 
 from contracts import artifact
 from fakes import FakeModelRegistry
-from shared.domain.promotion import PromotionGate
 from shared.service.model_release import release
-
-Y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
-GOOD = np.array([0.9, 0.8, 0.85, 0.75, 0.1, 0.2, 0.3, 0.1, 0.2, 0.05])  # separates perfectly
-FAIR = np.array([0.9, 0.4, 0.85, 0.3, 0.6, 0.2, 0.3, 0.1, 0.2, 0.05])
-
-
-def test_a_better_challenger_is_promoted_and_the_reason_quotes_the_gain():
-    decision = PromotionGate(0.005).judge(Y, GOOD, FAIR, alert_threshold=0.7, champion_version="v1")
-    assert decision["promoted"] and decision["champion"]["version"] == "v1"
-    assert decision["challenger"]["average_precision"] == pytest.approx(1.0)
-    assert decision["reason"].startswith("average precision +")
-
-
-def test_a_challenger_below_the_required_gain_or_losing_recall_is_not_promoted():
-    assert not PromotionGate(0.005).judge(Y, FAIR, FAIR, 0.7)["promoted"]  # no gain
-    assert not PromotionGate(0.005).judge(Y, FAIR, GOOD, 0.7)["promoted"]  # worse
-    assert "average precision -" in PromotionGate(0.005).judge(Y, FAIR, GOOD, 0.7)["reason"]
-
-
-def test_with_no_champion_the_challenger_is_promoted():
-    decision = PromotionGate().judge(Y, FAIR, None, 0.7)
-    assert decision["promoted"] and decision["champion"] is None
 
 
 @pytest.fixture

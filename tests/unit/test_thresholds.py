@@ -123,11 +123,32 @@ def test_a_generous_budget_reviews_everything_above_zero():
     assert choice.thresholds["high"] == 0.1  # 0.2 and 0.9 flagged: precision 1.0
 
 
+def test_weights_undo_a_down_sampling_of_legitimate_rows(validation):
+    """Keeping one legitimate row in four with weight 4 chooses what the rows it stands for would:
+    the same thresholds as four copies of each kept row, and the full data's reviews per day."""
+    scores, y, days = validation
+    keep = np.flatnonzero((y == 1) | (np.arange(y.size) % 4 == 0))
+    weights = np.where(y[keep] == 1, 1.0, 4.0)
+    weighted = choose_thresholds(scores[keep], y[keep], days[keep], review_budget_per_day=40, sample_weight=weights)
+    copies = np.r_[keep, *[keep[y[keep] == 0]] * 3]
+    repeated = choose_thresholds(scores[copies], y[copies], days[copies], review_budget_per_day=40)
+    assert weighted.thresholds == repeated.thresholds
+    for name, detail in weighted.details.items():
+        assert detail["alerts_per_day"] == pytest.approx(repeated.details[name]["alerts_per_day"])
+        assert detail["precision"] == pytest.approx(repeated.details[name]["precision"])
+    unweighted = choose_thresholds(scores[keep], y[keep], days[keep], review_budget_per_day=40)
+    assert unweighted.thresholds["medium"] < weighted.thresholds["medium"]  # the sample alone looks 4x quieter
+    assert per_day(scores, weighted.thresholds["medium"]) == pytest.approx(
+        weighted.details["medium"]["alerts_per_day"], rel=0.1)
+    assert weighted.validation["weighted"] and weighted.validation["weighted_rows"] == pytest.approx(weights.sum())
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"scores": [0.1, 1.2]}, "in \\[0, 1\\]"),
     ({"overrides": {"low": 0.1}}, "unknown threshold"),
     ({"overrides": {"medium": 1.5}}, "outside"),
     ({"y": [0]}, "differ in length"),
+    ({"sample_weight": [1.0, 0.0]}, "positive"),
 ])
 def test_bad_input_is_a_value_error(kwargs, message):
     args = {"scores": [0.1, 0.2], "y": [0, 1], "days": [1, 1], "review_budget_per_day": 1, **kwargs}
