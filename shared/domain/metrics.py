@@ -285,13 +285,3 @@ def summarize(y_true: np.ndarray, scores: np.ndarray, days: np.ndarray, threshol
         "at_thresholds": {name: threshold_report(y_true, scores, value) for name, value in thresholds.items()},
     }
 
-
-def expected_calibration_error(y_true: np.ndarray, scores: np.ndarray, bins: int = 10) -> float | None:
-    """Row-weighted mean |observed fraud rate - mean score| over equal-width score bins."""
-    y = np.asarray(y_true, dtype=np.float64)
-    s = np.asarray(scores, dtype=np.float64)
-    if s.size == 0:
-        return None
-    idx = np.minimum((s * bins).astype(np.int64), bins - 1)
-    gap = np.abs(np.bincount(idx, weights=y, minlength=bins) - np.bincount(idx, weights=s, minlength=bins))
-    return float(gap.sum() / s.size)
