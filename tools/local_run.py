@@ -188,13 +188,16 @@ def performance_lines(report: dict) -> list[str]:
             f"block precision {_f(block['precision'])} recall {_f(block['recall'])}; AP {_f(perf['average_precision'])}; "
             f"{k} {_f(perf[k])}; ECE {_f(perf['expected_calibration_error'])}")
     shadow = report.get("shadow")
-    if shadow and shadow.get("champion"):
-        for who in ("champion", "shadow"):
-            m = shadow[who]
-            k = next(name for name in m if name.startswith("card_precision_top"))
-            lines.append(f"SHADOW COMPARISON, {who:8s} ({shadow['version'] if who == 'shadow' else report['model_version']}) "
-                         f"on {shadow['rows']} matured decisions: AP {_f(m['average_precision'])}, {k} {_f(m[k])}, "
-                         f"ECE {_f(m['expected_calibration_error'])}, review recall {_f(m['at_thresholds']['medium']['recall'])}")
+    if shadow and shadow.get("verdict"):
+        verdict = shadow["verdict"]
+        for who in ("champion", "challenger"):
+            m = verdict[who]
+            lines.append(f"SHADOW COMPARISON on {shadow['rows']} matured decisions, {who:10s} {m['version']}: "
+                         f"AP {_f(m['average_precision'])}, card precision@{verdict['policy']['k']} "
+                         f"{_f(m['card_precision_at_k'])}, ECE {_f(m['ece'])}, reviews/day "
+                         f"{_f(m['review']['alerts_per_day'])}, review recall {_f(m['review']['recall'])}")
+        lines.append(f"  the gate on this shadow evidence: {'would promote' if verdict['promoted'] else 'would not promote'}"
+                     f" ({verdict['reason']})")
     elif shadow:
         lines.append(f"shadow {shadow['version']}: {shadow.get('note')}")
     return lines

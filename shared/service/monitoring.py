@@ -23,6 +23,7 @@ from shared.domain.labels import Label, parse_label_file
 from shared.domain.merchant_risk import MerchantVisit, as_of_hour, label_known_at, tally_visit
 from shared.domain.metrics import expected_calibration_error, percentiles, summarize
 from shared.domain.model import DEFAULT_THRESHOLDS
+from shared.domain.promotion import Contender, Holdout, PromotionGate
 from shared.service.ports import AuditReadPort, LabelFilesPort, LabelPort, MerchantRiskStorePort, ReportsPort
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class MonitoringService:
     manifest: Callable[[], dict[str, Any] | None]  # the serving model's manifest
     merchants: MerchantRiskStorePort | None = None
     shadow_manifest: Callable[[], dict[str, Any] | None] | None = None  # the shadow challenger's, if one is set
+    gate: PromotionGate | None = None  # judges shadow evidence (the retrain's policy)
     config: MonitoringConfig = field(default_factory=MonitoringConfig)
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
@@ -207,19 +209,24 @@ class MonitoringService:
 
     def _shadow(self, matured: "OutcomeTally", reference: "ServingReference", shadow: dict[str, Any] | None,
                 window: tuple[datetime, datetime]) -> dict[str, Any] | None:
-        """The champion and the shadow challenger on the matured decisions both scored."""
+        """The champion and the shadow challenger on the matured decisions both scored, judged
+        by the promotion gate (each at its own thresholds; no training windows to check: the
+        scores were served before any label existed)."""
         if not shadow:
             return None
         version = shadow.get("version")
-        both = matured.with_shadow(version)
+        both = matured.scored_by_shadow(version)
         out: dict[str, Any] = {"version": version, "start": window[0].isoformat(), "end": window[1].isoformat(),
-                               "rows": both.rows}
-        if not both.rows:
+                               "rows": len(both)}
+        if not both:
             out["note"] = "no matured decision was scored by this shadow yet"
             return out
-        thresholds = dict(shadow.get("thresholds") or reference.thresholds)
-        out["champion"] = both.summary(reference.thresholds, self.config.top_k)
-        out["shadow"] = both.summary(thresholds, self.config.top_k, shadow=True)
+        holdout = Holdout(np.asarray([matured.y[i] for i in both]), np.asarray([matured.days[i] for i in both]),
+                          np.asarray([matured.customers[i] for i in both], dtype=object))
+        champion = Contender(reference.version, np.asarray([matured.scores[i] for i in both]), reference.thresholds)
+        challenger = Contender(version, np.asarray([matured.shadow_scores[i] for i in both]),
+                               dict(shadow.get("thresholds") or {}))
+        out["verdict"] = (self.gate or PromotionGate(k=self.config.top_k)).judge(holdout, challenger, champion)
         return out
 
     def breaches(self, evaluation: dict[str, Any]) -> list[str]:
@@ -324,18 +331,13 @@ class OutcomeTally:
         self.shadow_versions.append(row.get("shadow_version"))
         self.versions[row.get("model_version") or ""] += 1
 
-    def with_shadow(self, version: str | None) -> "OutcomeTally":
-        """The rows the shadow ``version`` also scored (its score in ``shadow_scores``)."""
-        kept = OutcomeTally()
-        for i, score in enumerate(self.shadow_scores):
-            if score is not None and self.shadow_versions[i] == version:
-                for name in ("y", "scores", "days", "customers", "shadow_scores", "shadow_versions"):
-                    getattr(kept, name).append(getattr(self, name)[i])
-        kept.versions = Counter({"(shadow rows)": kept.rows})
-        return kept
+    def scored_by_shadow(self, version: str | None) -> list[int]:
+        """The rows the shadow ``version`` also scored."""
+        return [i for i, score in enumerate(self.shadow_scores)
+                if score is not None and self.shadow_versions[i] == version]
 
-    def summary(self, thresholds: dict[str, float], k: int, shadow: bool = False) -> dict[str, Any]:
-        scores = np.asarray(self.shadow_scores if shadow else self.scores, dtype=np.float64)
+    def summary(self, thresholds: dict[str, float], k: int) -> dict[str, Any]:
+        scores = np.asarray(self.scores, dtype=np.float64)
         y = np.asarray(self.y, dtype=np.int8)
         return {"labelled": self.labelled, "unlabelled_counted_as_legitimate": self.rows - self.labelled,
                 "model_versions": dict(self.versions),
