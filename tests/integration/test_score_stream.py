@@ -116,7 +116,9 @@ def test_a_shadow_scores_every_event_into_the_audit_log_and_survives_a_champion_
     challenger = make_artifact("challenger-v2", seed=2)
     services.registry.publish(challenger)
     services.registry.set_shadow(challenger.version, reason="test")
+    assert services.shadow_manifest() == challenger.manifest  # no model loaded here: the registry's pointer
     score_stream(event_hub_batch([transaction(i, customer=f"C{i % 3}") for i in range(12)]))
+    assert app_services().shadow_manifest() == challenger.manifest  # the loaded shadow's
     rows = audit_rows(services)
     served = np.stack([unpack_features(r["features"]) for r in rows])
     assert len(rows) == 12 and {r["model_version"] for r in rows} == {published.version}
@@ -140,3 +142,4 @@ def test_a_shadow_scores_every_event_into_the_audit_log_and_survives_a_champion_
     score_stream(event_hub_batch([transaction(200, customer="C0")]))
     (last,) = [r for r in audit_rows(services) if r["RowKey"] == "T200"]
     assert last["model_version"] == champion.version and "shadow_score" not in last
+    assert app_services().shadow_manifest() is None
