@@ -129,9 +129,11 @@ class AuditContract:
         assert len(rows) == 1 and rows[0]["label"] == 1 and rows[0]["fraud_score"] == record.fraud_score
 
     def test_a_shadow_score_is_logged_beside_the_decision_and_selectable(self, store):
+        from dataclasses import replace
+
         from shared.domain.decision_record import ShadowScore
 
-        shadowed = decision_record("S1", NOW, "Low").with_shadow(ShadowScore("challenger-v2", 0.432123))
+        shadowed = replace(decision_record("S1", NOW, "Low"), shadow=ShadowScore("challenger-v2", 0.432123))
         store.write([shadowed, decision_record("S2", NOW, "Low")])
         store.write([decision_record("S1", NOW, "Low")])  # a rewrite without the shadow keeps it
         select = ["RowKey", "fraud_score", "model_version", "shadow_score", "shadow_version"]

@@ -91,9 +91,6 @@ class DecisionRecord:
     def with_latency(self, latency_ms: float) -> "DecisionRecord":
         return replace(self, latency_ms=round(latency_ms, 3))
 
-    def with_shadow(self, shadow: ShadowScore | None) -> "DecisionRecord":
-        return replace(self, shadow=shadow)
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, DecisionRecord):
             return NotImplemented

@@ -191,6 +191,9 @@ SHADOWED_BATCH = ([transaction(i, customer="C0", amount=150_000 if i % 7 == 0 el
                   + [transaction(200 + i, customer=f"C{i % 4 + 1}", amount=250_000 if i == 3 else 40.0) for i in range(12)])
 
 
+EVERY_EVENT_TIME = (NOW.replace(year=2020), NOW.replace(year=2030))  # an audit read of the whole log
+
+
 def unmeasured(form: dict) -> dict:
     """A decision's form without its measured latency (two runs differ only in that)."""
     return {k: v for k, v in form.items() if k != "latency_ms"}
@@ -209,10 +212,15 @@ def stored_state(parts) -> dict:
             for c in ("C0", "C1", "C2", "C3", "C4")}
 
 
+def scored_without_and_with(shadow: FakeModel):
+    """The same batch scored on fresh stores without a shadow and with ``shadow``."""
+    plain, shadowed = fresh_parts(), fresh_parts(shadow)
+    return plain, shadowed, *(make_service(p).score_events(events(*SHADOWED_BATCH)) for p in (plain, shadowed))
+
+
 def test_shadow_scores_are_logged_for_every_decision_and_never_change_a_decision():
-    plain, shadowed = fresh_parts(), fresh_parts(FakeModel(version="challenger-v2", score=challenger_score))
-    without = make_service(plain).score_events(events(*SHADOWED_BATCH))
-    with_shadow = make_service(shadowed).score_events(events(*SHADOWED_BATCH))
+    plain, shadowed, without, with_shadow = scored_without_and_with(
+        FakeModel(version="challenger-v2", score=challenger_score))
 
     assert decided(with_shadow) == decided(without) and len(decided(without)) == len(SHADOWED_BATCH)
     assert ([unmeasured(d.http_body()) for d in with_shadow.deliveries]
@@ -222,8 +230,7 @@ def test_shadow_scores_are_logged_for_every_decision_and_never_change_a_decision
     # one extra model call per chunk (C0's 120 transactions make two chunks), on the same rows
     assert shadowed["model"].shadow_model.calls == shadowed["model"].model.calls == 2
 
-    window = (NOW.replace(year=2020), NOW.replace(year=2030))
-    logged = {r["RowKey"]: r for r in shadowed["audit"].read(*window)}
+    logged = {r["RowKey"]: r for r in shadowed["audit"].read(*EVERY_EVENT_TIME)}
     assert len(logged) == len(SHADOWED_BATCH)
     for delivery in with_shadow.deliveries:
         row = logged[delivery.record.transaction_id]
@@ -233,8 +240,8 @@ def test_shadow_scores_are_logged_for_every_decision_and_never_change_a_decision
         record = delivery.record
         for form in (record.document(), record.alert_message(), delivery.http_body()):
             assert not any("shadow" in key for key in form)
-    assert not any("shadow_score" in r for r in plain["audit"].read(*window))
-    plain_rows = {r["RowKey"]: unmeasured(r) for r in plain["audit"].read(*window)}
+    assert not any("shadow_score" in r for r in plain["audit"].read(*EVERY_EVENT_TIME))
+    plain_rows = {r["RowKey"]: unmeasured(r) for r in plain["audit"].read(*EVERY_EVENT_TIME)}
     unshadowed = {t: unmeasured({k: v for k, v in r.items() if not k.startswith("shadow_")}) for t, r in logged.items()}
     assert unshadowed == plain_rows
 
@@ -246,7 +253,7 @@ def test_a_redelivery_keeps_the_shadow_score_first_logged():
     service.score_events(batch)
     shadowed["model"].shadow_model = None  # cleared meanwhile
     assert all(d.duplicate for d in service.score_events(batch).deliveries)
-    rows = list(shadowed["audit"].read(NOW.replace(year=2020), NOW.replace(year=2030)))
+    rows = list(shadowed["audit"].read(*EVERY_EVENT_TIME))
     assert len(rows) == 5 and all(r["shadow_version"] == "challenger-v2" for r in rows)
 
 
@@ -258,11 +265,9 @@ def failing(X: np.ndarray) -> np.ndarray:
                                    lambda X: np.full(len(X), np.nan, dtype=np.float32)],
                          ids=["raises", "too-few-scores", "not-finite"])
 def test_a_failing_shadow_never_fails_the_batch_nor_changes_a_decision(score, caplog):
-    plain, shadowed = fresh_parts(), fresh_parts(FakeModel(version="broken-v9", score=score))
-    without = make_service(plain).score_events(events(*SHADOWED_BATCH))
-    with_shadow = make_service(shadowed).score_events(events(*SHADOWED_BATCH))
+    plain, shadowed, without, with_shadow = scored_without_and_with(FakeModel(version="broken-v9", score=score))
     assert decided(with_shadow) == decided(without) and stored_state(shadowed) == stored_state(plain)
-    rows = list(shadowed["audit"].read(NOW.replace(year=2020), NOW.replace(year=2030)))
+    rows = list(shadowed["audit"].read(*EVERY_EVENT_TIME))
     assert len(rows) == len(SHADOWED_BATCH) and not any("shadow_score" in r for r in rows)
     assert "shadow model broken-v9 failed" in caplog.text
 
@@ -290,7 +295,7 @@ def serving_registry(**levels):
 
 
 def logged_scores(parts, ids) -> dict:
-    rows = {r["RowKey"]: r for r in parts["audit"].read(NOW.replace(year=2020), NOW.replace(year=2030))}
+    rows = {r["RowKey"]: r for r in parts["audit"].read(*EVERY_EVENT_TIME)}
     return {t: (rows[t]["model_version"], rows[t]["fraud_score"], rows[t].get("shadow_version"),
                 rows[t].get("shadow_score")) for t in ids}
 
