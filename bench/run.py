@@ -260,13 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     c = bench_history_length(onnx_model, 20)
     print("\n".join(c), flush=True)
 
-    machine = (f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-               f"1-minute load average {load_before:.2f} as the measurements started, the benchmark's own "
-               "model training just before them included")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     doc = f"""# Benchmarks
 
 Produced by `make bench` (`python -m tools.azurite --free-ports -- python -m bench.run`) on
-{datetime.now(timezone.utc):%Y-%m-%d} ({machine}). Storage is Azurite on the same machine,
+{datetime.now(timezone.utc):%Y-%m-%d} ({machine}). The machine's 1-minute load average was
+{load_before:.2f} as the measurements started (the benchmark's own model training just before
+them included; other jobs share the box). Storage is Azurite on the same machine,
 sharing its two cores with the benchmark; absolute storage numbers are Azurite's and the
 Python SDK's, not Azure's. Every row of a table was measured in the same run.
 
