@@ -6,7 +6,9 @@
     scoring path: the model call alone, and the whole in-process per-transaction path;
 (b) Event Hub batch throughput on Azurite: this app's batched, exactly-once path against
     a naive per-event implementation (30-day history query + replay + two writes);
-(c) per-transaction cost for a customer with 10 and with 10,000 prior transactions.
+(c) per-transaction cost for a customer with 10 and with 10,000 prior transactions;
+(b2) the cost of a shadow challenger: Event Hub batches on Azurite with and without a
+    shadow set, alternating batch by batch in one run, and the model calls alone.
 """
 from __future__ import annotations
 
@@ -152,6 +154,46 @@ def bench_stream(onnx_model, events: int) -> list[str]:
     ]
 
 
+def bench_shadow(champion, artifact, events: int, repeat: int) -> list[str]:
+    """Batches of 100 through the Event Hub function, alternately without and with a shadow
+    challenger set (the shadow pointer moved and the serving model refreshed between batches,
+    untimed), so both arms share the run's data, storage state and machine load; then the
+    model calls alone on one batch of 100 rows."""
+    from shared.composition import app_services
+    from shared.domain.features import FEATURE_NAMES
+    from shared.domain.model import ModelArtifact, load_model
+    from tools.send_events import event_hub_batch
+    from functions.score_stream import score_stream
+
+    services = app_services()
+    challenger = ModelArtifact(artifact.onnx_bytes, {**artifact.manifest, "version": f"{artifact.version}-shadow"})
+    services.registry.publish(challenger)  # a challenger of the champion's size (the same trees)
+    shadow = load_model(challenger)
+    bodies = stream_bodies(events, events // 3, datetime(2026, 3, 21, tzinfo=LAGOS), "S")
+    arms: dict[str, list[float]] = {"champion only": [], "champion + shadow": []}
+    for n, k in enumerate(range(0, len(bodies), 100)):
+        with_shadow = n % 2 == 1
+        services.registry.set_shadow(challenger.version if with_shadow else None)
+        services.serving_model.refresh_now()
+        assert (services.serving_model.shadow() is not None) == with_shadow
+        batch = event_hub_batch(bodies[k:k + 100], partition="1", first_sequence=k)
+        arms["champion + shadow" if with_shadow else "champion only"] += timed(lambda: score_stream(batch), 1)
+    services.registry.clear_shadow()
+    rows = np.random.default_rng(2).normal(size=(100, len(FEATURE_NAMES))).astype(np.float32)
+    calls = {"champion only": timed(lambda: champion.predict(rows), repeat),
+             "champion + shadow": timed(lambda: (champion.predict(rows), shadow.predict(rows)), repeat)}
+    (plain, shadowed), (plain_calls, shadowed_calls) = arms.values(), calls.values()
+    lines = ["| scoring | batches of 100 | median ms per batch | mean ms per batch | events/s | "
+             "model calls per batch, median ms |", "| --- | --- | --- | --- | --- | --- |"]
+    for (name, times), call_times in zip(arms.items(), calls.values()):
+        lines.append(f"| {name} | {len(times)} | {statistics.median(times):.1f} | {statistics.mean(times):.1f} | "
+                     f"{100 * len(times) / (sum(times) / 1000):,.0f} | {statistics.median(call_times):.3f} |")
+    lines.append(f"| cost of the shadow | | {statistics.median(shadowed) - statistics.median(plain):+.1f} | "
+                 f"{statistics.mean(shadowed) - statistics.mean(plain):+.1f} | | "
+                 f"{statistics.median(shadowed_calls) - statistics.median(plain_calls):+.3f} |")
+    return lines
+
+
 def bench_history_length(onnx_model, repeat: int) -> list[str]:
     from bench.naive import NaiveStreamScorer, as_transaction, transaction_at
     from shared.composition import app_services
@@ -188,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--shadow-events", type=int, default=3000, help="events of (b2), half of them shadowed")
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args(argv)
     os.environ.setdefault("FRAUD_MODEL_CONTAINER", "bench-models")
@@ -203,12 +246,16 @@ def main(argv: list[str] | None = None) -> int:
     services.ensure_resources()
     publish_current(services.registry, artifact)
 
+    load_before = os.getloadavg()[0]  # other work on the shared machine, as the measurements start
     print("(a) model call and whole path ...", flush=True)
     a = bench_model_and_path(sk_model, onnx_model, args.repeat)
     print("\n".join(a), flush=True)
     print("(b) Event Hub batches on Azurite ...", flush=True)
     b = bench_stream(onnx_model, args.events)
     print("\n".join(b), flush=True)
+    print("(b2) shadow challenger cost ...", flush=True)
+    b2 = bench_shadow(onnx_model, artifact, args.shadow_events, args.repeat)
+    print("\n".join(b2), flush=True)
     print("(c) history length ...", flush=True)
     c = bench_history_length(onnx_model, 20)
     print("\n".join(c), flush=True)
@@ -217,7 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     doc = f"""# Benchmarks
 
 Produced by `make bench` (`python -m tools.azurite --free-ports -- python -m bench.run`) on
-{datetime.now(timezone.utc):%Y-%m-%d} ({machine}). Storage is Azurite on the same machine,
+{datetime.now(timezone.utc):%Y-%m-%d} ({machine}). The machine's 1-minute load average was
+{load_before:.2f} as the measurements started (the benchmark's own model training just before
+them included; other jobs share the box). Storage is Azurite on the same machine,
 sharing its two cores with the benchmark; absolute storage numbers are Azurite's and the
 Python SDK's, not Azure's. Every row of a table was measured in the same run.
 
@@ -228,6 +277,16 @@ Python SDK's, not Azure's. Every row of a table was measured in the same run.
 ## (b) Event Hub batch throughput on Azurite ({args.events} events, ~3 per customer)
 
 {chr(10).join(b)}
+
+## (b2) The cost of a shadow challenger ({args.shadow_events} events in batches of 100)
+
+`python -m tools.models shadow <version>` makes serving score every batch with a second
+model beside the champion, logged in the audit entry only. Batches alternate between no
+shadow and a shadow set (a challenger of the champion's size), so both arms share the run's
+data, storage and machine load; the last column is the model calls alone on 100 rows, in
+process.
+
+{chr(10).join(b2)}
 
 ## (c) Cost per transaction against the length of the customer's history
 

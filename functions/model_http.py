@@ -1,5 +1,6 @@
-"""GET /api/model: the serving model, when this process loaded it, its swap history and
-the registry's versions with their metrics and promotion decisions."""
+"""GET /api/model: the serving model, when this process loaded it, the shadow challenger
+scored beside it (if any), their swap history and the registry's versions with their
+metrics and promotion decisions."""
 from __future__ import annotations
 
 import azure.functions as func
@@ -32,6 +33,7 @@ def model_report() -> func.HttpResponse:
         except Exception:
             model = None
     pointer = services.registry.current()
+    shadow = serving.shadow()
     versions = []
     for version in services.registry.list_versions():
         manifest = services.registry.manifest(version)
@@ -44,6 +46,8 @@ def model_report() -> func.HttpResponse:
         "serving_version": model.version if model else None,
         "loaded_at": model.loaded_at.isoformat() if model else None,
         "current_pointer": pointer.document,
+        "shadow_version": shadow.version if shadow else None,
+        "shadow_pointer": services.registry.shadow().document,
         "swap_history": [event.__dict__ for event in serving.history],
         "refused_versions": serving.refused,
         "versions": versions,

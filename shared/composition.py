@@ -28,6 +28,7 @@ from shared.adapters.monitoring_blobs import LabelFileContainer, MonitoringBlobs
 from shared.adapters.profile_table import ProfileStore
 from shared.service.scoring import FraudScoringService
 from shared.service.model_serving import ServingModel
+from shared.service.ports import CurrentPointer
 from shared.config import FraudConfig
 from shared.adapters.storage_account import StorageAccount
 
@@ -159,10 +160,19 @@ class AppServices:
     def serving_manifest(self) -> dict | None:
         """The manifest of the model serving now (or the registry's current one)."""
         model = self.serving_model.loaded
-        if model is not None:
-            return model.manifest
-        current = self.registry.current()
-        return self.registry.manifest(current.version) if current.version else None
+        return model.manifest if model is not None else self._pointed_manifest(self.registry.current())
+
+    def shadow_manifest(self) -> dict | None:
+        """The manifest of the shadow challenger scored beside it now (None: no shadow); before this
+        process has loaded a model, the registry's shadow pointer's (unless it names the champion)."""
+        if self.serving_model.loaded is not None:
+            shadow = self.serving_model.shadow()
+            return shadow.manifest if shadow is not None else None
+        pointer = self.registry.shadow()
+        return None if pointer.version == self.registry.current().version else self._pointed_manifest(pointer)
+
+    def _pointed_manifest(self, pointer: CurrentPointer) -> dict | None:
+        return self.registry.manifest(pointer.version) if pointer.version else None
 
     @cached_property
     def monitoring(self) -> MonitoringService:

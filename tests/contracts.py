@@ -128,6 +128,20 @@ class AuditContract:
         rows = [r for r in store.read(NOW - timedelta(hours=1), NOW + timedelta(hours=1)) if r["RowKey"] == "C1"]
         assert len(rows) == 1 and rows[0]["label"] == 1 and rows[0]["fraud_score"] == record.fraud_score
 
+    def test_a_shadow_score_is_logged_beside_the_decision_and_selectable(self, store):
+        from dataclasses import replace
+
+        from shared.domain.decision_record import ShadowScore
+
+        shadowed = replace(decision_record("S1", NOW, "Low"), shadow=ShadowScore("challenger-v2", 0.432123))
+        store.write([shadowed, decision_record("S2", NOW, "Low")])
+        store.write([decision_record("S1", NOW, "Low")])  # a rewrite without the shadow keeps it
+        select = ["RowKey", "fraud_score", "model_version", "shadow_score", "shadow_version"]
+        rows = {r["RowKey"]: r for r in store.read(NOW - timedelta(hours=1), NOW + timedelta(hours=1), select=select)}
+        assert (rows["S1"]["shadow_score"], rows["S1"]["shadow_version"]) == (0.432123, "challenger-v2")
+        assert rows["S1"]["fraud_score"] == shadowed.fraud_score and rows["S1"]["model_version"] == "test-v1"
+        assert rows["S2"].get("shadow_score") is None and rows["S2"].get("shadow_version") is None
+
 
 class AlertContract:
     def test_sent_alerts_are_received_once_as_alert_messages(self, store):
@@ -192,6 +206,27 @@ class ModelRegistryContract:
         assert second.document["previous"] == "v1" and store.current().version == "v2" and first.etag != second.etag
         with pytest.raises(ValueError):
             store.set_current("v9", store.current())
+
+    def test_the_shadow_pointer_is_set_cleared_and_independent_of_current(self, store):
+        from shared.service.ports import StalePointer
+
+        store.publish(artifact("v1"))
+        store.publish(artifact("v2"))
+        store.set_current("v1", store.current())
+        unset = store.shadow()
+        assert unset.version is None and unset.etag is None
+        set_ = store.set_shadow("v2", reason="challenger")
+        assert store.shadow().version == "v2" and store.shadow().document["reason"] == "challenger"
+        assert set_.document["previous"] is None and store.current().version == "v1"  # current untouched
+        with pytest.raises(StalePointer):
+            store.set_shadow("v1", unset)  # moved since that read
+        with pytest.raises(ValueError):
+            store.set_shadow("v9")
+        cleared = store.clear_shadow(reason="done")
+        assert cleared.version is None and store.shadow().version is None and store.shadow().etag is not None
+        assert store.shadow().document["previous"] == "v2"
+        store.set_current("v2", store.current())
+        assert store.shadow().version is None and store.current().version == "v2"  # and shadow untouched
 
 
 class LabelStoreContract:

@@ -189,17 +189,21 @@ class FakeModel:
 @dataclass
 class FakeModelSource:
     model: FakeModel = field(default_factory=FakeModel)
+    shadow_model: FakeModel | None = None  # a challenger scored beside the champion, logged only
 
     def get(self) -> FakeModel:
         return self.model
 
+    def shadow(self) -> FakeModel | None:
+        return self.shadow_model
+
 
 class FakeModelRegistry:
-    """Immutable versions and a current pointer that moves only from the pointer read."""
+    """Immutable versions and two pointers (current, shadow) that move only from the pointer read."""
 
     def __init__(self) -> None:
         self._versions: dict[str, ModelArtifact] = {}
-        self._pointer = CurrentPointer(None, None, {})
+        self._pointers = {"current": CurrentPointer(None, None, {}), "shadow": CurrentPointer(None, None, {})}
         self._etags = itertools.count(1)
 
     def publish(self, artifact: ModelArtifact) -> str:
@@ -219,18 +223,32 @@ class FakeModelRegistry:
     def list_versions(self) -> list[str]:
         return sorted(self._versions)
 
+    def _move(self, name: str, document: dict[str, Any], expected: CurrentPointer) -> CurrentPointer:
+        version = document["version"]
+        if version is not None and version not in self._versions:
+            raise ValueError(f"model version {version} is not published")
+        if expected.etag != self._pointers[name].etag:
+            raise StalePointer(f"the model pointer {name} moved since it was read (expected {expected.version})")
+        self._pointers[name] = CurrentPointer(version, f"\"{next(self._etags)}\"", document)
+        return self._pointers[name]
+
     def current(self) -> CurrentPointer:
-        return self._pointer
+        return self._pointers["current"]
 
     def set_current(self, version: str, expected: CurrentPointer, **details: Any) -> CurrentPointer:
-        if version not in self._versions:
-            raise ValueError(f"model version {version} is not published")
-        if expected.etag != self._pointer.etag:
-            raise StalePointer(f"the current model pointer moved since it was read (expected {expected.version})")
-        document = {"version": version, "updated_at": datetime.now(timezone.utc).isoformat(),
-                    "previous": expected.version, **details}
-        self._pointer = CurrentPointer(version, f"\"{next(self._etags)}\"", document)
-        return self._pointer
+        return self._move("current", {"version": version, "updated_at": datetime.now(timezone.utc).isoformat(),
+                                      "previous": expected.version, **details}, expected)
+
+    def shadow(self) -> CurrentPointer:
+        return self._pointers["shadow"]
+
+    def set_shadow(self, version: str | None, expected: CurrentPointer | None = None, **details: Any) -> CurrentPointer:
+        expected = self.shadow() if expected is None else expected
+        return self._move("shadow", {"version": version, "set_at": datetime.now(timezone.utc).isoformat(),
+                                     "previous": expected.version, **details}, expected)
+
+    def clear_shadow(self, expected: CurrentPointer | None = None, **details: Any) -> CurrentPointer:
+        return self.set_shadow(None, expected, **details)
 
 
 class FakeLabelStore:

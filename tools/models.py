@@ -1,9 +1,18 @@
 """Operate the model registry.
 
-    python -m tools.models list                       # versions with their test metrics; * = serving
+    python -m tools.models list                       # versions with their test metrics; * = current, s = shadow
     python -m tools.models publish artifacts/model [--make-current]
     python -m tools.models promote <version>          # make any published version current (rollback)
     python -m tools.models current
+    python -m tools.models shadow <version>           # score it beside the champion, logged only
+    python -m tools.models shadow --clear             # stop shadow scoring
+    python -m tools.models shadow                     # the shadow pointer
+
+A shadow challenger scores every batch beside the current model (one more ONNX call per
+batch); its score is written to the audit log (``shadow_score``, ``shadow_version``) and
+never decides. Scoring processes pick a change up within ``FRAUD_MODEL_REFRESH_SECONDS``.
+Like ``promote``, ``shadow`` verifies the version first; an unknown or refused version
+exits with status 2.
 """
 from __future__ import annotations
 
@@ -12,18 +21,22 @@ import json
 import sys
 from pathlib import Path
 
-from shared.domain.model import ModelArtifact, load_model
+from shared.domain.model import ModelArtifact, ModelRejected, load_model
 from training.pipeline import publish_current
 
 
+class Refused(Exception):
+    """A version the registry cannot point at: not published, or refused by load_model."""
+
+
 def cmd_list(registry) -> None:
-    current = registry.current().version
+    marks = {registry.shadow().version: "s", registry.current().version: "*"}
     print(f"{'':2}{'version':32} {'created':20} {'ROC AUC':>8} {'AP':>7} {'R@1%FPR':>8}")
     for version in registry.list_versions():
         m = registry.manifest(version)
         test = m.get("metrics", {}).get("test", {})
         fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else "-"  # noqa: E731
-        print(f"{'*' if version == current else ' ':2}{version:32} {str(m.get('created_at', ''))[:19]:20} "
+        print(f"{marks.get(version, ' '):2}{version:32} {str(m.get('created_at', ''))[:19]:20} "
               f"{fmt(test.get('roc_auc')):>8} {fmt(test.get('average_precision')):>7} {fmt(test.get('recall_at_1pct_fpr')):>8}")
 
 
@@ -36,9 +49,33 @@ def publish(registry, folder: Path, make_current: bool) -> str:
     return artifact.version
 
 
+def verify(registry, version: str) -> None:
+    """Load and verify a published version before pointing serving at it; raises ``Refused``."""
+    if version not in registry.list_versions():
+        raise Refused(f"model version {version} is not published (see: python -m tools.models list)")
+    try:
+        load_model(registry.load(version))
+    except ModelRejected as exc:
+        raise Refused(f"model version {version} is refused: {exc}") from None
+
+
 def promote(registry, version: str) -> None:
-    load_model(registry.load(version))  # verify before pointing serving at it
+    verify(registry, version)
     registry.set_current(version, registry.current(), reason="promoted by tools.models")
+
+
+def shadow(registry, version: str | None, clear: bool) -> str:
+    """Set (after verifying), clear or show the shadow pointer; what to print."""
+    if clear:
+        registry.clear_shadow(reason="cleared by tools.models")
+        return "no shadow model: the current model scores alone"
+    if version is None:
+        return json.dumps(registry.shadow().document, indent=1)
+    if version == registry.current().version:
+        raise Refused(f"model version {version} is current: a shadow must be another version")
+    verify(registry, version)
+    registry.set_shadow(version, reason="set by tools.models")
+    return f"{version} now scores as the shadow beside {registry.current().version} (logged only, never decides)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,18 +90,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--make-current", action="store_true")
     p = sub.add_parser("promote")
     p.add_argument("version")
+    p = sub.add_parser("shadow", help="set, clear or show the shadow challenger")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("version", nargs="?")
+    which.add_argument("--clear", action="store_true")
     args = parser.parse_args(argv)
     registry = app_services().registry
     registry.ensure_container()
-    if args.command == "list":
-        cmd_list(registry)
-    elif args.command == "current":
-        print(json.dumps(registry.current().document, indent=1))
-    elif args.command == "publish":
-        print(f"published {publish(registry, Path(args.folder), args.make_current)}")
-    else:
-        promote(registry, args.version)
-        print(f"{args.version} is now current")
+    try:
+        if args.command == "list":
+            cmd_list(registry)
+        elif args.command == "current":
+            print(json.dumps(registry.current().document, indent=1))
+        elif args.command == "publish":
+            print(f"published {publish(registry, Path(args.folder), args.make_current)}")
+        elif args.command == "shadow":
+            print(shadow(registry, args.version, args.clear))
+        else:
+            promote(registry, args.version)
+            print(f"{args.version} is now current")
+    except Refused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -5,9 +5,12 @@ Layout in the container (``FRAUD_MODEL_CONTAINER``, default ``models``)::
     <version>/model.onnx
     <version>/manifest.json
     current.json            {"version": ..., "updated_at": ..., "previous": ...}
+    shadow.json             {"version": ... or null, "set_at": ..., "previous": ..., "reason": ...}
 
-``current.json`` is only ever written with an ETag condition, so two writers that read
-the same pointer cannot both move it.
+``current.json`` names the champion that decides; ``shadow.json`` an optional challenger
+that serving scores beside it, logged only (``version`` null: no shadow). Both pointers
+are only ever written with an ETag condition, so two writers that read the same pointer
+cannot both move it.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from shared.adapters.storage_account import create_if_missing
 from shared.service.ports import CurrentPointer, StalePointer, VersionExists
 
 POINTER = "current.json"
+SHADOW_POINTER = "shadow.json"
 
 
 class ModelRegistry:
@@ -60,30 +64,21 @@ class ModelRegistry:
         names = (b.name for b in self._container.list_blobs())
         return sorted(n.split("/")[0] for n in names if n.endswith("/manifest.json"))
 
-    # -- the current pointer ------------------------------------------------------------
-    def current(self) -> CurrentPointer:
+    # -- the pointers: current (the champion) and shadow (a challenger, logged only) --------
+    def _read_pointer(self, name: str) -> CurrentPointer:
         try:
-            downloader = self._container.download_blob(POINTER)
+            downloader = self._container.download_blob(name)
         except ResourceNotFoundError:
             return CurrentPointer(None, None, {})
         document = json.loads(downloader.readall())
         return CurrentPointer(document.get("version"), downloader.properties.etag, document)
 
-    def set_current(self, version: str, expected: CurrentPointer, **details: Any) -> CurrentPointer:
-        """Point ``current`` at ``version`` if the pointer is still ``expected``.
-
-        Raises ``StalePointer`` when someone else moved it first.
-        """
-        if version not in self.list_versions():
-            raise ValueError(f"model version {version} is not published")
-        document = {
-            "version": version,
-            "updated_at": datetime.now(timezone.utc).isoformat(),
-            "previous": expected.version,
-            **details,
-        }
+    def _write_pointer(self, name: str, document: dict[str, Any], expected: CurrentPointer) -> CurrentPointer:
+        """Write a pointer only if it is still ``expected`` (no blob yet when its etag is None)."""
+        if document["version"] is not None and document["version"] not in self.list_versions():
+            raise ValueError(f"model version {document['version']} is not published")
         body = json.dumps(document).encode()
-        blob = self._container.get_blob_client(POINTER)
+        blob = self._container.get_blob_client(name)
         try:
             if expected.etag is None:
                 result = blob.upload_blob(body, overwrite=False)
@@ -92,12 +87,43 @@ class ModelRegistry:
                     body, overwrite=True, etag=expected.etag, match_condition=MatchConditions.IfNotModified
                 )
         except (ResourceExistsError, ResourceModifiedError):
-            raise StalePointer(f"the current model pointer moved since it was read (expected {expected.version})") from None
+            raise StalePointer(f"the model pointer {name} moved since it was read (expected {expected.version})") from None
         except HttpResponseError as exc:
             if exc.status_code in (409, 412):
                 raise StalePointer(str(exc)) from None
             raise
-        return CurrentPointer(version, result["etag"], document)
+        return CurrentPointer(document["version"], result["etag"], document)
+
+    def current(self) -> CurrentPointer:
+        return self._read_pointer(POINTER)
+
+    def set_current(self, version: str, expected: CurrentPointer, **details: Any) -> CurrentPointer:
+        """Point ``current`` at ``version`` if the pointer is still ``expected``.
+
+        Raises ``StalePointer`` when someone else moved it first.
+        """
+        document = {
+            "version": version,
+            "updated_at": datetime.now(timezone.utc).isoformat(),
+            "previous": expected.version,
+            **details,
+        }
+        return self._write_pointer(POINTER, document, expected)
+
+    def shadow(self) -> CurrentPointer:
+        """The shadow challenger's pointer (version None: no shadow)."""
+        return self._read_pointer(SHADOW_POINTER)
+
+    def set_shadow(self, version: str | None, expected: CurrentPointer | None = None, **details: Any) -> CurrentPointer:
+        """Point ``shadow`` at a published ``version`` (None clears it), if the pointer is still
+        ``expected`` (default: as read now). Raises ``StalePointer`` when someone moved it first."""
+        expected = self.shadow() if expected is None else expected
+        document = {"version": version, "set_at": datetime.now(timezone.utc).isoformat(),
+                    "previous": expected.version, **details}
+        return self._write_pointer(SHADOW_POINTER, document, expected)
+
+    def clear_shadow(self, expected: CurrentPointer | None = None, **details: Any) -> CurrentPointer:
+        return self.set_shadow(None, expected, **details)
 
     def load_current(self) -> ModelArtifact | None:
         pointer = self.current()

@@ -8,6 +8,10 @@ representations — the stored document (profile rows), the audit entity, the al
 message, the HTTP body, the export row and the dashboard's alert item — so adding a field
 to the audit log is a change to this file only.
 
+A record may carry the score a shadow challenger gave the same features (``ShadowScore``).
+It is not part of the decision: it appears in the audit entity only (``shadow_score``,
+``shadow_version``), never in the stored document, the alert, the HTTP body or equality.
+
 Feature vectors are float32 end to end; stored, they are the base64 of their little-endian
 float32 bytes (``pack_features`` / ``unpack_features``), not JSON text of floats.
 """
@@ -41,6 +45,14 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
+@dataclass(frozen=True)
+class ShadowScore:
+    """What a shadow challenger scored for the decision's features: logged, never decided on."""
+
+    version: str
+    score: float
+
+
 @dataclass(frozen=True, eq=False)
 class DecisionRecord:
     transaction: Transaction
@@ -51,6 +63,7 @@ class DecisionRecord:
     scored_at: datetime
     source: str  # "eventhub" | "http" | ...
     latency_ms: float = 0.0
+    shadow: ShadowScore | None = None  # the audit entity's only: not part of the decision
 
     # -- what callers ask of a decision ---------------------------------------------------
     @property
@@ -143,7 +156,15 @@ class DecisionRecord:
             "device_id": txn.device_id or "",
             "country": txn.country or "",
             "source": self.source or "",
+            **self._shadow_fields(),
         }
+
+    def _shadow_fields(self) -> dict[str, Any]:
+        """The audit entity's shadow columns; none without a shadow, so a rewrite of the decision
+        (a redelivery) keeps the shadow score logged when it was first made."""
+        if self.shadow is None:
+            return {}
+        return {"shadow_score": float(self.shadow.score), "shadow_version": self.shadow.version}
 
     # -- the alert queue's message ----------------------------------------------------------
     def alert_message(self) -> dict[str, Any]:

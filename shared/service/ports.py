@@ -18,7 +18,7 @@ from shared.domain.model import FraudModel, ModelArtifact
 
 
 class StalePointer(Exception):
-    """The registry's current-model pointer moved since it was read."""
+    """A registry pointer (current or shadow model) moved since it was read."""
 
 
 class VersionExists(Exception):
@@ -27,6 +27,8 @@ class VersionExists(Exception):
 
 @dataclass(frozen=True)
 class CurrentPointer:
+    """A registry pointer as read: the current (champion) or the shadow model's."""
+
     version: str | None
     etag: str | None  # None: no pointer yet
     document: dict[str, Any]
@@ -100,7 +102,11 @@ class DeadLetterPort(Protocol):
 
 
 class ModelPort(Protocol):
-    def get(self) -> FraudModel: ...
+    def get(self) -> FraudModel:
+        """The champion: its scores decide."""
+
+    def shadow(self) -> FraudModel | None:
+        """The shadow challenger scored beside the champion, logged only (None: no shadow)."""
 
 
 class MerchantRiskPort(Protocol):
@@ -112,7 +118,8 @@ class MerchantRiskPort(Protocol):
 
 
 class ModelRegistryPort(Protocol):
-    """Published model versions (immutable) and the ETag-guarded current pointer."""
+    """Published model versions (immutable) and two ETag-guarded pointers: ``current`` (the
+    champion, which decides) and ``shadow`` (a challenger scored beside it, logged only)."""
 
     def publish(self, artifact: ModelArtifact) -> str: ...
 
@@ -126,6 +133,15 @@ class ModelRegistryPort(Protocol):
 
     def set_current(self, version: str, expected: CurrentPointer, **details: Any) -> CurrentPointer:
         """Raises ``StalePointer`` if the pointer is no longer ``expected``; ValueError for an unpublished version."""
+
+    def shadow(self) -> CurrentPointer:
+        """The shadow pointer; version None when no shadow is set."""
+
+    def set_shadow(self, version: str | None, expected: CurrentPointer | None = None, **details: Any) -> CurrentPointer:
+        """Point the shadow at a published version (None clears it) if the pointer is still ``expected``
+        (default: as read now). Raises ``StalePointer`` / ValueError as ``set_current``."""
+
+    def clear_shadow(self, expected: CurrentPointer | None = None, **details: Any) -> CurrentPointer: ...
 
 
 class LabelPort(Protocol):

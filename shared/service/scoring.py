@@ -3,6 +3,10 @@
 validate -> load the customers' profiles -> features -> one ONNX call for the batch ->
 decide -> persist exactly once -> audit -> alert.
 
+With a shadow challenger set (``ModelPort.shadow()``), each chunk's feature matrix is
+scored once more by it: its score goes into the audit entry only (``ShadowScore``), never
+into a decision, and a failing shadow is logged and never fails the batch.
+
 The service talks to storage only through the ports of ``shared.service.ports``; the
 Azure adapters and the in-memory fakes of the tests both satisfy them.
 """
@@ -17,10 +21,11 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
 
 from shared.domain.dead_letter import DeadLetter
 from shared.domain.decision import DecisionPolicy
-from shared.domain.decision_record import DecisionRecord, Delivery
+from shared.domain.decision_record import DecisionRecord, Delivery, ShadowScore
 from shared.domain.features import as_matrix, features_then_record
 from shared.domain.merchant_risk import NO_MERCHANT
 from shared.domain.model import FraudModel
@@ -202,6 +207,7 @@ class FraudScoringService:
         """One delivery per input transaction, in input order; each transaction applied exactly once."""
         started = time.perf_counter()
         model = self.model.get()  # one model for the whole batch, even if a swap happens meanwhile
+        shadow = self.model.shadow()  # and one shadow challenger (or None), logged only
         policy = self.policy_for(model)
         first_seen = {}
         for txn in transactions:
@@ -220,7 +226,7 @@ class FraudScoringService:
                 if elsewhere:  # rare: drop those transactions, then load again for the rest
                     pending.drop(elsewhere)
                     continue
-            records = self._score_chunk(model, policy, chunks, stored, source)
+            records = self._score_chunk(model, shadow, policy, chunks, stored, source)
             self._commit_chunk(pending, chunks, stored, records, started)
         if elsewhere is None:
             elsewhere = lookup.result()
@@ -239,9 +245,11 @@ class FraudScoringService:
             txns.sort(key=lambda t: t.epoch_seconds)
         return dict(grouped)
 
-    def _score_chunk(self, model: FraudModel, policy: DecisionPolicy, chunks: Mapping[str, list[Transaction]],
-                     stored: Mapping[str, StoredProfile], source: str) -> dict[str, list[DecisionRecord]]:
-        """Features in event-time order per customer, one ONNX call for them all, then decide."""
+    def _score_chunk(self, model: FraudModel, shadow: FraudModel | None, policy: DecisionPolicy,
+                     chunks: Mapping[str, list[Transaction]], stored: Mapping[str, StoredProfile],
+                     source: str) -> dict[str, list[DecisionRecord]]:
+        """Features in event-time order per customer, one ONNX call for them all (and one for
+        the shadow), then decide."""
         merchants = self.merchants
         if merchants is not None:
             merchant_ids = sorted({t.merchant_id for chunk in chunks.values() for t in chunk if t.merchant_id})
@@ -257,13 +265,30 @@ class FraudScoringService:
                 owners.append(txn)
         features = as_matrix(rows)
         scores = model.predict(features)
+        shadow_scores = self._shadow_scores(shadow, features)
         scored_at = self.clock()
         records: dict[str, list[DecisionRecord]] = defaultdict(list)
-        for txn, vector, score in zip(owners, features, scores):
+        for txn, vector, score, shadow_score in zip(owners, features, scores, shadow_scores):
             records[txn.customer_id].append(DecisionRecord(
                 transaction=txn, fraud_score=round(float(score), 6), verdict=policy.decide(txn, float(score), vector),
-                model_version=model.version, features=vector, scored_at=scored_at, source=source))
+                model_version=model.version, features=vector, scored_at=scored_at, source=source, shadow=shadow_score))
         return records
+
+    @staticmethod
+    def _shadow_scores(shadow: FraudModel | None, features: np.ndarray) -> list[ShadowScore | None]:
+        """The shadow challenger's score of each row (one ONNX call on the same matrix), or
+        None for every row: without a shadow, or when it fails (logged; the batch goes on)."""
+        if shadow is None:
+            return [None] * len(features)
+        try:
+            scores = np.asarray(shadow.predict(features), dtype=np.float64)
+            if scores.shape != (len(features),) or not np.all(np.isfinite(scores)):
+                raise ValueError(f"gave scores of shape {scores.shape} for {len(features)} rows, or non-finite ones")
+        except Exception as exc:
+            log.error("shadow model %s failed to score %d transactions (decisions unaffected): %s",
+                      shadow.version, len(features), exc)
+            return [None] * len(features)
+        return [ShadowScore(shadow.version, round(float(s), 6)) for s in scores]
 
     def _commit_chunk(self, pending: _Pending, chunks: Mapping[str, list[Transaction]],
                       stored: Mapping[str, StoredProfile], records: Mapping[str, list[DecisionRecord]],

@@ -3,6 +3,10 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+import pytest
+
+from conftest import make_artifact
 from fraud_events import audit_rows, event_hub_batch, http_post, transaction
 from shared.domain.decision_record import unpack_features
 from functions.score_http import score_http
@@ -103,3 +107,39 @@ def test_high_risk_decisions_are_queued_once(published, services, every_decision
     alerts = services.alerts.receive_all()
     assert sorted(a["transaction_id"] for a in alerts) == ["T0", "T1", "T2"]
     assert all(a["risk_level"] == "High" and a["action"] == "block" for a in alerts)
+
+
+def test_a_shadow_scores_every_event_into_the_audit_log_and_survives_a_champion_swap(published, services):
+    from shared.composition import app_services
+    from shared.domain.model import load_model
+
+    challenger = make_artifact("challenger-v2", seed=2)
+    services.registry.publish(challenger)
+    services.registry.set_shadow(challenger.version, reason="test")
+    assert services.shadow_manifest() == challenger.manifest  # no model loaded here: the registry's pointer
+    score_stream(event_hub_batch([transaction(i, customer=f"C{i % 3}") for i in range(12)]))
+    assert app_services().shadow_manifest() == challenger.manifest  # the loaded shadow's
+    rows = audit_rows(services)
+    served = np.stack([unpack_features(r["features"]) for r in rows])
+    assert len(rows) == 12 and {r["model_version"] for r in rows} == {published.version}
+    assert {r["shadow_version"] for r in rows} == {challenger.version}
+    assert [r["shadow_score"] for r in rows] == pytest.approx(load_model(challenger).predict(served), abs=1e-6)
+    assert [r["fraud_score"] for r in rows] == pytest.approx(load_model(published).predict(served), abs=1e-6)
+    answer = json.loads(score_http(http_post("score", transaction(50, customer="C50"))).get_body())
+    assert answer["model_version"] == published.version and not any("shadow" in key for key in answer)
+
+    champion = make_artifact("champion-v3", seed=3)  # hot swap of the champion while the shadow is set
+    services.registry.publish(champion)
+    services.registry.set_current(champion.version, services.registry.current())
+    app_services().serving_model.refresh_now()
+    score_stream(event_hub_batch([transaction(100 + i, customer=f"C{i % 3}") for i in range(6)]))
+    swapped = [r for r in audit_rows(services) if int(r["RowKey"][1:]) >= 100]
+    assert {(r["model_version"], r["shadow_version"]) for r in swapped} == {(champion.version, challenger.version)}
+    assert all(isinstance(r["shadow_score"], float) for r in swapped)
+
+    services.registry.clear_shadow()
+    app_services().serving_model.refresh_now()
+    score_stream(event_hub_batch([transaction(200, customer="C0")]))
+    (last,) = [r for r in audit_rows(services) if r["RowKey"] == "T200"]
+    assert last["model_version"] == champion.version and "shadow_score" not in last
+    assert app_services().shadow_manifest() is None

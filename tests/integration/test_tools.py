@@ -130,3 +130,30 @@ def test_dead_letter_tool_lists_and_replays(published, services, capsys):
     assert services.profiles.load("C31").profile.history_count == 1
     assert dead_letters(["replay"]) == 0  # again: nothing new is scored
     assert json.loads(capsys.readouterr().out)["scored"] == 0
+
+
+def test_models_tool_sets_shows_and_clears_the_shadow_and_refuses_what_serving_would(published, services, capsys):
+    from conftest import make_artifact
+    from shared.domain.model import ModelArtifact
+    from tools.models import main as models
+
+    registry = services.registry
+    registry.publish(make_artifact("challenger-v2", seed=2))
+    good = make_artifact("tampered-v3", seed=3)
+    registry.publish(ModelArtifact(good.onnx_bytes[:-1] + b"x", good.manifest))
+    for version, why in (("ghost", "is not published"), ("tampered-v3", "is refused: model tampered-v3: sha256"),
+                         (published.version, "is current")):
+        assert models(["shadow", version]) == 2
+        assert why in capsys.readouterr().err
+    assert registry.shadow().version is None
+
+    assert models(["shadow", "challenger-v2"]) == 0
+    assert "challenger-v2 now scores as the shadow" in capsys.readouterr().out
+    assert registry.shadow().version == "challenger-v2" and registry.current().version == published.version
+    assert models(["shadow"]) == 0 and json.loads(capsys.readouterr().out)["version"] == "challenger-v2"
+    assert models(["list"]) == 0
+    marks = {line[2:].split()[0]: line[0] for line in capsys.readouterr().out.splitlines()[1:]}
+    assert marks == {published.version: "*", "challenger-v2": "s", "tampered-v3": " "}
+
+    assert models(["shadow", "--clear"]) == 0 and registry.shadow().version is None
+    assert registry.shadow().document["previous"] == "challenger-v2"

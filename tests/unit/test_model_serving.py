@@ -1,5 +1,6 @@
 """Hot swap on a fake registry: the first model loads once, a new current version is swapped in
-on refresh, a refused artifact never serves, and a registry outage keeps the old model."""
+on refresh, a refused artifact never serves, and a registry outage keeps the old model. The
+shadow challenger follows its own pointer the same way, independently of the champion."""
 import pytest
 
 from contracts import artifact
@@ -96,3 +97,97 @@ def test_a_registry_outage_keeps_the_old_model_serving():
     registry.down = True
     serving.refresh_now()
     assert serving.get().version == "v1" and serving.history[-1].outcome == "error"
+
+
+# -- the shadow challenger: served beside the champion, never in its way ---------------------
+def serving_with(registry, champion="v1", shadow=None, loaded=None):
+    for version in (champion, shadow):
+        if version and version not in registry.list_versions():
+            registry.publish(artifact(version))
+    registry.set_current(champion, registry.current())
+    if shadow:
+        registry.set_shadow(shadow)
+    return ServingModel(registry, load=loader([] if loaded is None else loaded))
+
+
+def test_the_shadow_loads_with_the_champion_and_follows_its_pointer(registry):
+    loaded = []
+    serving = serving_with(registry, "v1", "v2", loaded)
+    assert serving.shadow() is None  # nothing loads before the first call
+    assert serving.get().version == "v1" and serving.shadow().version == "v2" and loaded == ["v1", "v2"]
+    registry.publish(artifact("v3"))
+    registry.set_shadow("v3")
+    serving.refresh_now()
+    assert serving.shadow().version == "v3" and serving.get().version == "v1"
+    registry.clear_shadow()
+    serving.refresh_now()
+    assert serving.shadow() is None and serving.get().version == "v1"
+    assert [(e.role, e.version, e.outcome) for e in serving.history] == [
+        ("champion", "v1", "loaded"), ("shadow", "v2", "loaded"), ("shadow", "v3", "loaded"), ("shadow", "v3", "dropped")]
+    serving.refresh_now()
+    assert loaded == ["v1", "v2", "v3"] and len(serving.history) == 4  # an unchanged pointer loads nothing
+
+
+def test_a_champion_swap_keeps_the_shadow_and_a_shadow_change_keeps_the_champion(registry):
+    loaded = []
+    serving = serving_with(registry, "v1", "v2", loaded)
+    shadow = (serving.get(), serving.shadow())[1]
+    registry.publish(artifact("v3"))
+    registry.set_current("v3", registry.current())
+    serving.refresh_now()
+    assert serving.get().version == "v3" and serving.shadow() is shadow  # the same loaded shadow, not reloaded
+    champion = serving.get()
+    registry.publish(artifact("v4"))
+    registry.set_shadow("v4")
+    serving.refresh_now()
+    assert serving.get() is champion and serving.shadow().version == "v4"
+    assert loaded == ["v1", "v2", "v3", "v4"]
+
+
+def test_a_shadow_promoted_to_champion_serves_without_a_reload_and_stops_shadowing(registry):
+    loaded = []
+    serving = serving_with(registry, "v1", "v2", loaded)
+    shadow = (serving.get(), serving.shadow())[1]
+    registry.set_current("v2", registry.current(), reason="promoted on shadow evidence")
+    serving.refresh_now()
+    assert serving.get() is shadow and serving.shadow() is None and loaded == ["v1", "v2"]
+
+
+def test_a_shadow_naming_the_champion_is_ignored(registry):
+    serving = serving_with(registry, "v1", "v1")
+    assert serving.get().version == "v1" and serving.shadow() is None
+
+
+def test_a_refused_shadow_is_not_used_and_the_champion_serves_on(registry):
+    bad = artifact("v2")
+    registry.publish(type(bad)(bad.onnx_bytes, {**bad.manifest, "broken": True}))
+    serving = serving_with(registry, "v1", "v2")
+    assert serving.get().version == "v1" and serving.shadow() is None and "v2" in serving.refused
+    serving.refresh_now()
+    assert [(e.role, e.outcome) for e in serving.history] == [("champion", "loaded"), ("shadow", "refused")]  # not retried
+    registry.set_current("v2", registry.current())  # nor served as champion
+    serving.refresh_now()
+    assert serving.get().version == "v1"
+
+
+class ShadowUnreachable(FakeModelRegistry):
+    down = False
+
+    def shadow(self):
+        if self.down:
+            raise ConnectionError("blob service unreachable")
+        return super().shadow()
+
+
+def test_an_unreadable_shadow_pointer_never_stops_the_champion():
+    registry = ShadowUnreachable()
+    serving = serving_with(registry, "v1", "v2")
+    registry.down = True
+    assert serving.get().version == "v1" and serving.shadow() is None
+    assert serving.history[-1].role == "shadow" and serving.history[-1].outcome == "error"
+    registry.down = False
+    serving.refresh_now()  # the next refresh retries it
+    assert serving.shadow().version == "v2"
+    registry.down = True
+    serving.refresh_now()
+    assert serving.shadow().version == "v2" and serving.get().version == "v1"  # an outage keeps both

@@ -25,10 +25,14 @@ def amount_score(X: np.ndarray) -> np.ndarray:
     return np.where(X[:, AMOUNT] >= 100_000, 0.95, 0.1).astype(np.float32)
 
 
+def fresh_parts(shadow: FakeModel | None = None) -> dict:
+    return {"profiles": FakeProfiles(), "audit": FakeAuditLog(), "alerts": FakeAlertQueue(),
+            "dead_letters": FakeDeadLetters(), "model": FakeModelSource(FakeModel(score=amount_score), shadow)}
+
+
 @pytest.fixture
 def parts():
-    return {"profiles": FakeProfiles(), "audit": FakeAuditLog(), "alerts": FakeAlertQueue(),
-            "dead_letters": FakeDeadLetters(), "model": FakeModelSource(FakeModel(score=amount_score))}
+    return fresh_parts()
 
 
 def make_service(parts, **overrides) -> FraudScoringService:
@@ -175,3 +179,151 @@ def test_endless_contention_is_reported_not_looped(parts):
     with pytest.raises(ScoringContention):
         service.score_events(events(transaction(1)))
 
+
+
+# -- a shadow challenger: scored beside the champion, logged, never deciding -------------------
+def challenger_score(X: np.ndarray) -> np.ndarray:
+    """A challenger that disagrees with the champion: the amount's share of a million."""
+    return np.clip(X[:, AMOUNT] / 1e6, 0.0, 1.0).astype(np.float32)
+
+
+SHADOWED_BATCH = ([transaction(i, customer="C0", amount=150_000 if i % 7 == 0 else 900.0 + i) for i in range(120)]
+                  + [transaction(200 + i, customer=f"C{i % 4 + 1}", amount=250_000 if i == 3 else 40.0) for i in range(12)])
+
+
+EVERY_EVENT_TIME = (NOW.replace(year=2020), NOW.replace(year=2030))  # an audit read of the whole log
+
+
+def unmeasured(form: dict) -> dict:
+    """A decision's form without its measured latency (two runs differ only in that)."""
+    return {k: v for k, v in form.items() if k != "latency_ms"}
+
+
+def decided(outcome) -> list[dict]:
+    return [unmeasured(d.record.document()) for d in outcome.deliveries]
+
+
+def stored_state(parts) -> dict:
+    """Every customer's profile and applied decisions (the profile rows), latency aside."""
+    profiles = parts["profiles"]
+    ids = [t["transaction_id"] for t in SHADOWED_BATCH]
+    return {c: (profiles.load(c).profile.to_json(),
+                {t: unmeasured(r.document()) for t, r in profiles.applied(c, ids).items()})
+            for c in ("C0", "C1", "C2", "C3", "C4")}
+
+
+def scored_without_and_with(shadow: FakeModel):
+    """The same batch scored on fresh stores without a shadow and with ``shadow``."""
+    plain, shadowed = fresh_parts(), fresh_parts(shadow)
+    return plain, shadowed, *(make_service(p).score_events(events(*SHADOWED_BATCH)) for p in (plain, shadowed))
+
+
+def test_shadow_scores_are_logged_for_every_decision_and_never_change_a_decision():
+    plain, shadowed, without, with_shadow = scored_without_and_with(
+        FakeModel(version="challenger-v2", score=challenger_score))
+
+    assert decided(with_shadow) == decided(without) and len(decided(without)) == len(SHADOWED_BATCH)
+    assert ([unmeasured(d.http_body()) for d in with_shadow.deliveries]
+            == [unmeasured(d.http_body()) for d in without.deliveries])
+    assert shadowed["alerts"].receive_all() == plain["alerts"].receive_all() != []
+    assert stored_state(shadowed) == stored_state(plain)
+    # one extra model call per chunk (C0's 120 transactions make two chunks), on the same rows
+    assert shadowed["model"].shadow_model.calls == shadowed["model"].model.calls == 2
+
+    logged = {r["RowKey"]: r for r in shadowed["audit"].read(*EVERY_EVENT_TIME)}
+    assert len(logged) == len(SHADOWED_BATCH)
+    for delivery in with_shadow.deliveries:
+        row = logged[delivery.record.transaction_id]
+        expected = round(float(challenger_score(delivery.record.features[None, :])[0]), 6)
+        assert (row["shadow_score"], row["shadow_version"]) == (expected, "challenger-v2")
+        assert row["fraud_score"] == delivery.record.fraud_score and row["model_version"] == "fake-v1"
+        record = delivery.record
+        for form in (record.document(), record.alert_message(), delivery.http_body()):
+            assert not any("shadow" in key for key in form)
+    assert not any("shadow_score" in r for r in plain["audit"].read(*EVERY_EVENT_TIME))
+    plain_rows = {r["RowKey"]: unmeasured(r) for r in plain["audit"].read(*EVERY_EVENT_TIME)}
+    unshadowed = {t: unmeasured({k: v for k, v in r.items() if not k.startswith("shadow_")}) for t, r in logged.items()}
+    assert unshadowed == plain_rows
+
+
+def test_a_redelivery_keeps_the_shadow_score_first_logged():
+    shadowed = fresh_parts(FakeModel(version="challenger-v2", score=challenger_score))
+    service = make_service(shadowed)
+    batch = events(*SHADOWED_BATCH[:5])
+    service.score_events(batch)
+    shadowed["model"].shadow_model = None  # cleared meanwhile
+    assert all(d.duplicate for d in service.score_events(batch).deliveries)
+    rows = list(shadowed["audit"].read(*EVERY_EVENT_TIME))
+    assert len(rows) == 5 and all(r["shadow_version"] == "challenger-v2" for r in rows)
+
+
+def failing(X: np.ndarray) -> np.ndarray:
+    raise RuntimeError("onnxruntime: invalid input")
+
+
+@pytest.mark.parametrize("score", [failing, lambda X: np.full(len(X) - 1, 0.5, dtype=np.float32),
+                                   lambda X: np.full(len(X), np.nan, dtype=np.float32)],
+                         ids=["raises", "too-few-scores", "not-finite"])
+def test_a_failing_shadow_never_fails_the_batch_nor_changes_a_decision(score, caplog):
+    plain, shadowed, without, with_shadow = scored_without_and_with(FakeModel(version="broken-v9", score=score))
+    assert decided(with_shadow) == decided(without) and stored_state(shadowed) == stored_state(plain)
+    rows = list(shadowed["audit"].read(*EVERY_EVENT_TIME))
+    assert len(rows) == len(SHADOWED_BATCH) and not any("shadow_score" in r for r in rows)
+    assert "shadow model broken-v9 failed" in caplog.text
+
+
+def versioned_loader(art):
+    """A fake model per registry version; a manifest marked broken is refused, as load_model refuses."""
+    from shared.domain.model import ModelRejected
+
+    if art.manifest.get("broken"):
+        raise ModelRejected(f"{art.version}: sha256 does not match")
+    level = float(art.manifest.get("level", 0.1))
+    return FakeModel(version=art.version, score=lambda X: np.full(len(X), level, dtype=np.float32))
+
+
+def serving_registry(**levels):
+    from contracts import artifact
+    from fakes import FakeModelRegistry
+    from shared.service.model_serving import ServingModel
+
+    registry = FakeModelRegistry()
+    for version, level in levels.items():
+        bare = artifact(version)
+        registry.publish(type(bare)(bare.onnx_bytes, {**bare.manifest, "level": level, "broken": level is None}))
+    return registry, ServingModel(registry, load=versioned_loader)
+
+
+def logged_scores(parts, ids) -> dict:
+    rows = {r["RowKey"]: r for r in parts["audit"].read(*EVERY_EVENT_TIME)}
+    return {t: (rows[t]["model_version"], rows[t]["fraud_score"], rows[t].get("shadow_version"),
+                rows[t].get("shadow_score")) for t in ids}
+
+
+def test_a_champion_swap_with_a_shadow_set_keeps_both_scoring_and_shadow_changes_are_picked_up(parts):
+    registry, serving = serving_registry(v1=0.1, v2=0.6, v3=0.2, v4=0.9)
+    registry.set_current("v1", registry.current())
+    registry.set_shadow("v2")
+    service = make_service(parts, model=serving)
+    service.score_events(events(transaction(1)))
+    registry.set_current("v3", registry.current())  # the champion is swapped, the shadow stays
+    serving.refresh_now()
+    service.score_events(events(transaction(2)))
+    registry.set_shadow("v4")
+    serving.refresh_now()
+    service.score_events(events(transaction(3)))
+    registry.clear_shadow()
+    serving.refresh_now()
+    service.score_events(events(transaction(4)))
+    assert logged_scores(parts, ["T1", "T2", "T3", "T4"]) == {
+        "T1": ("v1", 0.1, "v2", 0.6), "T2": ("v3", 0.2, "v2", 0.6),  # swapped champion, same shadow
+        "T3": ("v3", 0.2, "v4", 0.9), "T4": ("v3", 0.2, None, None)}  # a new shadow, then none
+
+
+def test_a_refused_shadow_is_skipped_and_the_champion_scores(parts):
+    registry, serving = serving_registry(v1=0.1, v2=None)
+    registry.set_current("v1", registry.current())
+    registry.set_shadow("v2")
+    outcome = make_service(parts, model=serving).score_events(events(transaction(1)))
+    assert outcome.deliveries[0].record.model_version == "v1" and "v2" in serving.refused
+    assert logged_scores(parts, ["T1"]) == {"T1": ("v1", 0.1, None, None)}
