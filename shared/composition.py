@@ -188,7 +188,8 @@ class AppServices:
             min_expected_per_bin=self.config.drift_min_bin_rows,
         )
         return MonitoringService(self.audit, self.label_store, self.label_files, self.monitoring_blobs,
-                                 self.serving_manifest, merchants=self.merchant_store, config=config)
+                                 self.serving_manifest, merchants=self.merchant_store,
+                                 shadow_manifest=self.shadow_manifest, gate=self.promotion_gate, config=config)
 
     @cached_property
     def promotion_gate(self) -> PromotionGate:
