@@ -157,3 +157,38 @@ def test_a_model_change_within_the_window_withholds_the_retrain_request(parts):
     assert report["breaches"] and report["retrain_request"] is None
     assert "warming up" in report["retrain_withheld"] and "previous-v0" in report["warming_up"]
     assert parts["reports"].requests == []
+
+
+def test_the_shadow_is_judged_by_the_gate_on_matured_decisions_both_models_scored(parts):
+    """A shadow that ranks the matured fraud better at the same alert volume would be promoted
+    on that evidence; the report holds both models' figures; rows without its score are left out."""
+    from dataclasses import replace
+
+    from shared.domain.decision_record import ShadowScore
+    from shared.domain.promotion import PromotionGate
+
+    rng = np.random.default_rng(5)
+    fraud = rng.random(200) < 0.1
+    champion = np.clip(np.where(fraud, rng.normal(0.45, 0.25, 200), rng.normal(0.3, 0.2, 200)), 0, 1)
+    shadow = np.clip(np.where(fraud, rng.normal(0.85, 0.1, 200), rng.normal(0.1, 0.1, 200)), 0, 1)
+    records = [replace(decision_record(f"S{i}", MATURED - timedelta(hours=1, minutes=5 * i), "Low", customer=f"C{i}",
+                                       score=float(champion[i])), shadow=ShadowScore("shadow-v2", float(shadow[i])))
+               for i in range(200)]
+    records.append(decision_record("UNSHADOWED", MATURED - timedelta(hours=2), "Low", score=0.99))
+    parts["audit"].write(records)
+    shadow_manifest = {"version": "shadow-v2", "thresholds": {"high": 0.9, "medium": 0.5, "alert": 0.7}}
+    service = monitor(parts)
+    service.shadow_manifest = lambda: shadow_manifest
+    service.gate = PromotionGate(k=5, max_alert_ratio=None)
+    service.accept_labels([Label(f"S{i}", True, None, NOW, "case") for i in np.flatnonzero(fraud)])
+    report = service.run()["shadow"]
+    assert report["version"] == "shadow-v2" and report["rows"] == 200
+    verdict = report["verdict"]
+    assert verdict["challenger"]["version"] == "shadow-v2" and verdict["champion"]["version"] == "test-v1"
+    assert verdict["challenger"]["average_precision"] > verdict["champion"]["average_precision"]
+    assert verdict["promoted"] is True, verdict["reasons"]
+    assert "challenger_training_before_holdout" not in verdict["checks"]  # scored live: no windows to check
+
+    service.shadow_manifest = lambda: {**shadow_manifest, "version": "shadow-v3"}
+    assert service.run()["shadow"] == {**{k: report[k] for k in ("start", "end")}, "version": "shadow-v3", "rows": 0,
+                                       "note": "no matured decision was scored by this shadow yet"}
