@@ -7,6 +7,8 @@
     python -m tools.models shadow <version>           # score it beside the champion, logged only
     python -m tools.models shadow --clear             # stop shadow scoring
     python -m tools.models shadow                     # the shadow pointer
+    python -m tools.models promote-shadow             # make the shadow current if the gate passed it on
+                                                      # the latest monitoring report's matured evidence
 
 A shadow challenger scores every batch beside the current model (one more ONNX call per
 batch); its score is written to the audit log (``shadow_score``, ``shadow_version``) and
@@ -78,6 +80,29 @@ def shadow(registry, version: str | None, clear: bool) -> str:
     return f"{version} now scores as the shadow beside {registry.current().version} (logged only, never decides)"
 
 
+def promote_shadow(registry, report: dict | None) -> str:
+    """Make the shadow current when the latest monitoring report's gate verdict on its matured
+    decisions says so (the same gate a retrain passes); raises ``Refused`` with the gate's reasons."""
+    version = registry.shadow().version
+    if version is None:
+        raise Refused("no shadow model is set")
+    evidence = (report or {}).get("shadow") or {}
+    verdict = evidence.get("verdict")
+    if evidence.get("version") != version or not verdict:
+        raise Refused(f"the latest monitoring report holds no gate verdict on shadow {version} "
+                      f"({evidence.get('rows', 0) if evidence.get('version') == version else 0} matured decisions "
+                      "scored by it): wait for its decisions to mature")
+    if not verdict["promoted"]:
+        raise Refused(f"the gate refuses shadow {version} on its matured evidence: {verdict['reason']}")
+    verify(registry, version)
+    champion = registry.current()
+    registry.set_current(version, champion, reason="promoted on shadow evidence by tools.models",
+                         evidence={"report_run_at": report.get("run_at"), "rows": evidence.get("rows"),
+                                   "window": [evidence.get("start"), evidence.get("end")], "gate": verdict["reason"]})
+    registry.clear_shadow(reason=f"promoted to current (was shadow of {champion.version})")
+    return f"{version} is now current (the gate on {evidence.get('rows')} matured decisions: {verdict['reason']})"
+
+
 def main(argv: list[str] | None = None) -> int:
     from shared.composition import app_services
 
@@ -94,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     which = p.add_mutually_exclusive_group()
     which.add_argument("version", nargs="?")
     which.add_argument("--clear", action="store_true")
+    sub.add_parser("promote-shadow", help="make the shadow current if the gate passed it on matured evidence")
     args = parser.parse_args(argv)
-    registry = app_services().registry
+    services = app_services()
+    registry = services.registry
     registry.ensure_container()
     try:
         if args.command == "list":
@@ -106,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"published {publish(registry, Path(args.folder), args.make_current)}")
         elif args.command == "shadow":
             print(shadow(registry, args.version, args.clear))
+        elif args.command == "promote-shadow":
+            print(promote_shadow(registry, services.monitoring_blobs.latest()))
         else:
             promote(registry, args.version)
             print(f"{args.version} is now current")

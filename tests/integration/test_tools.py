@@ -157,3 +157,34 @@ def test_models_tool_sets_shows_and_clears_the_shadow_and_refuses_what_serving_w
 
     assert models(["shadow", "--clear"]) == 0 and registry.shadow().version is None
     assert registry.shadow().document["previous"] == "challenger-v2"
+
+
+def test_models_tool_promotes_the_shadow_only_on_the_gate_s_matured_verdict(published, services, capsys):
+    from datetime import datetime, timezone
+
+    from conftest import make_artifact
+    from tools.models import main as models
+
+    registry = services.registry
+    registry.publish(make_artifact("challenger-v4", seed=4))
+    assert models(["promote-shadow"]) == 2 and "no shadow model is set" in capsys.readouterr().err
+    assert models(["shadow", "challenger-v4"]) == 0
+    capsys.readouterr()
+
+    def report(at, verdict, version="challenger-v4"):
+        services.monitoring_blobs.write_report(
+            {"run_at": at.isoformat(), "shadow": {"version": version, "rows": 500, "start": "s", "end": "e",
+                                                  "verdict": verdict}}, at)
+
+    assert models(["promote-shadow"]) == 2 and "no gate verdict" in capsys.readouterr().err
+    report(datetime(2026, 11, 20, tzinfo=timezone.utc), {"promoted": False, "reason": "review alerts/day 2.1x"})
+    assert models(["promote-shadow"]) == 2 and "refuses shadow challenger-v4" in capsys.readouterr().err
+    report(datetime(2026, 11, 21, tzinfo=timezone.utc), {"promoted": True, "reason": "AP +0.04"}, "other-v9")
+    assert models(["promote-shadow"]) == 2 and "no gate verdict" in capsys.readouterr().err
+    assert registry.current().version == published.version and registry.shadow().version == "challenger-v4"
+
+    report(datetime(2026, 11, 22, tzinfo=timezone.utc), {"promoted": True, "reason": "AP +0.04"})
+    assert models(["promote-shadow"]) == 0 and "challenger-v4 is now current" in capsys.readouterr().out
+    assert registry.current().version == "challenger-v4" and registry.shadow().version is None
+    assert registry.current().document["evidence"]["gate"] == "AP +0.04"
+    assert registry.current().document["previous"] == published.version
