@@ -283,3 +283,15 @@ class MerchantRiskStoreContract:
         history, stored_as_of = store.load("M2")
         assert history.hours == {hour: [6, 60_000, 2, 2], hour + 1: [3, 9_900, 0, 0]} and stored_as_of == as_of
         assert set(history.frauds) == {"F1"}
+
+    def test_a_recount_without_a_gap_moves_every_merchant_s_counted_time(self, store):
+        hour = int(NOW.timestamp() // 3600)
+        assert store.counted_as_of() is None
+        store.refresh_counts({"M3": {hour: [1, 100, 0, 1]}}, hour, (hour + 1) * 3600.0)
+        assert store.counted_as_of() == (hour + 1) * 3600.0
+        store.refresh_counts({"M4": {hour + 1: [1, 100, 0, 1]}}, hour, (hour + 2) * 3600.0)  # overlapping: no gap
+        assert store.counted_as_of() == (hour + 2) * 3600.0
+        store.refresh_counts({"M4": {hour + 9: [1, 100, 0, 1]}}, hour + 9, (hour + 10) * 3600.0)  # hours 2-8 missed
+        assert store.counted_as_of() == (hour + 2) * 3600.0
+        _, m3_as_of = store.load("M3")
+        assert m3_as_of == (hour + 1) * 3600.0  # its own row is only written when it was visited

@@ -304,6 +304,13 @@ class FakeMerchantRiskStore(MerchantRiskBook):
     def __init__(self) -> None:
         self.histories: dict[str, MerchantHistory] = {}
         self.as_of: dict[str, float] = {}
+        self.counted: float | None = None
+
+    def counted_as_of(self) -> float | None:
+        return self.counted
+
+    def save_counted_as_of(self, as_of: float) -> None:
+        self.counted = float(as_of)
 
     def load(self, merchant_id: str) -> tuple[MerchantHistory, float | None]:
         history = self.histories.get(merchant_id)

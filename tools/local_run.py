@@ -131,24 +131,30 @@ def ensure_shadow(services, history: Path, folder: Path) -> str | None:
     return artifact.version
 
 
-def stream_day(rows: list[dict], garbage: bool = False) -> dict:
-    """Feed a day through the Event Hub function, as the host would, in batches; with
-    ``garbage``, two malformed events and a redelivered batch, as real streams have."""
+def stream_day(services, rows: list[dict], garbage: bool = False) -> dict:
+    """Feed a day through the Event Hub function, as the host would, in batches, an hour at a
+    time; after each hour merchant risk is recounted (the timer does it every 15 minutes; here
+    a simulated hour passes in seconds, so the scoring process's merchant cache is cleared
+    too). With ``garbage``, two malformed events and a redelivered batch, as real streams have."""
     from tools.send_events import HOST_BATCH, feed_locally, to_event_payload
 
-    payloads = [to_event_payload(r) for r in rows]
-    bodies: list = list(payloads)
-    if garbage:  # real streams carry garbage now and then: it must be dead-lettered, not stop the stream
-        bodies[len(bodies) // 3:len(bodies) // 3] = [b"{truncated", {**payloads[0], "transaction_amount": -5,
-                                                                      "transaction_id": "BAD-1"}]
-    seconds = feed_locally(bodies, progress=lambda done, total: done % 2000 < HOST_BATCH and print(
-        f"   streamed {done}/{total} events", flush=True))
-    redelivered = 0
-    if garbage:  # at-least-once delivery: one batch arrives a second time, and must change nothing
-        middle = (len(bodies) // HOST_BATCH // 2) * HOST_BATCH
-        feed_locally(bodies[middle:middle + HOST_BATCH])
-        redelivered = len(bodies[middle:middle + HOST_BATCH])
-    return {"events": len(bodies), "seconds": seconds, "redelivered": redelivered}
+    hours: dict[datetime, list] = {}
+    for row in rows:
+        moment = datetime.fromisoformat(row["timestamp"]).astimezone(timezone.utc)
+        hours.setdefault(moment.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1), []).append(
+            to_event_payload(row))
+    events, seconds, redelivered = 0, 0.0, 0
+    for n, (hour_end, bodies) in enumerate(hours.items()):
+        if garbage and n == len(hours) // 2:  # garbage must be dead-lettered, not stop the stream
+            bodies = bodies[:1] + [b"{truncated", {**bodies[0], "transaction_amount": -5, "transaction_id": "BAD-1"}] + bodies[1:]
+        seconds += feed_locally(bodies)
+        events += len(bodies)
+        if garbage and n == len(hours) // 2:  # at-least-once delivery: a batch arrives twice, and changes nothing
+            feed_locally(bodies[:HOST_BATCH])
+            redelivered = len(bodies[:HOST_BATCH])
+        services.monitoring.recount_merchants(hour_end, hours=2)
+        services.merchant_cache.clear()
+    return {"events": events, "seconds": seconds, "redelivered": redelivered}
 
 
 def monitor_day(services, live_so_far: list[dict], day_end: datetime, sent: set[str]) -> dict:
@@ -280,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = write_profiles(services.profiles, build_profiles(history_data.transactions))
     say(f"  {counts['written']} written, {counts['kept']} already present")
     merchants, as_of = build_merchant_risk(history_data, services.config.label_delay_days)
-    services.merchant_store.save(merchants, as_of)
+    services.merchant_store.backfill(merchants, as_of)
     say(f"  merchant risk of {len(merchants)} merchants as of {datetime.fromtimestamp(as_of, timezone.utc):%Y-%m-%d %H:%M} UTC")
 
     days = by_day(live)
@@ -293,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, (day_end, rows) in enumerate(days):
         say(f"day {i + 1}/{len(days)}: streaming {len(rows)} transactions of {rows[0]['timestamp'][:10]} "
             "through the Event Hub function")
-        for key, value in stream_day(rows, garbage=(i == 0)).items():
+        for key, value in stream_day(services, rows, garbage=(i == 0)).items():
             streamed[key] += value
         reports.append(monitor_day(services, live[:sum(len(r) for _, r in days[:i + 1])], day_end, sent))
         say_monitoring(reports[-1])

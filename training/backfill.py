@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     services = app_services()
     counts = write_profiles(services.profiles, profiles, args.overwrite)
     histories, as_of = build_merchant_risk(data, services.config.label_delay_days)
-    services.merchant_store.save(histories, as_of)
+    services.merchant_store.backfill(histories, as_of)
     print(f"backfilled {len(histories)} merchants' risk and {counts['written']} profiles ({counts['kept']} already present) from {len(data)} transactions "
           f"in {time.perf_counter() - started:.1f}s")
     return 0

@@ -3,7 +3,8 @@
 Table ``merchantrisk``: PartitionKey ``m-<shard>``, RowKey the merchant id; properties
 ``hour_base`` and one JSON array per hourly statistic from that hour on (``counts``,
 ``amounts`` in cents, ``new_devices``, ``first_visits``), ``frauds`` (JSON transaction id
--> [event time, label known at]) and ``as_of`` (epoch seconds: stats are complete up to here).
+-> [event time, label known at]) and ``as_of`` (epoch seconds: stats are complete up to here);
+one row ``counted``/``as_of`` holds when every merchant's visits were last counted up to.
 Only the timer writes it, once per run per merchant seen: no per-transaction write, so a
 big merchant never becomes a hot partition. Scoring reads a merchant at most once per
 ``FRAUD_MERCHANT_CACHE_SECONDS`` per process.
@@ -21,6 +22,7 @@ from shared.adapters.storage_account import create_if_missing
 from shared.service.merchant_risk_book import MerchantRiskBook
 
 SHARDS = 16
+COUNTED = ("counted", "as_of")  # outside the merchants' m-<shard> partitions
 
 
 def merchant_partition(merchant_id: str) -> str:
@@ -52,6 +54,13 @@ class MerchantRiskStore(MerchantRiskBook):
         upsert_grouped(self._table, entities)
         return len(histories)
 
+    def counted_as_of(self) -> float | None:
+        found = read_entity(self._table, COUNTED[0], COUNTED[1])
+        return float(found[0]["as_of"]) if found is not None else None
+
+    def save_counted_as_of(self, as_of: float) -> None:
+        self._table.upsert_entity({"PartitionKey": COUNTED[0], "RowKey": COUNTED[1], "as_of": float(as_of)})
+
 
 class MerchantRiskCache:
     """What scoring sees: merchant risk values at a transaction's time, cached per merchant."""
@@ -62,7 +71,22 @@ class MerchantRiskCache:
         self.ttl = ttl_seconds
         self.clock = clock
         self._entries: dict[str, tuple[float, MerchantHistory, float | None]] = {}
+        self._counted: tuple[float, float | None] | None = None  # (read at, the store's counted_as_of)
         self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        """Forget what was read (``make run`` compresses time: a simulated hour passes in seconds)."""
+        with self._lock:
+            self._entries.clear()
+            self._counted = None
+
+    def _counted_as_of(self) -> float | None:
+        cached = self._counted
+        if cached is not None and self.clock() - cached[0] < self.ttl:
+            return cached[1]
+        counted = self.store.counted_as_of()
+        self._counted = (self.clock(), counted)
+        return counted
 
     def _entry(self, merchant_id: str) -> tuple[MerchantHistory, float | None]:
         with self._lock:
@@ -86,4 +110,6 @@ class MerchantRiskCache:
         history, stored_as_of = self._entry(merchant_id)
         if stored_as_of is None:
             return list(NO_MERCHANT)
-        return history.features(min(as_of_hour(t), stored_as_of), delay_days)
+        counted = self._counted_as_of()  # no visit since its own as_of: its hours up to here are zero
+        as_of = stored_as_of if counted is None else max(stored_as_of, counted)
+        return history.features(min(as_of_hour(t), as_of), delay_days)

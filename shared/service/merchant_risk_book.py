@@ -18,6 +18,15 @@ class MerchantRiskBook(ABC):
     def save(self, histories: dict[str, MerchantHistory], as_of: float | None) -> int:
         """Store histories; ``as_of`` None keeps each merchant's stored one."""
 
+    @abstractmethod
+    def counted_as_of(self) -> float | None:
+        """Every merchant's visits are counted up to here (None: never): a merchant whose own
+        ``as_of`` is older had no visit since, so its hours up to here are zero."""
+
+    @abstractmethod
+    def save_counted_as_of(self, as_of: float) -> None:
+        """Record that every merchant's visits are counted up to ``as_of``."""
+
     def add_frauds(self, frauds: Iterable[tuple[str, str, float, float]]) -> int:
         """(merchant, transaction id, event time, known at) for newly joined fraud labels; idempotent."""
         grouped: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
@@ -41,4 +50,14 @@ class MerchantRiskBook(ABC):
             history, _ = self.load(merchant)
             history.recount(stats, first_hour, as_of)
             histories[merchant] = history
-        return self.save(histories, as_of)
+        saved = self.save(histories, as_of)
+        counted = self.counted_as_of()
+        if counted is None or first_hour * 3600 <= counted <= as_of:  # no gap since the last recount
+            self.save_counted_as_of(as_of)
+        return saved
+
+    def backfill(self, histories: dict[str, MerchantHistory], as_of: float) -> int:
+        """Histories counted from a complete history up to ``as_of`` (``make run``, a first deployment)."""
+        saved = self.save(histories, as_of)
+        self.save_counted_as_of(as_of)
+        return saved

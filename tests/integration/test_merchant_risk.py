@@ -76,7 +76,7 @@ def test_backfilled_merchant_risk_equals_the_replay_at_the_end_of_history(servic
 
     data = read_labelled_csv(simulated_csv)
     histories, as_of = build_merchant_risk(data, 7.0)
-    services.merchant_store.save(histories, as_of)
+    services.merchant_store.backfill(histories, as_of)
     cache = MerchantRiskCache(services.merchant_store)
     replayed = merchant_risk_replay(data, 7.0)
     replay(data.transactions, merchants=replayed)

@@ -176,3 +176,22 @@ def test_the_timers_recount_serves_exactly_what_training_replays_for_every_featu
     assert (trained[:, merchant_columns] != np.asarray(NO_MERCHANT, dtype=np.float32)).any(axis=0).all()  # all live
     mismatched = [F.FEATURE_NAMES[j] for j in range(F.N_FEATURES) if not np.array_equal(trained[:, j], served[:, j])]
     assert mismatched == []
+
+
+def test_a_merchant_not_visited_since_its_last_count_reads_zero_recent_visits():
+    """Scoring reads a merchant's features as of the store's last complete recount, not as of
+    the merchant's own last visit: with no visit since, its last hour holds nothing."""
+    from fakes import FakeMerchantRiskStore
+    from shared.adapters.merchant_table import MerchantRiskCache
+    from shared.domain.merchant_risk import MERCHANT_FEATURES
+
+    store = FakeMerchantRiskStore()
+    hour = 500_000
+    store.refresh_counts({"M1": {hour: [7, 70_000, 0, 0]}}, hour, (hour + 1) * 3600.0)
+    cache = MerchantRiskCache(store, ttl_seconds=600, clock=lambda: 0.0)
+    count_1h = MERCHANT_FEATURES.index("merchant_count_1h")
+    assert cache.values("M1", (hour + 1) * 3600.0 + 60, 7.0)[count_1h] == 7
+    store.refresh_counts({"M2": {hour + 4: [1, 100, 0, 0]}}, hour, (hour + 5) * 3600.0)  # M1: no visit since
+    assert cache.values("M1", (hour + 5) * 3600.0 + 60, 7.0)[count_1h] == 7  # the cached marker, until the TTL
+    cache.clear()
+    assert cache.values("M1", (hour + 5) * 3600.0 + 60, 7.0)[count_1h] == 0
