@@ -156,9 +156,9 @@ def bench_stream(onnx_model, events: int) -> list[str]:
 
 def bench_shadow(champion, artifact, events: int, repeat: int) -> list[str]:
     """Batches of 100 through the Event Hub function, alternately without and with a shadow
-    challenger set (the shadow pointer moved and the serving model refreshed between batches,
-    untimed), so both arms share the run's data, storage state and machine load; then the
-    model calls alone on one batch of 100 rows."""
+    challenger set (between batches, untimed: the shadow pointer moved, the serving model
+    refreshed and the challenger loaded, in both arms alike), so both arms share the run's
+    data, storage state and machine load; then the model calls alone on one batch of 100 rows."""
     from shared.composition import app_services
     from shared.domain.features import FEATURE_NAMES
     from shared.domain.model import ModelArtifact, load_model
@@ -174,7 +174,9 @@ def bench_shadow(champion, artifact, events: int, repeat: int) -> list[str]:
     for n, k in enumerate(range(0, len(bodies), 100)):
         with_shadow = n % 2 == 1
         services.registry.set_shadow(challenger.version if with_shadow else None)
-        services.serving_model.refresh_now()
+        services.serving_model.refresh_now()  # in the shadowed arm, this loads the challenger ...
+        if not with_shadow:
+            load_model(services.registry.load(challenger.version))  # ... so the other arm does the same work
         assert (services.serving_model.shadow() is not None) == with_shadow
         batch = event_hub_batch(bodies[k:k + 100], partition="1", first_sequence=k)
         arms["champion + shadow" if with_shadow else "champion only"] += timed(lambda: score_stream(batch), 1)
@@ -188,8 +190,10 @@ def bench_shadow(champion, artifact, events: int, repeat: int) -> list[str]:
     for (name, times), call_times in zip(arms.items(), calls.values()):
         lines.append(f"| {name} | {len(times)} | {statistics.median(times):.1f} | {statistics.mean(times):.1f} | "
                      f"{100 * len(times) / (sum(times) / 1000):,.0f} | {statistics.median(call_times):.3f} |")
-    lines.append(f"| cost of the shadow | | {statistics.median(shadowed) - statistics.median(plain):+.1f} | "
-                 f"{statistics.mean(shadowed) - statistics.mean(plain):+.1f} | | "
+    paired = [with_shadow - without for without, with_shadow in zip(plain, shadowed)]  # neighbouring batches
+    margin = 2 * statistics.stdev(paired) / len(paired) ** 0.5
+    lines.append(f"| cost of the shadow (neighbouring batches paired) | {len(paired)} pairs | "
+                 f"{statistics.median(paired):+.1f} | {statistics.mean(paired):+.1f} ± {margin:.1f} (2 s.e.) | | "
                  f"{statistics.median(shadowed_calls) - statistics.median(plain_calls):+.3f} |")
     return lines
 
