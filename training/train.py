@@ -327,7 +327,8 @@ def fit_and_package(data: TrainingSet, slices: TrainingSlices, options: Training
 
     onnx_bytes = to_onnx(model)
     raw = np.zeros(y.size, dtype=np.float32)
-    scored = in_window | slices.test
+    in_reference = (data.times >= slices.windows.test_end - REFERENCE_DAYS * DAY) & (data.times < slices.windows.test_end)
+    scored = in_window | slices.test | in_reference
     raw[scored] = onnx_probabilities(onnx_bytes, X[scored])
     X_test = X[slices.test]
     parity = float(np.max(np.abs(model.predict_proba(X_test)[:, 1] - raw[slices.test]))) if X_test.size else 0.0
@@ -391,7 +392,7 @@ def fit_and_package(data: TrainingSet, slices: TrainingSlices, options: Training
                           "calibration": baseline_calibration.method} if baseline_calibration else None),
             "onnx_max_abs_difference": parity,
         },
-        "reference": drift_reference(X[slices.test], calibrated[slices.test], thresholds, data.times[slices.test]),
+        "reference": drift_reference(X[in_reference], calibrated[in_reference], thresholds, data.times[in_reference]),
         "timings_seconds": {**timings, "search": search_seconds, "fit": fit_seconds},
         "onnx_sha256": sha,
     }
@@ -399,15 +400,19 @@ def fit_and_package(data: TrainingSet, slices: TrainingSlices, options: Training
                         raw[slices.test])
 
 
+REFERENCE_DAYS = 28
+
+
 def drift_reference(X: np.ndarray, scores: np.ndarray, thresholds: dict[str, float], times: np.ndarray) -> dict[str, Any]:
-    """What monitoring compares live traffic with: the newest window the model was judged
-    on (its test window: after the history's warm-up, the population its reported metrics
-    hold for), per feature and for the score, with counts per calendar stratum so a day's
-    window can be compared with the same hours and weekdays."""
+    """What monitoring compares live traffic with: the newest ``REFERENCE_DAYS`` of the data,
+    up to the end of the test window (a month: paydays and month ends included; the newest
+    data, past most of the history's warm-up), per feature and for the score, with counts per
+    calendar stratum so a day's window can be compared with the same hours and weekdays, and
+    each feature's natural day-to-day PSI."""
     strata = calendar_strata(X[:, FEATURE_NAMES.index("hour_of_day")], X[:, FEATURE_NAMES.index("is_weekend")])
     days = (np.asarray(times) // 86400).astype(np.int64)
     return {
-        "window": "test",
+        "window": f"the newest {REFERENCE_DAYS} days up to the end of the test window",
         "rows": int(scores.size),
         "features": {name: reference_histogram(X[:, i], strata=strata, days=days).to_dict()
                      for i, name in enumerate(FEATURE_NAMES)},

@@ -11,10 +11,10 @@ from shared.domain.drift import DriftAccumulator, DriftRule, ReferenceHistogram,
 from shared.domain.features import FEATURE_INPUTS, FEATURE_NAMES, NOT_ALARMED, replay
 from training.dataset import merchant_risk_replay, read_labelled_csv
 from training.simulate import SimulationConfig, generate, write_csv
-from training.train import drift_reference
+from training.train import REFERENCE_DAYS, drift_reference
 
 DAY = 86400
-DAYS, REFERENCE_DAYS, STREAM_DAYS = 72, 14, 14  # the reference starts 44 days in: past the replay's warm-up
+DAYS, STREAM_DAYS = 72, 14  # the reference (training's REFERENCE_DAYS before the stream) starts past the warm-up
 RULE = DriftRule(excluded=dict(NOT_ALARMED))
 HOUR, WEEKEND = FEATURE_NAMES.index("hour_of_day"), FEATURE_NAMES.index("is_weekend")
 
