@@ -9,7 +9,7 @@
    redelivered batch, as real streams have); after each day the labels the bank knew by
    then arrive as a label file and the monitoring service runs as of the day's end
    (label join, merchant risk, drift, matured and provisional performance, shadow);
-   ``--inject-drift`` moves half of the last day's card and online payments to the mobile
+   ``--inject-drift`` moves 80% of the last day's card and online payments to the mobile
    channel (a new app), and the monitor runs once more 15 minutes later (the cooldown);
 5. the HTTP API served locally and called, including the seed's example
    (₦250,000 at 02:00 from a new device);
@@ -65,13 +65,13 @@ def by_day(rows: list[dict]) -> list[tuple[datetime, list[dict]]]:
     return out
 
 
-def inject_drift(rows: list[dict], seed: int) -> int:
-    """A new mobile app: half of the day's card (POS) and online payments move to the mobile
-    channel. Returns how many rows moved."""
+def inject_drift(rows: list[dict], seed: int, share: float = 0.8) -> int:
+    """A new mobile app: ``share`` of the day's card (POS) and online payments move to the
+    mobile channel. Returns how many rows moved."""
     rng = np.random.default_rng(seed)
     moved = 0
     for row in rows:
-        if row.get("channel") in ("pos", "online") and rng.random() < 0.5:
+        if row.get("channel") in ("pos", "online") and rng.random() < share:
             row["channel"] = "mobile"
             moved += 1
     return moved
@@ -226,8 +226,9 @@ def call_api(base: str, body: dict) -> tuple[int, dict]:
 def summarize(services, rows: list[dict], streamed: dict) -> dict:
     from shared.domain.metrics import percentiles, threshold_report
 
-    day = datetime.fromisoformat(rows[0]["timestamp"]).astimezone(timezone.utc).replace(hour=0, minute=0, second=0)
-    decisions = {d["transaction_id"]: d for d in services.audit.read(day - timedelta(days=1), day + timedelta(days=2))}
+    first = datetime.fromisoformat(rows[0]["timestamp"]) - timedelta(hours=1)
+    last = datetime.fromisoformat(rows[-1]["timestamp"]) + timedelta(hours=1)
+    decisions = {d["transaction_id"]: d for d in services.audit.read(first, last)}
     labels = {r["transaction_id"]: int(r["is_fraud"]) for r in rows}
     scored = [decisions[t] for t in labels if t in decisions]
     y = np.array([labels[d["transaction_id"]] for d in scored])
@@ -248,7 +249,7 @@ def summarize(services, rows: list[dict], streamed: dict) -> dict:
         "latency_ms_per_event_batch": latency,
         "review_or_block_precision": flagged["precision"],
         "review_or_block_recall": flagged["recall"],
-        "fraud_in_day": int(y.sum()),
+        "fraud_in_streamed_days": int(y.sum()),
     }
 
 
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--no-serve", action="store_true", help="exit after the summary")
     parser.add_argument("--inject-drift", action="store_true",
-                        help="move half of the last day's card and online payments to the mobile channel")
+                        help="move 80%% of the last day's card and online payments to the mobile channel")
     args = parser.parse_args(argv)
     os.environ.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
 

@@ -23,7 +23,7 @@ def test_labels_arrive_when_the_bank_learned_them_and_only_once():
 def test_injected_drift_moves_card_and_online_payments_to_mobile_only():
     rows = [row(f"T{i}", "2026-11-22T10:00:00+01:00", channel=c) for i, c in enumerate(["pos", "online", "atm"] * 200)]
     moved = inject_drift(rows, seed=7)
-    assert 150 < moved < 250 and sum(r["channel"] == "mobile" for r in rows) == moved
+    assert 270 < moved < 370 and sum(r["channel"] == "mobile" for r in rows) == moved
     assert sum(r["channel"] == "atm" for r in rows) == 200
 
 
