@@ -37,7 +37,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from shared.domain.drift import calendar_strata, reference_histogram, score_histogram
-from shared.domain.features import FEATURE_INPUTS, FEATURE_NAMES, FEATURE_SCHEMA_HASH, replay
+from shared.domain.features import FEATURE_INPUTS, FEATURE_NAMES, FEATURE_SCHEMA_HASH, feature_index, replay
 from shared.domain.metrics import average_precision
 from shared.domain.model import ModelArtifact, sha256_hex
 from shared.domain.promotion import TimeWindows
@@ -409,8 +409,8 @@ def drift_reference(X: np.ndarray, scores: np.ndarray, thresholds: dict[str, flo
     data, past most of the history's warm-up), per feature and for the score, with counts per
     calendar stratum so a day's window can be compared with the same hours and weekdays, and
     each feature's natural day-to-day PSI."""
-    strata = calendar_strata(X[:, FEATURE_NAMES.index("hour_of_day")], X[:, FEATURE_NAMES.index("is_weekend")])
-    days = (np.asarray(times) // 86400).astype(np.int64)
+    strata = calendar_strata(X[:, feature_index("hour_of_day")], X[:, feature_index("is_weekend")])
+    days = (np.asarray(times) // DAY).astype(np.int64)
     return {
         "window": f"the newest {REFERENCE_DAYS} days up to the end of the test window",
         "rows": int(scores.size),

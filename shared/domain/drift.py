@@ -80,13 +80,20 @@ def bin_counts(values: np.ndarray, edges: tuple[float, ...] | np.ndarray) -> np.
     return np.bincount(idx, minlength=len(edges) + 1)
 
 
-def _strata_counts(values: np.ndarray, edges: np.ndarray, strata: np.ndarray | None) -> tuple | None:
-    if strata is None:
-        return None
-    idx = np.searchsorted(edges, values, side="left")
+def _strata_table(values: np.ndarray, edges: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """Bin counts per calendar stratum: CALENDAR_STRATA rows, len(edges) + 1 columns."""
+    idx = np.searchsorted(np.asarray(edges, dtype=np.float64), np.asarray(values, dtype=np.float64), side="left")
     table = np.zeros((CALENDAR_STRATA, len(edges) + 1), dtype=np.int64)
     np.add.at(table, (np.asarray(strata, dtype=np.int64), idx), 1)
+    return table
+
+
+def _as_rows(table: np.ndarray) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(int(c) for c in row) for row in table)
+
+
+def _strata_counts(values: np.ndarray, edges: np.ndarray, strata: np.ndarray | None) -> tuple | None:
+    return None if strata is None else _as_rows(_strata_table(values, edges, strata))
 
 
 def reference_histogram(values: np.ndarray, bins: int = 10, strata: np.ndarray | None = None,
@@ -118,18 +125,16 @@ def natural_psi(reference: ReferenceHistogram, values: np.ndarray, strata: np.nd
     that share a value (a merchant's aggregates, a burst of fraud) make a feature's daily
     PSI large without any change in the population; monitoring alarms above this level."""
     assert reference.strata is not None
-    days = np.asarray(days)
+    days, values, strata = np.asarray(days), np.asarray(values), np.asarray(strata)
     table = np.asarray(reference.strata, dtype=np.int64)
     largest = None
     for day in np.unique(days):
         on_day = days == day
-        held_out = _strata_counts(np.asarray(values)[on_day], np.asarray(reference.edges), np.asarray(strata)[on_day])
-        day_table = np.asarray(held_out, dtype=np.int64)
+        day_table = _strata_table(values[on_day], reference.edges, strata[on_day])
         rest = table - day_table
         if rest.sum() == 0:
             continue
-        others = ReferenceHistogram(reference.edges, tuple(rest.sum(axis=0) / rest.sum()), reference.kind,
-                                    tuple(tuple(int(c) for c in row) for row in rest))
+        others = ReferenceHistogram(reference.edges, tuple(rest.sum(axis=0) / rest.sum()), reference.kind, _as_rows(rest))
         counts = day_table.sum(axis=0)
         psi = merged_psi(others.expected(day_table.sum(axis=1)), counts, min_expected_per_bin)[3]
         if psi is not None:

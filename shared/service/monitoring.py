@@ -40,6 +40,14 @@ def _visit(row: dict[str, Any]) -> MerchantVisit:
     return merchant_visit(vector)
 
 
+def _count_visit(hourly: dict[str, dict[int, list[int]]], row: dict[str, Any], first_hour: int, as_of: float) -> None:
+    """Tally a scored transaction into its merchant's hourly stats when it falls in the recount
+    window ``[first_hour, as_of)``."""
+    moment = row["event_time"].timestamp()
+    if first_hour * 3600 <= moment < as_of and row.get("merchant_id"):
+        tally_visit(hourly.setdefault(row["merchant_id"], {}), moment, _visit(row))
+
+
 @dataclass(frozen=True)
 class MonitoringConfig:
     window_hours: float = 24.0
@@ -147,9 +155,7 @@ class MonitoringService:
         hourly: dict[str, dict[int, list[int]]] = {}
         for row in self.audit.read(datetime.fromtimestamp(first_hour * 3600, timezone.utc), now,
                                    select=["features", "merchant_id", "event_time"]):
-            moment = row["event_time"].timestamp()
-            if moment < as_of and row.get("merchant_id"):
-                tally_visit(hourly.setdefault(row["merchant_id"], {}), moment, _visit(row))
+            _count_visit(hourly, row, first_hour, as_of)
         return self.refresh_merchant_risk(now, hourly, hours)
 
     # -- drift and performance ------------------------------------------------------------
@@ -189,9 +195,8 @@ class MonitoringService:
         first_hour, merchant_as_of = self.merchant_window(now)
         scan_start = min(start, datetime.fromtimestamp(first_hour * 3600, timezone.utc)) if merchant_hourly is not None else start
         for row in self.audit.read(scan_start, now, select=READ_COLUMNS + ["merchant_id"]):
-            moment = row["event_time"].timestamp()
-            if merchant_hourly is not None and first_hour * 3600 <= moment < merchant_as_of and row.get("merchant_id"):
-                tally_visit(merchant_hourly.setdefault(row["merchant_id"], {}), moment, _visit(row))
+            if merchant_hourly is not None:
+                _count_visit(merchant_hourly, row, first_hour, merchant_as_of)
             if row["event_time"] >= start:
                 tally.add(row)
         tally.flush()
@@ -234,10 +239,11 @@ class MonitoringService:
         if not both:
             out["note"] = "no matured decision was scored by this shadow yet"
             return out
-        holdout = Holdout(np.asarray([matured.y[i] for i in both]), np.asarray([matured.days[i] for i in both]),
-                          np.asarray([matured.customers[i] for i in both], dtype=object))
-        champion = Contender(reference.version, np.asarray([matured.scores[i] for i in both]), reference.thresholds)
-        challenger = Contender(version, np.asarray([matured.shadow_scores[i] for i in both]),
+        rows = np.asarray(both)
+        holdout = Holdout(np.asarray(matured.y)[rows], np.asarray(matured.days)[rows],
+                          np.asarray(matured.customers, dtype=object)[rows])
+        champion = Contender(reference.version, np.asarray(matured.scores)[rows], reference.thresholds)
+        challenger = Contender(version, np.asarray(matured.shadow_scores, dtype=np.float64)[rows],
                                dict(shadow.get("thresholds") or {}))
         out["verdict"] = (self.gate or PromotionGate(k=self.config.top_k)).judge(holdout, challenger, champion)
         return out
