@@ -143,7 +143,13 @@ class AppServices:
             merchants=self.merchant_cache,
             default_currency=self.config.default_currency,
             max_amount=self.config.max_amount,
+            outlets=self.decision_outlets,
         )
+
+    @cached_property
+    def decision_outlets(self) -> list:
+        """Where each batch's decisions go besides the audit log (``DecisionOutletPort``)."""
+        return []
 
     @cached_property
     def label_store(self) -> LabelStore:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 from shared.domain.dead_letter import DeadLetter
-from shared.domain.decision_record import DecisionRecord
+from shared.domain.decision_record import DecisionRecord, Delivery
 from shared.domain.features import CustomerProfile
 from shared.domain.labels import Label
 from shared.domain.model import FraudModel, ModelArtifact
@@ -83,6 +83,22 @@ class AuditPort(Protocol):
     def write(self, records: Iterable[DecisionRecord]) -> int: ...
 
     def locate(self, transaction_ids: list[str]) -> dict[str, ScoredElsewhere]: ...
+
+
+class DecisionOutletPort(Protocol):
+    """Where a scored batch's decisions go besides the audit log: the monitoring aggregates,
+    the open decision archive, the training sample.
+
+    Called once per scoring call, after the audit write and before alerts, with every
+    delivery of the call (``Delivery.duplicate`` marks a transaction applied by an earlier
+    delivery: its record is the stored one). So an outlet sees each decision at least once:
+    an outlet that must count once skips duplicates (and may lose what a crash between the
+    profile commit and this call did not pass); one that must keep everything keeps
+    duplicates too and drops repeats by transaction id when it reads. An outlet that raises
+    fails the call, which the caller retries (Event Hub) or reports (HTTP): nothing is lost.
+    """
+
+    def record(self, deliveries: Sequence[Delivery]) -> None: ...
 
 
 class AlertPort(Protocol):

@@ -32,7 +32,7 @@ from shared.domain.model import FraudModel
 from shared.domain.transaction import FieldError, Transaction, ValidationOutcome, validate_transaction
 from shared.service.fanout import RequestFanout
 from shared.service.ports import (MAX_TXNS_PER_COMMIT, AlertPort, AuditPort, CommitConflict, DeadLetterPort,
-                                  MerchantRiskPort, ModelPort, ProfilePort, StoredProfile, WebhookPort)
+                                  DecisionOutletPort, MerchantRiskPort, ModelPort, ProfilePort, StoredProfile, WebhookPort)
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,7 @@ class FraudScoringService:
     merchants: MerchantRiskPort | None = None
     default_currency: str = "NGN"
     max_amount: float = 1e9
+    outlets: Sequence[DecisionOutletPort] = ()  # aggregates, archive, training sample (after the audit write)
     max_conflicts: int = 25
     io_workers: int = 8
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
@@ -232,6 +233,8 @@ class FraudScoringService:
             elsewhere = lookup.result()
         decided = [pending.decided[t] for t in first_seen if t not in elsewhere]
         self.audit.write([d.record for d in decided])  # idempotent upserts, also for duplicates (repairs a lost write)
+        for outlet in self.outlets:
+            outlet.record(decided)
         self._alert(decided)
         return self._assemble(transactions, pending.decided, elsewhere)
 
