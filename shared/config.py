@@ -105,6 +105,28 @@ SETTINGS: tuple[Setting, ...] = (
             "retrain's evaluation and of the promotion gate."),
     Setting("FRAUD_HTTP_MAX_BODY_BYTES", "65536", "Largest HTTP request body accepted (413 above)."),
     Setting("FRAUD_STORAGE_RETRIES", "5", "Retries of a storage call on transient errors (exponential backoff)."),
+    # -- the loop at bank volume (#15)
+    Setting(
+        "FRAUD_DATA_STORAGE",
+        "",
+        "Storage account of the app's data (tables, blobs, queues), separate from the host's AzureWebJobsStorage; empty: AzureWebJobsStorage. Locally a connection string; in Azure identity-based.",
+        kind="connection",
+        identity_properties=("blobServiceUri", "queueServiceUri", "tableServiceUri", "credential", "clientId"),
+    ),
+    Setting("FRAUD_PROFILE_ACCOUNTS", "", "Names of connection settings (comma-separated) of extra storage accounts that customer profiles are spread over by a stable hash of the customer id; empty: profiles live in the data account."),
+    Setting("FRAUD_AGGREGATE_TABLE", "monitoraggregates", "Table of the scoring processes' hourly monitoring aggregates (one row per process and flush)."),
+    Setting("FRAUD_MONITOR_FLUSH_SECONDS", "60", "How often a scoring process writes its monitoring aggregates."),
+    Setting("FRAUD_ARCHIVE_CONTAINER", "decision-archive", "Blob container of the open decision archive (Parquet, decisions/date=YYYY-MM-DD/hour=HH/); immutable in Azure."),
+    Setting("FRAUD_ARCHIVE_STAGING_CONTAINER", "decision-staging", "Blob container of the scoring processes' hourly append blobs of decisions, compacted into the archive."),
+    Setting("FRAUD_ARCHIVE_SCHEDULE", "0 10 * * * *", "NCRONTAB schedule (UTC) of the timer that compacts finished hours into the archive."),
+    Setting("FRAUD_ARCHIVE_GRACE_MINUTES", "10", "Minutes after an hour ends before the archive timer compacts it."),
+    Setting("FRAUD_TRAINING_SAMPLE_CONTAINER", "training-sample", "Blob container of the training sample (hourly blobs of sampled decisions and labelled frauds)."),
+    Setting("FRAUD_TRAINING_SAMPLE_RATE", "0.01", "Share of decisions kept in the training sample (by a hash of the transaction id); every labelled fraud is kept."),
+    Setting("FRAUD_AUDIT_RETENTION_DAYS", "180", "Days per-decision audit rows and their id index are kept (the archive keeps every decision)."),
+    Setting("FRAUD_DEAD_LETTER_RETENTION_DAYS", "30", "Days dead-lettered events are kept."),
+    Setting("FRAUD_LABEL_RETENTION_DAYS", "400", "Days received labels are kept."),
+    Setting("FRAUD_PROFILE_INACTIVE_DAYS", "90", "Days without a transaction after which a customer's profile is removed."),
+    Setting("FRAUD_RETENTION_SCHEDULE", "0 30 1 * * *", "NCRONTAB schedule (UTC) of the retention timer."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -180,6 +202,18 @@ class FraudConfig:
     promotion_max_alerts_per_day: float | None
     promotion_max_ece_increase: float
     promotion_top_k: int
+    profile_accounts: str
+    aggregate_table: str
+    monitor_flush_seconds: float
+    archive_container: str
+    archive_staging_container: str
+    archive_grace_minutes: float
+    training_sample_container: str
+    training_sample_rate: float
+    audit_retention_days: float
+    dead_letter_retention_days: float
+    label_retention_days: float
+    profile_inactive_days: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "FraudConfig":
@@ -235,6 +269,18 @@ class FraudConfig:
             promotion_max_alerts_per_day=setting_float("FRAUD_PROMOTION_MAX_ALERTS_PER_DAY", env),
             promotion_max_ece_increase=number("FRAUD_PROMOTION_MAX_ECE_INCREASE"),
             promotion_top_k=setting_int("FRAUD_PROMOTION_TOP_K", env),
+            profile_accounts=text("FRAUD_PROFILE_ACCOUNTS"),
+            aggregate_table=text("FRAUD_AGGREGATE_TABLE"),
+            monitor_flush_seconds=number("FRAUD_MONITOR_FLUSH_SECONDS"),
+            archive_container=text("FRAUD_ARCHIVE_CONTAINER"),
+            archive_staging_container=text("FRAUD_ARCHIVE_STAGING_CONTAINER"),
+            archive_grace_minutes=number("FRAUD_ARCHIVE_GRACE_MINUTES"),
+            training_sample_container=text("FRAUD_TRAINING_SAMPLE_CONTAINER"),
+            training_sample_rate=number("FRAUD_TRAINING_SAMPLE_RATE"),
+            audit_retention_days=number("FRAUD_AUDIT_RETENTION_DAYS"),
+            dead_letter_retention_days=number("FRAUD_DEAD_LETTER_RETENTION_DAYS"),
+            label_retention_days=number("FRAUD_LABEL_RETENTION_DAYS"),
+            profile_inactive_days=number("FRAUD_PROFILE_INACTIVE_DAYS"),
         )
 
     @property

@@ -40,5 +40,6 @@ def test_every_setting_the_app_itself_reads_is_read_into_the_config():
     env = Recording()
     FraudConfig.from_env(env)
     host_or_connection = {"AzureWebJobsStorage", "EventHubConnection", "EVENTHUB_NAME", "EVENTHUB_CONSUMER_GROUP",
-                          "FRAUD_MONITOR_SCHEDULE"}
+                          "FRAUD_MONITOR_SCHEDULE", "FRAUD_ARCHIVE_SCHEDULE", "FRAUD_RETENTION_SCHEDULE",
+                          "FRAUD_DATA_STORAGE"}
     assert {s.name for s in SETTINGS} - host_or_connection == env.asked
