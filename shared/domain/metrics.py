@@ -11,37 +11,55 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 
-def _sorted_counts(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cumulative true/false positives at each distinct score threshold (descending)."""
+def _weights(y_true: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
+    return np.ones(np.shape(y_true), dtype=np.float64) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+
+
+def _count(value: float) -> int | float:
+    """A weighted count as an int when it is whole (unweighted rows, or binned counts)."""
+    value = float(value)
+    return int(round(value)) if abs(value - round(value)) < 1e-6 else value
+
+
+def _sorted_counts(y_true: np.ndarray, scores: np.ndarray,
+                   sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cumulative (weighted) true/false positives at each distinct score threshold (descending).
+    A weight counts a row that many times: the monitor's binned rows stand for many decisions."""
     order = np.argsort(-scores, kind="mergesort")
     s = scores[order]
-    y = y_true[order].astype(np.float64)
+    y = np.asarray(y_true)[order].astype(np.float64)
+    w = _weights(y_true, sample_weight)[order]
     distinct = np.where(np.diff(s))[0]
     ends = np.r_[distinct, y.size - 1]
-    tps = np.cumsum(y)[ends]
-    fps = (ends + 1) - tps
+    tps = np.cumsum(y * w)[ends]
+    fps = np.cumsum((1.0 - y) * w)[ends]
     return tps, fps, s[ends]
 
 
-def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
+def _class_totals(y_true: np.ndarray, sample_weight: np.ndarray | None) -> tuple[float, float]:
+    y = np.asarray(y_true, dtype=np.float64)
+    w = _weights(y_true, sample_weight)
+    return float(np.sum(y * w)), float(np.sum((1.0 - y) * w))
+
+
+def roc_auc(y_true: np.ndarray, scores: np.ndarray, sample_weight: np.ndarray | None = None) -> float | None:
     y_true = np.asarray(y_true)
     scores = np.asarray(scores, dtype=np.float64)
-    positives = int(y_true.sum())
-    negatives = y_true.size - positives
+    positives, negatives = _class_totals(y_true, sample_weight)
     if positives == 0 or negatives == 0:
         return None
-    tps, fps, _ = _sorted_counts(y_true, scores)
+    tps, fps, _ = _sorted_counts(y_true, scores, sample_weight)
     tpr = np.r_[0.0, tps / positives]
     fpr = np.r_[0.0, fps / negatives]
     return float(np.trapezoid(tpr, fpr))
 
 
-def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float | None:
+def average_precision(y_true: np.ndarray, scores: np.ndarray, sample_weight: np.ndarray | None = None) -> float | None:
     y_true = np.asarray(y_true)
-    positives = int(y_true.sum())
+    positives, _ = _class_totals(y_true, sample_weight)
     if positives == 0:
         return None
-    tps, fps, _ = _sorted_counts(y_true, np.asarray(scores, dtype=np.float64))
+    tps, fps, _ = _sorted_counts(y_true, np.asarray(scores, dtype=np.float64), sample_weight)
     precision = tps / (tps + fps)
     recall = tps / positives
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
@@ -54,25 +72,27 @@ def precision_recall_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.n
     return tps / (tps + fps), tps / positives, thresholds
 
 
-def recall_at_fpr(y_true: np.ndarray, scores: np.ndarray, max_fpr: float = 0.01) -> float | None:
+def recall_at_fpr(y_true: np.ndarray, scores: np.ndarray, max_fpr: float = 0.01,
+                  sample_weight: np.ndarray | None = None) -> float | None:
     y_true = np.asarray(y_true)
-    positives = int(y_true.sum())
-    negatives = y_true.size - positives
+    positives, negatives = _class_totals(y_true, sample_weight)
     if positives == 0 or negatives == 0:
         return None
-    tps, fps, _ = _sorted_counts(y_true, np.asarray(scores, dtype=np.float64))
+    tps, fps, _ = _sorted_counts(y_true, np.asarray(scores, dtype=np.float64), sample_weight)
     ok = fps / negatives <= max_fpr
     return float(tps[ok].max() / positives) if ok.any() else 0.0
 
 
-def threshold_report(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Confusion counts and rates for 'score > threshold' = flagged."""
+def threshold_report(y_true: np.ndarray, scores: np.ndarray, threshold: float,
+                     sample_weight: np.ndarray | None = None) -> dict[str, Any]:
+    """Confusion counts and rates for 'score > threshold' = flagged (rows weighted by ``sample_weight``)."""
     y = np.asarray(y_true).astype(bool)
     flagged = np.asarray(scores) > threshold
-    tp = int(np.sum(flagged & y))
-    fp = int(np.sum(flagged & ~y))
-    fn = int(np.sum(~flagged & y))
-    tn = int(np.sum(~flagged & ~y))
+    w = _weights(y, sample_weight)
+    tp = _count(np.sum(w[flagged & y]))
+    fp = _count(np.sum(w[flagged & ~y]))
+    fn = _count(np.sum(w[~flagged & y]))
+    tn = _count(np.sum(w[~flagged & ~y]))
     precision = tp / (tp + fp) if tp + fp else None
     recall = tp / (tp + fn) if tp + fn else None
     f1 = 2 * precision * recall / (precision + recall) if precision and recall else (0.0 if precision is not None and recall is not None else None)
@@ -231,29 +251,34 @@ def card_precision_at_k_per_day(customers: Sequence[Any] | np.ndarray, days: np.
     return card_precision_at_k(customers, days, scores, y_true, k, known_compromised, exclude=exclude).mean
 
 
-def reliability_bins(y_true: np.ndarray, scores: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
-    """The reliability table: equal-width bins on [0, 1], ``[i/bins, (i+1)/bins)`` (the last one
-    closed), each with its rows, mean score, observed fraud rate and their gap."""
+def reliability_bins(y_true: np.ndarray, scores: np.ndarray, bins: int = 10,
+                     sample_weight: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """The reliability table: equal-width bins on [0, 1], ``(i/bins, (i+1)/bins]`` (the first one
+    closed: scikit-learn's ``calibration_curve`` bins), each with its rows, mean score, observed
+    fraud rate and their gap. Right-closed like every score histogram here (``bin_counts``), so
+    the monitor's fine score bins add up to these exactly."""
     y = np.asarray(y_true, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
+    w = _weights(y, sample_weight)
     edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, bins - 1)
+    index = np.clip(np.searchsorted(edges[1:-1], s, side="left"), 0, bins - 1)
     table = []
     for i in range(bins):
         mask = index == i
-        rows = int(mask.sum())
-        mean_score = float(s[mask].mean()) if rows else None
-        rate = float(y[mask].mean()) if rows else None
+        rows = _count(np.sum(w[mask]))
+        mean_score = float(np.sum(s[mask] * w[mask]) / rows) if rows else None
+        rate = float(np.sum(y[mask] * w[mask]) / rows) if rows else None
         table.append({"lower": float(edges[i]), "upper": float(edges[i + 1]), "rows": rows, "mean_score": mean_score,
                       "observed_rate": rate, "gap": abs(mean_score - rate) if rows else None})
     return table
 
 
-def expected_calibration_error(y_true: np.ndarray, scores: np.ndarray, bins: int = 10) -> float | None:
+def expected_calibration_error(y_true: np.ndarray, scores: np.ndarray, bins: int = 10,
+                               sample_weight: np.ndarray | None = None) -> float | None:
     """ECE: the gap between mean score and observed fraud rate in each of ``reliability_bins``,
     weighted by the bin's share of the rows; None for no rows. With most fraud scores near 0
     it is small for any model: compare two models' ECE on the same rows, not against 0."""
-    table = reliability_bins(y_true, scores, bins)
+    table = reliability_bins(y_true, scores, bins, sample_weight)
     n = sum(b["rows"] for b in table)
     return float(sum(b["rows"] / n * b["gap"] for b in table if b["rows"])) if n else None
 
