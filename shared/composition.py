@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import Any, Mapping
 
 from shared.adapters.alert_queue import AlertQueue, AlertWebhook
+from shared.adapters.aggregate_table import MonitoringAggregateTable
 from shared.adapters.audit_table import AuditLog
 from shared.adapters.dead_letter_blobs import DeadLetterStore
 from shared.domain.decision import DecisionPolicy, DecisionRules, Thresholds
@@ -24,6 +25,7 @@ from shared.adapters.merchant_table import MerchantRiskCache, MerchantRiskStore
 from shared.adapters.model_registry import ModelRegistry
 from shared.service.dashboard_views import DashboardViews
 from shared.service.monitoring import MonitoringConfig, MonitoringService
+from shared.service.monitoring_aggregates import MonitoringAggregator, reference_lookup
 from shared.adapters.monitoring_blobs import LabelFileContainer, MonitoringBlobs
 from shared.adapters.profile_table import ProfileStore
 from shared.service.scoring import FraudScoringService
@@ -149,7 +151,24 @@ class AppServices:
     @cached_property
     def decision_outlets(self) -> list:
         """Where each batch's decisions go besides the audit log (``DecisionOutletPort``)."""
-        return []
+        return [self.monitoring_aggregator]
+
+    @cached_property
+    def aggregate_table(self) -> MonitoringAggregateTable:
+        return MonitoringAggregateTable(self.table_service.get_table_client(self.config.aggregate_table))
+
+    @cached_property
+    def monitoring_aggregator(self) -> MonitoringAggregator:
+        """This process's hourly monitoring aggregates (written every FRAUD_MONITOR_FLUSH_SECONDS)."""
+        return MonitoringAggregator(self.aggregate_table, reference_lookup(self.manifest_of),
+                                    flush_seconds=self.config.monitor_flush_seconds)
+
+    def manifest_of(self, version: str) -> dict | None:
+        """A model version's manifest: the loaded champion's or shadow's, else the registry's."""
+        for model in (self.serving_model.loaded, self.serving_model.shadow() if self.serving_model.loaded else None):
+            if model is not None and model.version == version:
+                return model.manifest
+        return self.registry.manifest(version)
 
     @cached_property
     def label_store(self) -> LabelStore:
@@ -194,7 +213,7 @@ class AppServices:
             min_expected_per_bin=self.config.drift_min_bin_rows,
         )
         return MonitoringService(self.audit, self.label_store, self.label_files, self.monitoring_blobs,
-                                 self.serving_manifest, merchants=self.merchant_store,
+                                 self.serving_manifest, aggregates=self.aggregate_table, merchants=self.merchant_store,
                                  shadow_manifest=self.shadow_manifest, gate=self.promotion_gate, config=config)
 
     @cached_property
@@ -229,6 +248,7 @@ class AppServices:
         self.registry.ensure_container()
         self.label_store.ensure_table()
         self.merchant_store.ensure_table()
+        self.aggregate_table.ensure_table()
         self.label_files.ensure_container()
         self.monitoring_blobs.ensure_containers()
 

@@ -18,7 +18,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from shared.domain.dead_letter import DeadLetter
-from shared.domain.decision_record import DecisionRecord
+from shared.domain.decision_record import DecisionRecord, scored_elsewhere_fields
+from shared.domain.monitoring_aggregate import LabelledDecision
 from shared.domain.features import CustomerProfile
 from shared.domain.labels import Label
 from shared.domain.merchant_risk import MerchantHistory
@@ -112,7 +113,8 @@ class FakeAuditLog:
     def locate(self, transaction_ids: list[str]) -> dict[str, ScoredElsewhere]:
         with self._lock:
             return {t: ScoredElsewhere(self._rows[t]["customer_id"], self._rows[t]["PartitionKey"],
-                                       self._rows[t]["event_time"].isoformat(), self._rows[t]["merchant_id"])
+                                       **scored_elsewhere_fields({**self._rows[t],
+                                                                  "event_time": self._rows[t]["event_time"].isoformat()}))
                     for t in dict.fromkeys(transaction_ids) if t in self._rows}
 
     def read(self, start: datetime, end: datetime, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -358,3 +360,30 @@ class FakeReports:
         self._last_request = at
         self.requests.append(request)
         return f"retrain-requests/requests/{at:%Y%m%dT%H%M%S}.json"
+
+
+class FakeMonitoringAggregates:
+    """Hour documents by (hour, row key), replaced whole; labelled decisions by transaction id."""
+
+    def __init__(self) -> None:
+        self.documents: dict[tuple[int, str], dict[str, Any]] = {}
+        self.labelled: dict[str, LabelledDecision] = {}
+        self._lock = threading.Lock()
+
+    def put(self, hour: int, row_key: str, document: dict[str, Any]) -> None:
+        with self._lock:
+            self.documents[(hour, row_key)] = json.loads(json.dumps(document))  # stored, not shared
+
+    def read(self, first_hour: int, end_hour: int) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            found = [d for (hour, _), d in sorted(self.documents.items()) if first_hour <= hour < end_hour]
+        yield from (json.loads(json.dumps(d)) for d in found)
+
+    def put_labelled(self, rows: Sequence[LabelledDecision]) -> None:
+        with self._lock:
+            self.labelled.update({r.transaction_id: r for r in rows})
+
+    def read_labelled(self, first_hour: int, end_hour: int) -> Iterator[LabelledDecision]:
+        with self._lock:
+            found = [r for r in self.labelled.values() if first_hour <= r.hour < end_hour]
+        yield from found

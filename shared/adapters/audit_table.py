@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator
 from shared.domain.decision_record import DecisionRecord
 from shared.service.fanout import RequestFanout
 from shared.service.ports import ScoredElsewhere
+from shared.domain.decision_record import index_decision_fields, scored_elsewhere_fields
 from shared.adapters.tables import read_entity, shard_of, upsert_grouped
 from shared.adapters.storage_account import create_if_missing
 
@@ -34,6 +35,10 @@ def shard_hours(shard: int, first: datetime, last: datetime) -> tuple[str, str]:
 
 
 INDEX_SHARDS = 16
+
+
+def scored_elsewhere(entity: dict[str, Any]) -> ScoredElsewhere:
+    return ScoredElsewhere(entity["customer_id"], entity["audit_pk"], **scored_elsewhere_fields(entity))
 
 
 def index_partition(transaction_id: str) -> str:
@@ -62,6 +67,7 @@ class AuditLog:
                 "PartitionKey": index_partition(record.transaction_id), "RowKey": record.transaction_id,
                 "audit_pk": entity["PartitionKey"], "customer_id": record.customer_id,
                 "event_time": entity["event_time"].isoformat(), "merchant_id": entity["merchant_id"],
+                **index_decision_fields(record),
             })
         # MERGE keeps a label already joined if a decision is written again.
         return upsert_grouped(self._table, entities, self._fanout.map)
@@ -119,8 +125,7 @@ class AuditLog:
         found: dict[str, ScoredElsewhere] = {}
         for entity in self._fanout.map(read, list(dict.fromkeys(transaction_ids))):
             if entity is not None:
-                found[entity["RowKey"]] = ScoredElsewhere(entity["customer_id"], entity["audit_pk"],
-                                                          entity.get("event_time"), entity.get("merchant_id") or "")
+                found[entity["RowKey"]] = scored_elsewhere(entity)
         return found
 
     def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int:

@@ -238,6 +238,22 @@ RECENT_ACTIVITY_FIELDS = ("transaction_id", "transaction_amount", "currency", "t
                           "action", "merchant_id", "channel", "device_id")
 
 
+def index_decision_fields(record: DecisionRecord) -> dict[str, Any]:
+    """What the id index keeps of a decision besides where it lives: the label join hands it to
+    the monitor with the label (``LabelledDecision``), so no audit row is read for it."""
+    return {"fraud_score": float(record.fraud_score), "model_version": record.model_version,
+            **record._shadow_fields()}
+
+
+def scored_elsewhere_fields(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """``ScoredElsewhere``'s optional fields from an index entity (older entities lack some)."""
+    score, shadow = entity.get("fraud_score"), entity.get("shadow_score")
+    return {"event_time": entity.get("event_time"), "merchant_id": entity.get("merchant_id") or "",
+            "fraud_score": None if score in (None, "") else float(score),
+            "model_version": entity.get("model_version") or "", "shadow_version": entity.get("shadow_version") or "",
+            "shadow_score": None if shadow in (None, "") else float(shadow)}
+
+
 def export_row(entity: Mapping[str, Any]) -> dict[str, Any]:
     """An audit entity as a row of the export (CSV columns ``AUDIT_EXPORT_COLUMNS``)."""
     row = {column: entity.get(column, "") for column in AUDIT_EXPORT_COLUMNS}

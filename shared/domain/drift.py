@@ -146,9 +146,12 @@ SCORE_BINS = 20  # the score histogram's bins, everywhere: training's reference,
 
 
 def score_distribution(scores: Sequence[float] | np.ndarray) -> dict[str, list]:
-    """Counts of scores in SCORE_BINS equal bins of [0, 1] ({"edges", "counts"}): the score
-    chart of the monitoring report and of the dashboard's fallback."""
-    counts, edges = np.histogram(np.asarray(scores, dtype=np.float64), bins=SCORE_BINS, range=(0.0, 1.0))
+    """Counts of scores in SCORE_BINS equal right-closed bins of [0, 1] (the first closed; like
+    ``bin_counts``) ({"edges", "counts"}): the score chart of the monitoring report and of the
+    dashboard's fallback."""
+    edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
+    index = np.clip(np.searchsorted(edges[1:-1], np.asarray(scores, dtype=np.float64), side="left"), 0, SCORE_BINS - 1)
+    counts = np.bincount(index, minlength=SCORE_BINS)
     return {"edges": [round(float(e), 4) for e in edges], "counts": [int(c) for c in counts]}
 
 

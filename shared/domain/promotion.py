@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -110,16 +110,22 @@ class Holdout:
     y: np.ndarray
     days: np.ndarray
     customers: np.ndarray
+    weights: np.ndarray | None = None  # how many decisions each row stands for (binned evidence); None: 1 each
 
     def __post_init__(self) -> None:
         if not (np.shape(self.y) == np.shape(self.days) == np.shape(self.customers)):
             raise ValueError("y, days and customers must have one entry per holdout row")
+        if self.weights is not None and np.shape(self.weights) != np.shape(self.y):
+            raise ValueError("weights must have one entry per holdout row")
 
     @property
     def n_days(self) -> int:
         return max(int(np.unique(self.days).size), 1)
 
     def describe(self) -> dict[str, Any]:
+        if self.weights is not None:  # binned rows: customers are not known per row
+            return {"rows": int(round(float(np.sum(self.weights)))), "fraud": int(np.sum(np.asarray(self.y) * self.weights)),
+                    "days": self.n_days, "customers": None}
         return {"rows": int(np.size(self.y)), "fraud": int(np.sum(self.y)), "days": self.n_days,
                 "customers": int(np.unique(self.customers).size)}
 
@@ -132,6 +138,8 @@ class Contender:
     version: str | None
     scores: np.ndarray
     thresholds: Mapping[str, float]
+    rows: "Holdout | None" = None  # the rows ``scores`` are on, when not the judged holdout's (each model's own bins)
+    card_precision_of: Callable[[int], float | None] | None = None  # card precision@k when the rows carry no customers
 
 
 @dataclass(frozen=True)
@@ -206,20 +214,23 @@ class PromotionGate:
 
     def measure(self, holdout: Holdout, model: Contender) -> dict[str, Any]:
         """Every figure of one model on the holdout, at its own thresholds."""
-        y, scores = np.asarray(holdout.y), np.asarray(model.scores, dtype=np.float64)
+        rows = model.rows if model.rows is not None else holdout
+        y, scores, w = np.asarray(rows.y), np.asarray(model.scores, dtype=np.float64), rows.weights
         if scores.shape != y.shape:
             raise ValueError(f"model {model.version}: {scores.size} scores for {y.size} holdout rows")
 
         def at(threshold: float) -> dict[str, Any]:
-            report = threshold_report(y, scores, threshold)
+            report = threshold_report(y, scores, threshold, w)
             flagged = report["tp"] + report["fp"]
-            return {"threshold": float(threshold), "alerts_per_day": flagged / holdout.n_days, "flagged": flagged,
+            return {"threshold": float(threshold), "alerts_per_day": flagged / rows.n_days, "flagged": flagged,
                     "precision": report["precision"], "recall": report["recall"]}
 
+        card = (model.card_precision_of(self.k) if model.card_precision_of is not None else
+                card_precision_at_k_per_day(rows.customers, rows.days, scores, y, self.k))
         return {"version": model.version,
-                "average_precision": average_precision(y, scores),
-                "card_precision_at_k": card_precision_at_k_per_day(holdout.customers, holdout.days, scores, y, self.k),
-                "ece": expected_calibration_error(y, scores, self.ece_bins),
+                "average_precision": average_precision(y, scores, w),
+                "card_precision_at_k": card,
+                "ece": expected_calibration_error(y, scores, self.ece_bins, w),
                 "review": at(model.thresholds["medium"]), "block": at(model.thresholds["high"])}
 
     def judge(self, holdout: Holdout, challenger: Contender, champion: Contender | None = None,

@@ -21,7 +21,8 @@ from shared.domain.drift import score_distribution
 from shared.domain.metrics import percentiles
 from shared.domain.decision_record import ALERT_ITEM_COLUMNS, alert_item, recent_activity_item
 from shared.service.fanout import RequestFanout
-from shared.service.monitoring import ServingReference, WindowTally
+from shared.domain.monitoring_aggregate import ServingReference
+from shared.service.monitoring_scan import WindowTally
 
 log = logging.getLogger("fraud.dashboard")
 

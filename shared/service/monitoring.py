@@ -1,51 +1,43 @@
 """Closing the loop, part 1: join late labels, measure drift and live performance, ask for retraining.
 
-``MonitoringService.run`` is what the timer calls. Every step is idempotent, so a run that
-overlaps or repeats changes nothing twice: labels are merged by transaction id, report
-names carry the run time, and a retrain request is written only when the ETag-guarded
-cooldown state allows it.
+``MonitoringService.run`` is what the timer calls. It reads no decision of the audit log:
+the scoring processes keep hourly aggregates of what they decide (``MonitoringAggregator``,
+``shared/domain/monitoring_aggregate.py``), and a run adds up the hour rows of its windows
+and the labelled decisions (written by the label join), so its cost does not grow with the
+traffic. ``shared/service/monitoring_scan.py`` computes the same figures from every audit
+row, as the reference the tests and ``bench.monitoring`` compare with.
+
+Windows are whole UTC hours: the fresh window is the ``window_hours`` hours up to and
+including the current one; the matured window the ``window_hours`` hours that ended at the
+hour ``label_maturity_days`` before now.
+
+Every step is idempotent, so a run that overlaps or repeats changes nothing twice: labels are
+merged by transaction id, report names carry the run time, and a retrain request is written
+only when the ETag-guarded cooldown state allows it.
 """
 from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from shared.domain.decision_record import unpack_features
-from shared.domain.features import NOT_ALARMED, N_FEATURES, merchant_visit
-from shared.domain.drift import DriftAccumulator, DriftRule, ReferenceHistogram, calendar_strata, score_distribution
+from shared.domain.drift import DriftRule
+from shared.domain.features import NOT_ALARMED
 from shared.domain.labels import Label, parse_label_file
-from shared.domain.merchant_risk import MerchantVisit, as_of_hour, label_known_at, tally_visit
-from shared.domain.metrics import expected_calibration_error, percentiles, summarize
-from shared.domain.model import DEFAULT_THRESHOLDS
+from shared.domain.merchant_risk import as_of_hour, label_known_at
+from shared.domain.monitoring_aggregate import (BinnedOutcomes, HourAggregate, LabelledDecision, ServingReference,
+                                                WindowAggregate, binned_outcomes, hour_of, hour_start)
 from shared.domain.promotion import Contender, Holdout, PromotionGate
-from shared.service.ports import AuditReadPort, LabelFilesPort, LabelPort, MerchantRiskStorePort, ReportsPort
+from shared.service.ports import (AuditReadPort, LabelFilesPort, LabelPort, MerchantRiskStorePort,
+                                  MonitoringAggregatePort, ReportsPort)
 
 log = logging.getLogger(__name__)
-OUTCOME_COLUMNS = ["RowKey", "customer_id", "fraud_score", "label", "event_time", "model_version", "shadow_score",
-                   "shadow_version"]
-READ_COLUMNS = OUTCOME_COLUMNS + ["features", "risk_level", "latency_ms"]
 
-
-def _visit(row: dict[str, Any]) -> MerchantVisit:
-    """A scored transaction's merchant visit, from the features it was scored with."""
-    vector = unpack_features(row["features"]) if row.get("features") else None
-    if vector is None or len(vector) != N_FEATURES:  # scored under another feature schema: volume only
-        return MerchantVisit(float(vector[0]) if vector is not None and len(vector) else 0.0, False, False)
-    return merchant_visit(vector)
-
-
-def _count_visit(hourly: dict[str, dict[int, list[int]]], row: dict[str, Any], first_hour: int, as_of: float) -> None:
-    """Tally a scored transaction into its merchant's hourly stats when it falls in the recount
-    window ``[first_hour, as_of)``."""
-    moment = row["event_time"].timestamp()
-    if first_hour * 3600 <= moment < as_of and row.get("merchant_id"):
-        tally_visit(hourly.setdefault(row["merchant_id"], {}), moment, _visit(row))
+__all__ = ["MonitoringConfig", "MonitoringService", "ServingReference", "MonitorWindows"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +59,21 @@ class MonitoringConfig:
         return DriftRule(self.psi_warn, self.psi_alert, self.min_expected_per_bin, excluded=dict(NOT_ALARMED))
 
 
+@dataclass(frozen=True)
+class MonitorWindows:
+    """A run's windows as UTC hour ranges ``[first, end)``."""
+
+    fresh: tuple[int, int]
+    matured: tuple[int, int]
+
+    @classmethod
+    def at(cls, now: datetime, config: MonitoringConfig) -> "MonitorWindows":
+        hours = max(int(round(config.window_hours)), 1)
+        current = hour_of(now)
+        matured_end = hour_of(now - timedelta(days=config.label_maturity_days))
+        return cls((current - hours + 1, current + 1), (matured_end - hours, matured_end))
+
+
 @dataclass
 class MonitoringService:
     audit: AuditReadPort
@@ -74,6 +81,7 @@ class MonitoringService:
     label_files: LabelFilesPort
     reports: ReportsPort
     manifest: Callable[[], dict[str, Any] | None]  # the serving model's manifest
+    aggregates: MonitoringAggregatePort | None = None  # the scoring processes' hourly aggregates
     merchants: MerchantRiskStorePort | None = None
     shadow_manifest: Callable[[], dict[str, Any] | None] | None = None  # the shadow challenger's, if one is set
     gate: PromotionGate | None = None  # judges shadow evidence (the retrain's policy)
@@ -105,6 +113,7 @@ class MonitoringService:
             awaiting = list(self.labels.awaiting())
         located = self.audit.locate([row["RowKey"] for row in awaiting])
         to_audit, marks, unknown, frauds = [], [], [], []
+        decided: list[LabelledDecision] = []
         now = self.clock()
         for row in awaiting:
             txn_id = row["RowKey"]
@@ -117,6 +126,10 @@ class MonitoringService:
             labelled_at = row.get("labelled_at") or ""
             to_audit.append((where.audit_pk, txn_id, {"label": int(row["label"]), "labelled_at": labelled_at,
                                                           "label_source": row.get("source", "")}))
+            if where.fraud_score is not None and where.event_time:
+                decided.append(LabelledDecision(txn_id, where.customer_id, datetime.fromisoformat(where.event_time),
+                                                int(row["label"]), where.fraud_score, where.model_version,
+                                                where.shadow_version, where.shadow_score))
             marks.append((row["PartitionKey"], txn_id, {"status": "joined", "joined_at": now, "audit_pk": where.audit_pk}))
             if int(row["label"]) == 1 and where.event_time:
                 event_time = datetime.fromisoformat(where.event_time)
@@ -128,6 +141,8 @@ class MonitoringService:
             self.merchants.add_frauds(frauds)  # before the labels are marked joined: a crash re-joins them
         if to_audit:
             self.audit.set_labels(to_audit)
+        if decided and self.aggregates is not None:
+            self.aggregates.put_labelled(decided)
         if marks:
             self.labels.mark(marks)
         if unknown:
@@ -152,100 +167,120 @@ class MonitoringService:
         """Only the merchant recount, over the last ``hours``: what a timer run does for merchant
         risk, for a caller that compresses time (``make run`` streams a day in a minute)."""
         first_hour, as_of = self.merchant_window(now, hours)
-        hourly: dict[str, dict[int, list[int]]] = {}
-        for row in self.audit.read(datetime.fromtimestamp(first_hour * 3600, timezone.utc), now,
-                                   select=["features", "merchant_id", "event_time"]):
-            _count_visit(hourly, row, first_hour, as_of)
-        return self.refresh_merchant_risk(now, hourly, hours)
+        window = WindowAggregate(first_hour, int(as_of // 3600))
+        for aggregate in self._aggregates(window.first_hour, window.end_hour):
+            window.add(aggregate)
+        return self.refresh_merchant_risk(now, window.merchant_hourly(window.first_hour, window.end_hour), hours)
 
     # -- drift and performance ------------------------------------------------------------
+    def _aggregates(self, first_hour: int, end_hour: int) -> Iterator[HourAggregate]:
+        if self.aggregates is None or end_hour <= first_hour:
+            return
+        for document in self.aggregates.read(first_hour, end_hour):
+            for aggregate in document["aggregates"]:
+                yield HourAggregate.from_dict(aggregate)
+
+    def _labelled(self, first_hour: int, end_hour: int) -> list[LabelledDecision]:
+        if self.aggregates is None or end_hour <= first_hour:
+            return []
+        return list(self.aggregates.read_labelled(first_hour, end_hour))
+
     def evaluate(self, now: datetime, merchant_hourly: dict[str, dict[int, list[int]]] | None = None) -> dict[str, Any]:
-        """Drift and provisional performance over the fresh window (one scan of the audit log,
-        which also recounts merchants' hourly stats into ``merchant_hourly`` when given), and
-        performance over the matured window ``[now - maturity - w, now - maturity)``."""
+        """Drift and provisional performance over the fresh window, performance over the matured
+        one, the shadow's evidence, and (into ``merchant_hourly`` when given) the merchants'
+        hourly stats for the recount: all from the hour aggregates and the labelled decisions."""
+        started = time.perf_counter()
         reference = ServingReference.from_manifest(self.manifest())
-        start = now - timedelta(hours=self.config.window_hours)
-        tally = WindowTally(reference)
-        self._scan(start, now, tally, merchant_hourly)
-        matured_end = now - timedelta(days=self.config.label_maturity_days)
-        matured_start = matured_end - timedelta(hours=self.config.window_hours)
-        matured = OutcomeTally()
-        for row in self.audit.read(matured_start, matured_end, select=OUTCOME_COLUMNS):
-            matured.add(row)
-        scores = np.asarray(tally.scores)
+        windows = MonitorWindows.at(now, self.config)
+        fresh, matured = WindowAggregate(*windows.fresh), WindowAggregate(*windows.matured)
+        first_hour, as_of = self.merchant_window(now)
+        recount = WindowAggregate(first_hour, int(as_of // 3600))
+        ranges = [(min(fresh.first_hour, recount.first_hour) if merchant_hourly is not None else fresh.first_hour,
+                   fresh.end_hour), (matured.first_hour, matured.end_hour)]
+        if ranges[1][0] < ranges[0][1] and ranges[1][1] > ranges[0][0]:  # overlapping: one read
+            ranges = [(min(ranges[0][0], ranges[1][0]), max(ranges[0][1], ranges[1][1]))]
+        labelled: list[LabelledDecision] = []
+        for lo, hi in ranges:
+            for aggregate in self._aggregates(lo, hi):
+                fresh.add(aggregate)
+                matured.add(aggregate)
+                if merchant_hourly is not None:
+                    recount.add(aggregate)
+            labelled.extend(self._labelled(lo, hi))
+        if merchant_hourly is not None:
+            merchant_hourly.update(recount.merchant_hourly(recount.first_hour, recount.end_hour))
+        provisional = binned_outcomes(fresh, labelled)
         shadow = self.shadow_manifest() if self.shadow_manifest else None
         return {
-            "window": {"start": start.isoformat(), "end": now.isoformat(), "decisions": tally.rows,
-                       "labelled": tally.outcomes.labelled},
+            "window": {"start": hour_start(fresh.first_hour).isoformat(), "end": now.isoformat(), "decisions": fresh.rows,
+                       "labelled": provisional.labelled},
             "model_version": reference.version,
-            "warming_up": tally.warming_up(),
-            "drift": self._drift(tally, reference, scores),
-            "performance": self._performance(matured, reference, "matured", (matured_start, matured_end)),
-            "performance_provisional": self._performance(tally.outcomes, reference, "provisional", (start, now)),
-            "shadow": self._shadow(matured, reference, shadow, (matured_start, matured_end)),
-            "score_distribution": score_distribution(scores),
-            "latency_ms": percentiles(tally.latencies, (50, 95, 99)),
-            "volume_per_hour": tally.volume_per_hour(),
-            "alert_rate_per_hour": tally.alert_rate_per_hour(),
+            "warming_up": warming_up(fresh.versions(), reference.version),
+            "drift": self._drift(fresh, reference),
+            "performance": self._performance(binned_outcomes(matured, labelled), reference, "matured", matured),
+            "performance_provisional": self._performance(provisional, reference, "provisional", fresh),
+            "shadow": self._shadow(matured, labelled, reference, shadow),
+            "score_distribution": fresh.score_distribution(),
+            "latency_ms": fresh.latency_percentiles((50, 95, 99)),
+            "volume_per_hour": fresh.volume_per_hour(),
+            "alert_rate_per_hour": fresh.alert_rate_per_hour(),
+            "decisions_by_risk_level": fresh.by("risk_levels"),
+            "decisions_by_action": fresh.by("actions"),
+            "aggregates": {"documents": fresh.documents + matured.documents, "labelled_decisions": len(labelled),
+                           "seconds": round(time.perf_counter() - started, 3),
+                           "method": "the scoring processes' hourly aggregates and the labelled decisions; "
+                                     "no audit row is read"},
         }
 
-    def _scan(self, start: datetime, now: datetime, tally: "WindowTally",
-              merchant_hourly: dict[str, dict[int, list[int]]] | None) -> None:
-        """Read the window once (and, for the merchant recount, the hours before it it needs)."""
-        first_hour, merchant_as_of = self.merchant_window(now)
-        scan_start = min(start, datetime.fromtimestamp(first_hour * 3600, timezone.utc)) if merchant_hourly is not None else start
-        for row in self.audit.read(scan_start, now, select=READ_COLUMNS + ["merchant_id"]):
-            if merchant_hourly is not None:
-                _count_visit(merchant_hourly, row, first_hour, merchant_as_of)
-            if row["event_time"] >= start:
-                tally.add(row)
-        tally.flush()
-
-    def _drift(self, tally: "WindowTally", reference: "ServingReference", scores: np.ndarray) -> dict[str, Any]:
+    def _drift(self, window: WindowAggregate, reference: ServingReference) -> dict[str, Any]:
         rule = self.config.drift_rule
-        features = tally.features.report(rule) if tally.features else {}
-        score_drift = tally.score.report(rule)["score"] if tally.score is not None else None
-        alert_rate = float(np.mean(scores > reference.thresholds["high"])) if scores.size else None
+        features, score = window.drift(reference)
+        alert_rate = window.alert_rate(reference.thresholds["high"]) if "high" in reference.thresholds else None
         expected = reference.alert_rate
-        return {"features": features, "score": score_drift, "alert_rate": alert_rate, "reference_alert_rate": expected,
+        return {"features": features.report(rule) if features is not None else {},
+                "score": score.report(rule)["score"] if score is not None else None,
+                "alert_rate": alert_rate, "reference_alert_rate": expected,
                 "alert_rate_ratio": (alert_rate / expected) if alert_rate is not None and expected else None,
-                "method": ("each feature's window histogram against the model's reference histogram reweighted to "
-                           "the window's mix of hours of the day and weekdays; bins merged until each expects "
-                           f"{rule.min_expected_per_bin:g}+ rows; PSI warn {rule.psi_warn}, alert {rule.psi_alert}; "
-                           "features that grow with time since training are reported, never alarmed on")}
+                "method": ("the serving model's own decisions: each feature's window histogram against the model's "
+                           "reference histogram reweighted to the window's mix of hours of the day and weekdays; "
+                           f"bins merged until each expects {rule.min_expected_per_bin:g}+ rows; PSI warn "
+                           f"{rule.psi_warn}, alert {rule.psi_alert}; features that grow with time since training are "
+                           "reported, never alarmed on")}
 
-    def _performance(self, outcomes: "OutcomeTally", reference: "ServingReference", view: str,
-                     window: tuple[datetime, datetime]) -> dict[str, Any] | None:
+    def _performance(self, outcomes: BinnedOutcomes, reference: ServingReference, view: str,
+                     window: WindowAggregate) -> dict[str, Any] | None:
         if not outcomes.rows:
             return None
         note = ("labels are still arriving for this window: unlabelled decisions count as legitimate, so "
                 "precision is understated; not used to judge the model" if view == "provisional" else
                 f"older than the label maturity ({self.config.label_maturity_days:g} days): unlabelled decisions "
                 "count as legitimate")
-        return {"view": view, "note": note, "start": window[0].isoformat(), "end": window[1].isoformat(),
-                **outcomes.summary(reference.thresholds, self.config.top_k)}
+        return {"view": view, "note": note, "start": hour_start(window.first_hour).isoformat(),
+                "end": hour_start(window.end_hour).isoformat(),
+                **outcomes.summary(reference.thresholds, self.config.top_k),
+                "labelled_without_aggregate": outcomes.unmatched}
 
-    def _shadow(self, matured: "OutcomeTally", reference: "ServingReference", shadow: dict[str, Any] | None,
-                window: tuple[datetime, datetime]) -> dict[str, Any] | None:
+    def _shadow(self, matured: WindowAggregate, labelled: list[LabelledDecision], reference: ServingReference,
+                shadow: dict[str, Any] | None) -> dict[str, Any] | None:
         """The champion and the shadow challenger on the matured decisions both scored, judged
         by the promotion gate (each at its own thresholds; no training windows to check: the
         scores were served before any label existed)."""
         if not shadow:
             return None
         version = shadow.get("version")
-        both = matured.scored_by_shadow(version)
-        out: dict[str, Any] = {"version": version, "start": window[0].isoformat(), "end": window[1].isoformat(),
-                               "rows": len(both)}
-        if not both:
+        champion = binned_outcomes(matured, labelled, shadow_version=version)
+        challenger = binned_outcomes(matured, labelled, shadow_version=version, use_shadow=True)
+        out: dict[str, Any] = {"version": version, "start": hour_start(matured.first_hour).isoformat(),
+                               "end": hour_start(matured.end_hour).isoformat(), "rows": champion.rows}
+        if not champion.rows:
             out["note"] = "no matured decision was scored by this shadow yet"
             return out
-        rows = np.asarray(both)
-        holdout = Holdout(np.asarray(matured.y)[rows], np.asarray(matured.days)[rows],
-                          np.asarray(matured.customers, dtype=object)[rows])
-        champion = Contender(reference.version, np.asarray(matured.scores)[rows], reference.thresholds)
-        challenger = Contender(version, np.asarray(matured.shadow_scores, dtype=np.float64)[rows],
-                               dict(shadow.get("thresholds") or {}))
-        out["verdict"] = (self.gate or PromotionGate(k=self.config.top_k)).judge(holdout, challenger, champion)
+        gate = self.gate or PromotionGate(k=self.config.top_k)
+        out["verdict"] = gate.judge(
+            _holdout(champion),
+            Contender(version, challenger.scores, dict(shadow.get("thresholds") or {}), rows=_holdout(challenger),
+                      card_precision_of=challenger.card_precision),
+            Contender(reference.version, champion.scores, reference.thresholds, card_precision_of=champion.card_precision))
         return out
 
     def breaches(self, evaluation: dict[str, Any]) -> list[str]:
@@ -290,150 +325,17 @@ class MonitoringService:
         return report
 
 
-@dataclass(frozen=True)
-class ServingReference:
-    """What the serving model's manifest says the window should look like."""
-
-    version: str | None
-    feature_names: tuple[str, ...]
-    features: dict[str, ReferenceHistogram]
-    train_rows: int
-    score: ReferenceHistogram | None
-    thresholds: dict[str, float]
-    alert_rate: float | None
-
-    @classmethod
-    def from_manifest(cls, manifest: dict[str, Any] | None) -> "ServingReference":
-        if not manifest:
-            return cls(None, (), {}, 0, None, dict(DEFAULT_THRESHOLDS), None)
-        names = tuple(manifest["feature_names"])
-        reference = manifest.get("reference", {})
-        stored = reference.get("features", {})
-        return cls(
-            version=manifest.get("version"),
-            feature_names=names,
-            features={n: ReferenceHistogram.from_dict(stored[n]) for n in names if n in stored},
-            train_rows=int(reference.get("rows") or manifest.get("rows", {}).get("train", 0)),
-            score=ReferenceHistogram.from_dict(reference["score"]) if "score" in reference else None,
-            thresholds=dict(manifest.get("thresholds", {})),
-            alert_rate=reference.get("alert_rate"),
-        )
 
 
-@dataclass
-class OutcomeTally:
-    """Decisions with their outcome: the label, or legitimate while none has arrived."""
-
-    y: list[int] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)
-    days: list[int] = field(default_factory=list)
-    customers: list[str] = field(default_factory=list)
-    shadow_scores: list[float | None] = field(default_factory=list)
-    shadow_versions: list[str | None] = field(default_factory=list)
-    versions: Counter = field(default_factory=Counter)
-    labelled: int = 0
-
-    @property
-    def rows(self) -> int:
-        return len(self.y)
-
-    def add(self, row: dict[str, Any]) -> None:
-        label = row.get("label")
-        known = label not in (None, "")
-        self.labelled += known
-        self.y.append(int(label) if known else 0)
-        self.scores.append(float(row.get("fraud_score") or 0.0))
-        self.days.append(row["event_time"].astimezone(timezone.utc).date().toordinal())
-        self.customers.append(row.get("customer_id") or "")
-        shadow = row.get("shadow_score")
-        self.shadow_scores.append(None if shadow in (None, "") else float(shadow))
-        self.shadow_versions.append(row.get("shadow_version"))
-        self.versions[row.get("model_version") or ""] += 1
-
-    def scored_by_shadow(self, version: str | None) -> list[int]:
-        """The rows the shadow ``version`` also scored."""
-        return [i for i, score in enumerate(self.shadow_scores)
-                if score is not None and self.shadow_versions[i] == version]
-
-    def summary(self, thresholds: dict[str, float], k: int) -> dict[str, Any]:
-        scores = np.asarray(self.scores, dtype=np.float64)
-        y = np.asarray(self.y, dtype=np.int8)
-        return {"labelled": self.labelled, "unlabelled_counted_as_legitimate": self.rows - self.labelled,
-                "model_versions": dict(self.versions),
-                **summarize(y, scores, np.asarray(self.days), thresholds, k, customers=np.asarray(self.customers, dtype=object)),
-                "expected_calibration_error": expected_calibration_error(y, scores)}
+def _holdout(outcomes: BinnedOutcomes) -> Holdout:
+    return Holdout(outcomes.y, outcomes.days, np.full(outcomes.y.shape, None, dtype=object), weights=outcomes.weights)
 
 
-@dataclass
-class WindowTally:
-    """The fresh window's decisions as the report needs them, accumulated row by row."""
-
-    reference: ServingReference
-    rows: int = 0
-    scores: list[float] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    outcomes: OutcomeTally = field(default_factory=OutcomeTally)
-    per_hour: Counter = field(default_factory=Counter)
-    alerts_per_hour: Counter = field(default_factory=Counter)
-    features: DriftAccumulator | None = None
-    score: DriftAccumulator | None = None  # the serving model's own scores only
-    _chunk: list[np.ndarray] = field(default_factory=list)
-    _chunk_scores: list[float | None] = field(default_factory=list)
-
-    CHUNK_ROWS = 5000
-
-    def __post_init__(self) -> None:
-        if self.reference.features:
-            self.features = DriftAccumulator(self.reference.features, self.reference.train_rows)
-        if self.reference.score is not None:
-            self.score = DriftAccumulator({"score": self.reference.score}, self.reference.train_rows)
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows += 1
-        score = float(row.get("fraud_score") or 0.0)
-        if self.features is not None and row.get("features"):
-            vector = unpack_features(row["features"])
-            if len(vector) == len(self.reference.feature_names):
-                self._chunk.append(vector)
-                self._chunk_scores.append(score if row.get("model_version") == self.reference.version else None)
-                if len(self._chunk) >= self.CHUNK_ROWS:
-                    self.flush()
-        self.scores.append(score)
-        self.latencies.append(float(row.get("latency_ms") or 0.0))
-        hour = row["event_time"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:00Z")
-        self.per_hour[hour] += 1
-        if row.get("risk_level") == "High":
-            self.alerts_per_hour[hour] += 1
-        if "customer_id" in row or "label" in row:
-            self.outcomes.add(row)
-
-    def warming_up(self) -> str | None:
-        """Why the window cannot judge the serving model yet: some of its decisions were made
-        by another model (it changed within the window)."""
-        others = {v: n for v, n in self.outcomes.versions.items() if v != self.reference.version}
-        if not others or self.reference.version is None:
-            return None
-        return (f"{sum(others.values())} of the window's {self.outcomes.rows} decisions were made by "
-                f"{', '.join(sorted(others))}, not the serving {self.reference.version}")
-
-    def volume_per_hour(self) -> dict[str, int]:
-        return dict(sorted(self.per_hour.items()))
-
-    def alert_rate_per_hour(self) -> dict[str, float]:
-        return {h: self.alerts_per_hour[h] / n for h, n in sorted(self.per_hour.items())}
-
-    def flush(self) -> None:
-        """Feed the buffered feature vectors to the drift accumulators, a matrix at a time."""
-        if self.features is not None and self._chunk:
-            matrix = np.stack(self._chunk).astype(np.float32, copy=False)
-            names = self.reference.feature_names
-            strata = (calendar_strata(matrix[:, names.index("hour_of_day")], matrix[:, names.index("is_weekend")])
-                      if "hour_of_day" in names and "is_weekend" in names else None)
-            self.features.add({name: matrix[:, i] for i, name in enumerate(self.reference.feature_names)}, strata)
-            if self.score is not None:
-                mine = np.asarray([s is not None for s in self._chunk_scores])
-                if mine.any():
-                    served = np.asarray([s for s in self._chunk_scores if s is not None], dtype=np.float64)
-                    self.score.add({"score": served}, None if strata is None else strata[mine])
-        self._chunk.clear()
-        self._chunk_scores.clear()
+def warming_up(versions: dict[str, int], serving: str | None) -> str | None:
+    """Why the window cannot judge the serving model yet: some of its decisions were made by
+    another model (it changed within the window)."""
+    others = {v: n for v, n in versions.items() if v != serving}
+    if not others or serving is None:
+        return None
+    return (f"{sum(others.values())} of the window's {sum(versions.values())} decisions were made by "
+            f"{', '.join(sorted(others))}, not the serving {serving}")

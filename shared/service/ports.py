@@ -15,6 +15,7 @@ from shared.domain.decision_record import DecisionRecord, Delivery
 from shared.domain.features import CustomerProfile
 from shared.domain.labels import Label
 from shared.domain.model import FraudModel, ModelArtifact
+from shared.domain.monitoring_aggregate import LabelledDecision
 
 
 class StalePointer(Exception):
@@ -56,6 +57,10 @@ class ScoredElsewhere:
     audit_pk: str
     event_time: str | None = None
     merchant_id: str = ""
+    fraud_score: float | None = None  # None: indexed before the index carried the decision
+    model_version: str = ""
+    shadow_version: str = ""
+    shadow_score: float | None = None
 
 
 class ProfilePort(Protocol):
@@ -202,6 +207,23 @@ class LabelFilesPort(Protocol):
     def new_files(self) -> list[tuple[str, str]]: ...  # (name, etag)
 
     def read(self, name: str) -> bytes: ...
+
+
+class MonitoringAggregatePort(Protocol):
+    """The scoring processes' hourly aggregates and the labelled decisions, for the monitor.
+
+    Aggregate rows: partition = the event hour, one row per process and generation, replaced
+    at each flush with the process's running totals (writers never share a row). Labelled
+    decisions: one row per transaction id, upserted by the label join (idempotent)."""
+
+    def put(self, hour: int, row_key: str, document: dict[str, Any]) -> None: ...
+
+    def read(self, first_hour: int, end_hour: int) -> Iterator[dict[str, Any]]:
+        """The documents of the hours in ``[first_hour, end_hour)``."""
+
+    def put_labelled(self, rows: Sequence[LabelledDecision]) -> None: ...
+
+    def read_labelled(self, first_hour: int, end_hour: int) -> Iterator[LabelledDecision]: ...
 
 
 class ReportsPort(Protocol):

@@ -6,10 +6,12 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from fakes import FakeAuditLog, FakeLabelFiles, FakeLabelStore, FakeMerchantRiskStore, FakeReports
+from fakes import FakeAuditLog, FakeLabelFiles, FakeLabelStore, FakeMerchantRiskStore, FakeMonitoringAggregates, FakeReports
 from fraud_events import decision_record
 from shared.domain.labels import Label
+from shared.domain.decision_record import Delivery
 from shared.service.monitoring import MonitoringConfig, MonitoringService
+from shared.service.monitoring_aggregates import MonitoringAggregator, reference_lookup
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 MANIFEST = {"version": "test-v1", "feature_names": ["a", "b"], "thresholds": {"high": 0.8, "medium": 0.5, "alert": 0.7}}
@@ -25,19 +27,30 @@ class Clock:
 
 @pytest.fixture
 def parts():
+    manifests = {MANIFEST["version"]: MANIFEST}
+    aggregates = FakeMonitoringAggregates()
     return {"audit": FakeAuditLog(), "labels": FakeLabelStore(), "label_files": FakeLabelFiles(),
-            "reports": FakeReports(), "merchants": FakeMerchantRiskStore(), "clock": Clock()}
+            "reports": FakeReports(), "merchants": FakeMerchantRiskStore(), "clock": Clock(), "manifests": manifests,
+            "aggregates": aggregates, "aggregator": MonitoringAggregator(aggregates, reference_lookup(manifests.get))}
+
+
+def decide(parts, records) -> None:
+    """What the scoring service does with its decisions: the audit log, then the outlets."""
+    parts["audit"].write(records)
+    parts["aggregator"].record([Delivery(r) for r in records])
+    parts["aggregator"].flush()
 
 
 def monitor(parts, **config) -> MonitoringService:
     settings = {"min_labelled_fraud": 20, "min_recall": 0.5, "retrain_cooldown_hours": 24, "label_delay_days": 7, **config}
     return MonitoringService(parts["audit"], parts["labels"], parts["label_files"], parts["reports"], lambda: MANIFEST,
-                             merchants=parts["merchants"], config=MonitoringConfig(**settings), clock=parts["clock"])
+                             aggregates=parts["aggregates"], merchants=parts["merchants"],
+                             config=MonitoringConfig(**settings), clock=parts["clock"])
 
 
 def test_labels_join_known_decisions_and_keep_unknown_ones(parts):
     scored_at = NOW - timedelta(hours=5)
-    parts["audit"].write([decision_record("T1", scored_at, "High", customer="C1", merchant_id="M1"),
+    decide(parts, [decision_record("T1", scored_at, "High", customer="C1", merchant_id="M1"),
                           decision_record("T2", scored_at, "Low", customer="C2", merchant_id="M1"),
                           decision_record("T3", scored_at, "Low", customer="C3", merchant_id="M2")])
     verdict_at = NOW - timedelta(hours=1)
@@ -66,12 +79,12 @@ def test_a_label_file_is_read_once_and_its_bad_lines_are_counted(parts):
 
 
 def test_a_quiet_window_is_reported_without_a_retrain_request(parts):
-    parts["audit"].write([decision_record(f"Q{i}", NOW - timedelta(minutes=10 * i + 1), "Low", score=0.05 * (i % 10),
+    decide(parts, [decision_record(f"Q{i}", NOW - timedelta(minutes=10 * i + 1), "Low", score=0.05 * (i % 10),
                                           latency_ms=float(i)) for i in range(40)])
     report = monitor(parts).run()
     assert report["window"]["decisions"] == 40 and report["breaches"] == [] and report["retrain_request"] is None
     assert sum(report["score_distribution"]["counts"]) == 40 and len(report["score_distribution"]["counts"]) == 20
-    assert report["latency_ms"]["p50"] == pytest.approx(19.5)
+    assert report["latency_ms"]["p50"] == 20.0  # 0..39 ms: the median 19.5 falls in the (10, 20] ms bin
     assert parts["reports"].latest()["window"]["decisions"] == 40
 
 
@@ -81,7 +94,7 @@ MATURED = NOW - timedelta(days=7)  # the label maturity (the label delay by defa
 def test_low_matured_recall_asks_for_a_retrain_once_per_cooldown(parts):
     missed = [decision_record(f"F{i}", MATURED - timedelta(hours=2, minutes=i), "Low", score=0.1) for i in range(25)]
     caught = [decision_record(f"G{i}", MATURED - timedelta(hours=3, minutes=i), "High", score=0.9) for i in range(5)]
-    parts["audit"].write(missed + caught)
+    decide(parts, missed + caught)
     service = monitor(parts)
     service.accept_labels([Label(r.transaction_id, True, None, NOW, "case") for r in missed + caught])
     first = service.run()
@@ -95,7 +108,7 @@ def test_low_matured_recall_asks_for_a_retrain_once_per_cooldown(parts):
 
 
 def test_too_few_labelled_frauds_judge_no_recall(parts):
-    parts["audit"].write([decision_record(f"F{i}", MATURED - timedelta(hours=2), "Low", score=0.1) for i in range(5)])
+    decide(parts, [decision_record(f"F{i}", MATURED - timedelta(hours=2), "Low", score=0.1) for i in range(5)])
     service = monitor(parts)
     service.accept_labels([Label(f"F{i}", True, None, NOW, "case") for i in range(5)])
     assert service.run()["breaches"] == []
@@ -113,7 +126,7 @@ def test_matured_performance_counts_unlabelled_decisions_as_legitimate(parts):
                                score=float(s)) for i, s in enumerate(scores)]
     fresh = [decision_record(f"N{i}", NOW - timedelta(hours=1, minutes=i), "Low", score=0.9) for i in range(5)]
     too_old = [decision_record("OLD", MATURED - timedelta(hours=30), "Low", score=0.99)]
-    parts["audit"].write(matured + fresh + too_old)
+    decide(parts, matured + fresh + too_old)
     service = monitor(parts)
     service.accept_labels([Label(f"M{i}", bool(v), None, NOW, "case") for i, v in labels.items()]
                           + [Label("N0", True, None, NOW, "analyst"), Label("OLD", True, None, NOW, "case")])
@@ -137,7 +150,7 @@ def test_matured_performance_counts_unlabelled_decisions_as_legitimate(parts):
 def test_fresh_labels_never_judge_recall(parts):
     """Labels of the fresh window are mostly the model's own alerts confirmed: a low recall
     there asks for nothing."""
-    parts["audit"].write([decision_record(f"F{i}", NOW - timedelta(hours=2, minutes=i), "Low", score=0.1)
+    decide(parts, [decision_record(f"F{i}", NOW - timedelta(hours=2, minutes=i), "Low", score=0.1)
                           for i in range(30)])
     service = monitor(parts)
     service.accept_labels([Label(f"F{i}", True, None, NOW, "case") for i in range(30)])
@@ -150,7 +163,7 @@ def test_a_model_change_within_the_window_withholds_the_retrain_request(parts):
     missed = [decision_record(f"F{i}", MATURED - timedelta(hours=2, minutes=i), "Low", score=0.1) for i in range(25)]
     switched = [decision_record("OLD1", NOW - timedelta(hours=20), "Low", model_version="previous-v0"),
                 decision_record("NEW1", NOW - timedelta(hours=2), "Low")]
-    parts["audit"].write(missed + switched)
+    decide(parts, missed + switched)
     service = monitor(parts)
     service.accept_labels([Label(r.transaction_id, True, None, NOW, "case") for r in missed])
     report = service.run()
@@ -175,8 +188,9 @@ def test_the_shadow_is_judged_by_the_gate_on_matured_decisions_both_models_score
                                        score=float(champion[i])), shadow=ShadowScore("shadow-v2", float(shadow[i])))
                for i in range(200)]
     records.append(decision_record("UNSHADOWED", MATURED - timedelta(hours=2), "Low", score=0.99))
-    parts["audit"].write(records)
     shadow_manifest = {"version": "shadow-v2", "thresholds": {"high": 0.9, "medium": 0.5, "alert": 0.7}}
+    parts["manifests"]["shadow-v2"] = {**shadow_manifest, "feature_names": []}
+    decide(parts, records)
     service = monitor(parts)
     service.shadow_manifest = lambda: shadow_manifest
     service.gate = PromotionGate(k=5, max_alert_ratio=None)
