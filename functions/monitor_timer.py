@@ -23,7 +23,9 @@ log = logging.getLogger("fraud.monitor")
 def monitor_timer(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.warning("monitoring run is past due; running now")
-    report = app_services().monitoring.run()
+    services = app_services()
+    services.monitoring_aggregator.flush()  # this instance's own unwritten counts, if it scored since its last flush
+    report = services.monitoring.run()
     summary = {
         "event": "monitoring_run",
         "decisions": report["window"]["decisions"],

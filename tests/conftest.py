@@ -39,8 +39,10 @@ def app_env(azurite, monkeypatch):
         "FRAUD_MONITORING_CONTAINER": f"monitoring-{suffix}",
         "FRAUD_RETRAIN_CONTAINER": f"retrain-requests-{suffix}",
         "FRAUD_MERCHANT_TABLE": f"merchantrisk{suffix}",
+        "FRAUD_AGGREGATE_TABLE": f"monitoraggregates{suffix}",
         "FRAUD_STORAGE_RETRIES": "2",
         "FRAUD_RETRAIN_SEARCH_CANDIDATES": "1",
+        "FRAUD_MONITOR_FLUSH_SECONDS": "0",  # aggregates written at every batch: the monitor sees them at once
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

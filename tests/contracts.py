@@ -2,6 +2,7 @@
 Azure adapters on Azurite (tests/integration). A subclass supplies the ``store`` fixture."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -295,3 +296,33 @@ class MerchantRiskStoreContract:
         assert store.counted_as_of() == (hour + 2) * 3600.0
         _, m3_as_of = store.load("M3")
         assert m3_as_of == (hour + 1) * 3600.0  # its own row is only written when it was visited
+
+
+class MonitoringAggregateContract:
+    """Hour documents replaced whole per row, read by hour range; labelled decisions upserted by id."""
+
+    def test_documents_are_read_back_by_hour_range_and_replaced_whole(self, store):
+        hour = int(NOW.timestamp() // 3600)
+        big = {"aggregates": [{"hour": hour, "counts": list(range(20000)), "name": "é" * 10}]}  # several chunks
+        store.put(hour, "p1-g000", {"aggregates": [{"hour": hour, "n": 1}]})
+        store.put(hour, "p1-g000", big)
+        store.put(hour, "p2-g000", {"aggregates": [{"hour": hour, "n": 2}]})
+        store.put(hour - 5, "p1-g000", {"aggregates": [{"hour": hour - 5, "n": 3}]})
+        store.put(hour + 1, "p1-g000", {"aggregates": [{"hour": hour + 1, "n": 4}]})
+        found = list(store.read(hour - 5, hour + 1))
+        assert sorted(json.dumps(d, sort_keys=True) for d in found) == sorted(
+            json.dumps(d, sort_keys=True) for d in (big, {"aggregates": [{"hour": hour, "n": 2}]},
+                                                    {"aggregates": [{"hour": hour - 5, "n": 3}]}))
+        assert list(store.read(hour + 2, hour + 10)) == []
+
+    def test_labelled_decisions_are_upserted_by_id_and_read_by_event_hour(self, store):
+        from shared.domain.monitoring_aggregate import LabelledDecision
+
+        hour = int(NOW.timestamp() // 3600)
+        first = LabelledDecision("L1", "C1", NOW, 0, 0.25, "v1")
+        store.put_labelled([first, LabelledDecision("L2", "C2", NOW - timedelta(hours=3), 1, 0.9, "v1", "s2", 0.95)])
+        store.put_labelled([LabelledDecision("L1", "C1", NOW, 1, 0.25, "v1")])  # a corrected label replaces
+        found = {r.transaction_id: r for r in store.read_labelled(hour - 3, hour + 1)}
+        assert found["L1"].label == 1 and found["L1"].shadow_score is None
+        assert found["L2"] == LabelledDecision("L2", "C2", NOW - timedelta(hours=3), 1, 0.9, "v1", "s2", 0.95)
+        assert [r.transaction_id for r in store.read_labelled(hour, hour + 1)] == ["L1"]

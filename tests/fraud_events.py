@@ -58,3 +58,16 @@ def decision_record(txn_id: str, when, risk: str = "High", customer: str = "C1",
     verdict = Verdict(risk, ACTIONS[risk], risk == "High" if is_fraud is None else is_fraud, reasons, ())
     return DecisionRecord(txn, float(score), verdict, model_version, np.asarray(features, dtype=np.float32), when,
                           "test", latency_ms)
+
+
+def record_decisions(services, records) -> None:
+    """What the scoring service does with the decisions it made, for tests that make them
+    directly: the audit log, then every outlet (monitoring aggregates, archive, training
+    sample), and the aggregates flushed so the monitor sees them."""
+    from shared.domain.decision_record import Delivery
+
+    services.audit.write(records)
+    deliveries = [Delivery(r) for r in records]
+    for outlet in services.decision_outlets:
+        outlet.record(deliveries)
+    services.monitoring_aggregator.flush()

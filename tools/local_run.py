@@ -152,6 +152,7 @@ def stream_day(services, rows: list[dict], garbage: bool = False) -> dict:
         if garbage and n == len(hours) // 2:  # at-least-once delivery: a batch arrives twice, and changes nothing
             feed_locally(bodies[:HOST_BATCH])
             redelivered = len(bodies[:HOST_BATCH])
+        services.monitoring_aggregator.flush()  # a simulated hour passes in seconds: its aggregates now
         services.monitoring.recount_merchants(hour_end, hours=2)
         services.merchant_cache.clear()
     return {"events": events, "seconds": seconds, "redelivered": redelivered}
@@ -160,6 +161,7 @@ def stream_day(services, rows: list[dict], garbage: bool = False) -> dict:
 def monitor_day(services, live_so_far: list[dict], day_end: datetime, sent: set[str]) -> dict:
     """The bank's labels known by ``day_end`` arrive; the monitoring service runs as of then."""
     services.label_files.upload(f"simulated/{day_end:%Y-%m-%dT%H%M}.csv", labels_known_by(live_so_far, day_end, sent))
+    services.monitoring_aggregator.flush()
     return services.monitoring.run(now=day_end)
 
 

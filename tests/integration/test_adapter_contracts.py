@@ -3,6 +3,7 @@ same suite in tests/unit/test_fake_contracts.py)."""
 import pytest
 
 from contracts import (AlertContract, AuditContract, DeadLetterContract, LabelStoreContract, MerchantRiskStoreContract,
+                       MonitoringAggregateContract,
                        ModelRegistryContract, ProfileContract)
 
 
@@ -48,3 +49,9 @@ class TestFakeMerchantRiskStore(MerchantRiskStoreContract):
     @pytest.fixture
     def store(self, services):
         return services.merchant_store
+
+
+class TestAggregateTable(MonitoringAggregateContract):
+    @pytest.fixture
+    def store(self, services):
+        return services.aggregate_table

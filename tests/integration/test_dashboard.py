@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import azure.functions as func
 
-from fraud_events import decision_record, http_get, http_post, transaction
+from fraud_events import decision_record, http_get, http_post, record_decisions, transaction
 from functions.dashboard_http import alerts_http, dashboard_http, dashboard_static_http, stats_http
 from functions.labels_http import labels_http
 from functions.score_http import score_http
@@ -33,7 +33,7 @@ def seed(services, now):
         decision("L2", now - timedelta(hours=2), "Low"),
         decision("OLD", now - timedelta(hours=100), "High"),  # outside the 72-hour window
     ]
-    services.audit.write(records)
+    record_decisions(services, records)
 
 
 def test_alerts_list_high_and_medium_newest_first_and_paginate(services):

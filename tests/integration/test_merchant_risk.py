@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from fraud_events import decision_record
+from fraud_events import decision_record, record_decisions
 from shared.domain.labels import Label
 from shared.domain.merchant_risk import DAY, MerchantRiskReplay, label_known_at
 from shared.adapters.merchant_table import MerchantRiskCache
@@ -35,7 +35,7 @@ def test_timer_table_and_training_replay_agree(services, monkeypatch):
     records = [decision_record(tid, t, "Low", customer=customer, amount=amount, score=0.1, features=vector,
                                model_version="x", latency_ms=1.0, merchant_id=merchant)
                for (tid, merchant, t, _, customer, _, amount), vector in zip(events, vectors)]
-    services.audit.write(records)
+    record_decisions(services, records)
     # half the fraud labels say when they were known (analyst verdicts within hours), half do not
     labels, known_at = [], {}
     for k, (tid, merchant, t, fraud, *_rest) in enumerate(e for e in events if e[3]):

@@ -8,7 +8,7 @@ import pytest
 from azure.functions.timer import TimerRequest
 from sklearn import metrics as skm
 
-from fraud_events import decision_record, event_hub_batch, http_post, transaction
+from fraud_events import decision_record, event_hub_batch, http_post, record_decisions, transaction
 from functions.labels_http import labels_http
 from functions.monitor_timer import monitor_timer
 from functions.score_stream import score_stream
@@ -37,7 +37,7 @@ def log_decisions(services, artifact, X, y, start, tag):
                                        customer=f"C{i % 50}", amount=max(float(vector[0]), 0.01), score=float(score),
                                        features=vector, model_version=artifact.version, latency_ms=5.0 + i % 7,
                                        merchant_id=None, is_fraud=bool(score > 0.7)))
-    services.audit.write(records)
+    record_decisions(services, records)
     return scores
 
 

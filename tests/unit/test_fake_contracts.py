@@ -3,6 +3,7 @@ suite in tests/integration/test_adapter_contracts.py)."""
 import pytest
 
 from contracts import (AlertContract, AuditContract, DeadLetterContract, LabelStoreContract, MerchantRiskStoreContract,
+                       MonitoringAggregateContract,
                        ModelRegistryContract, ProfileContract)
 from fakes import (FakeAlertQueue, FakeAuditLog, FakeDeadLetters, FakeLabelStore, FakeMerchantRiskStore,
                    FakeModelRegistry, FakeProfiles)
@@ -48,3 +49,11 @@ class TestFakeMerchantRiskStore(MerchantRiskStoreContract):
     @pytest.fixture
     def store(self):
         return FakeMerchantRiskStore()
+
+
+class TestFakeMonitoringAggregates(MonitoringAggregateContract):
+    @pytest.fixture
+    def store(self):
+        from fakes import FakeMonitoringAggregates
+
+        return FakeMonitoringAggregates()
