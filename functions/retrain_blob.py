@@ -5,8 +5,14 @@ promoted and every running scorer picks it up within FRAUD_MODEL_REFRESH_SECONDS
 restart.
 
 ``source="EventGrid"``: the only blob trigger source on the Flex Consumption plan. In Azure
-an Event Grid subscription on the storage account delivers BlobCreated events for the two
-containers to the function's blobs_extension endpoint (docs/DEPLOY.md). Locally the tests
+an Event Grid subscription on the data storage account delivers BlobCreated events for the two
+containers to the function's blobs_extension endpoint (docs/DEPLOY.md).
+
+``connection="FRAUD_DATA_STORAGE"``: the containers live in the data account, where the app
+writes retrain requests and reads training data, not in the host's ``AzureWebJobsStorage``.
+The host reads the binding's connection itself and has no fallback, so FRAUD_DATA_STORAGE
+must be set wherever the host runs (the Bicep sets it; ``local.settings.example.json`` sets it
+to ``UseDevelopmentStorage=true``, the same Azurite account as ``AzureWebJobsStorage``). Locally the tests
 call these functions with real ``func.InputStream`` objects. Training libraries are
 imported here, inside the function, never on the scoring path.
 """
@@ -36,7 +42,7 @@ def run_retrain(trigger: str) -> dict:
 
 
 @bp.function_name("retrain_on_training_data")
-@bp.blob_trigger(arg_name="blob", path="%FRAUD_TRAINING_CONTAINER%/{name}", connection="AzureWebJobsStorage",
+@bp.blob_trigger(arg_name="blob", path="%FRAUD_TRAINING_CONTAINER%/{name}", connection="FRAUD_DATA_STORAGE",
                  source="EventGrid")
 def retrain_on_training_data(blob: func.InputStream) -> None:
     if not (blob.name or "").endswith(".csv"):
@@ -46,7 +52,7 @@ def retrain_on_training_data(blob: func.InputStream) -> None:
 
 
 @bp.function_name("retrain_on_request")
-@bp.blob_trigger(arg_name="blob", path="%FRAUD_RETRAIN_CONTAINER%/{name}", connection="AzureWebJobsStorage",
+@bp.blob_trigger(arg_name="blob", path="%FRAUD_RETRAIN_CONTAINER%/{name}", connection="FRAUD_DATA_STORAGE",
                  source="EventGrid")
 def retrain_on_request(blob: func.InputStream) -> None:
     try:

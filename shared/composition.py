@@ -27,6 +27,7 @@ from shared.service.dashboard_views import DashboardViews
 from shared.service.monitoring import MonitoringConfig, MonitoringService
 from shared.service.monitoring_aggregates import MonitoringAggregator, reference_lookup
 from shared.adapters.monitoring_blobs import LabelFileContainer, MonitoringBlobs
+from shared.adapters.profile_accounts import ProfileAccountRouter
 from shared.adapters.profile_table import ProfileStore
 from shared.service.scoring import FraudScoringService
 from shared.service.model_serving import ServingModel
@@ -79,7 +80,10 @@ class AppServices:
 
     @cached_property
     def storage(self) -> StorageAccount:
-        return StorageAccount.from_settings(self.env)
+        """The data account: ``FRAUD_DATA_STORAGE`` in any of its forms, else ``AzureWebJobsStorage``.
+        Every table, container and queue below lives there (profiles too, unless
+        ``FRAUD_PROFILE_ACCOUNTS`` spreads them); the host keeps ``AzureWebJobsStorage`` for itself."""
+        return StorageAccount.for_data(self.env)
 
     @cached_property
     def blob_service(self):
@@ -102,9 +106,24 @@ class AppServices:
         return ServingModel(self.registry, refresh_seconds=self.config.model_refresh_seconds)
 
     @cached_property
-    def profiles(self) -> ProfileStore:
-        return ProfileStore(self.table_service.get_table_client(self.config.profile_table),
-                            cache_size=self.config.profile_cache_size)
+    def profile_stores(self) -> list[ProfileStore]:
+        """One profile store per account that ``FRAUD_PROFILE_ACCOUNTS`` names, in its order (the
+        data account's alone when it names none), each with its own table client. The profile
+        cache is split between them: a customer only ever uses its own account's."""
+        settings = self.config.profile_account_settings
+        table = self.config.profile_table
+        if not settings:
+            return [ProfileStore(self.table_service.get_table_client(table), cache_size=self.config.profile_cache_size)]
+        cache_size = -(-self.config.profile_cache_size // len(settings))
+        return [ProfileStore(StorageAccount.from_settings(self.env, name).table_service().get_table_client(table),
+                             cache_size=cache_size) for name in settings]
+
+    @cached_property
+    def profiles(self) -> ProfileStore | ProfileAccountRouter:
+        """The profiles for the scoring service, the dashboard and the backfill: the router over
+        ``profile_stores`` (by a stable hash of the customer id), or the one store itself."""
+        stores = self.profile_stores
+        return stores[0] if len(stores) == 1 else ProfileAccountRouter(stores)
 
     @cached_property
     def audit(self) -> AuditLog:
@@ -241,7 +260,8 @@ class AppServices:
 
     def ensure_resources(self) -> None:
         """Create the tables, containers and queue if missing (idempotent; local runs and tests)."""
-        self.profiles.ensure_table()
+        for store in self.profile_stores:
+            store.ensure_table()
         self.audit.ensure_table()
         self.alerts.ensure_queue()
         self.dead_letters.ensure_container()

@@ -26,14 +26,16 @@ class Setting:
 
 
 STORAGE_CONNECTION = "AzureWebJobsStorage"
+DATA_CONNECTION = "FRAUD_DATA_STORAGE"
 EVENTHUB_CONNECTION = "EventHubConnection"
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         STORAGE_CONNECTION,
         "UseDevelopmentStorage=true",
-        "Storage account for the host and for the app's tables, blobs and queues. "
-        "Locally a connection string (Azurite); in Azure identity-based.",
+        "Storage account of the Functions host (Event Hubs checkpoints, leases, the deployment package); "
+        "also of the app's data when FRAUD_DATA_STORAGE is empty. Locally a connection string (Azurite); "
+        "in Azure identity-based.",
         kind="connection",
         identity_properties=("blobServiceUri", "queueServiceUri", "tableServiceUri", "credential", "clientId"),
     ),
@@ -107,13 +109,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAUD_STORAGE_RETRIES", "5", "Retries of a storage call on transient errors (exponential backoff)."),
     # -- the loop at bank volume (#15)
     Setting(
-        "FRAUD_DATA_STORAGE",
+        DATA_CONNECTION,
         "",
-        "Storage account of the app's data (tables, blobs, queues), separate from the host's AzureWebJobsStorage; empty: AzureWebJobsStorage. Locally a connection string; in Azure identity-based.",
+        "Storage account of the app's data (every table, container and queue the app uses, and the "
+        "containers the blob-triggered retrain watches), separate from the host's AzureWebJobsStorage. "
+        "Locally a connection string; in Azure identity-based. Empty: the app's own clients use "
+        "AzureWebJobsStorage, but the Functions host needs it set for the retrain's blob triggers.",
         kind="connection",
         identity_properties=("blobServiceUri", "queueServiceUri", "tableServiceUri", "credential", "clientId"),
     ),
-    Setting("FRAUD_PROFILE_ACCOUNTS", "", "Names of connection settings (comma-separated) of extra storage accounts that customer profiles are spread over by a stable hash of the customer id; empty: profiles live in the data account."),
+    Setting("FRAUD_PROFILE_ACCOUNTS", "", "Names of connection settings (comma-separated, each in the connection "
+            "form of FRAUD_DATA_STORAGE) of the storage accounts customer profiles are spread over by a stable "
+            "hash of the customer id; the data account holds profiles only if its own setting is listed. Empty: "
+            "profiles live in the data account. Changing the list moves most customers to another account."),
     Setting("FRAUD_AGGREGATE_TABLE", "monitoraggregates", "Table of the scoring processes' hourly monitoring aggregates (one row per process and flush)."),
     Setting("FRAUD_MONITOR_FLUSH_SECONDS", "60", "How often a scoring process writes its monitoring aggregates."),
     Setting("FRAUD_ARCHIVE_CONTAINER", "decision-archive", "Blob container of the open decision archive (Parquet, decisions/date=YYYY-MM-DD/hour=HH/); immutable in Azure."),
@@ -157,7 +165,9 @@ class FraudConfig:
     """The app's settings, read once per process (``FraudConfig.from_env``) and typed.
 
     The composition root builds services from this; nothing else reads the environment.
-    The storage connection is read by ``StorageAccount.from_settings`` (it has several forms).
+    The storage connections (``AzureWebJobsStorage``, ``FRAUD_DATA_STORAGE`` and those that
+    ``FRAUD_PROFILE_ACCOUNTS`` names) are read by ``StorageAccount.from_settings`` (they have
+    several forms).
     """
 
     default_currency: str
@@ -282,6 +292,18 @@ class FraudConfig:
             label_retention_days=number("FRAUD_LABEL_RETENTION_DAYS"),
             profile_inactive_days=number("FRAUD_PROFILE_INACTIVE_DAYS"),
         )
+
+    def __post_init__(self) -> None:
+        self.profile_account_settings  # a malformed list fails at startup, not at the first profile read
+
+    @property
+    def profile_account_settings(self) -> tuple[str, ...]:
+        """The connection settings named by FRAUD_PROFILE_ACCOUNTS, in order (the order is the
+        routing: a customer's account is its hash modulo the list's length)."""
+        names = tuple(name.strip() for name in self.profile_accounts.split(",") if name.strip())
+        if len(set(names)) != len(names):
+            raise ValueError(f"FRAUD_PROFILE_ACCOUNTS names a connection setting twice: {self.profile_accounts}")
+        return names
 
     @property
     def threshold_overrides(self) -> dict[str, float | None]:

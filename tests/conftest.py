@@ -47,8 +47,10 @@ def app_env(azurite, monkeypatch):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     for key in ("FRAUD_RULES", "FRAUD_RULES_BLOB", "FRAUD_HIGH_THRESHOLD", "FRAUD_MEDIUM_THRESHOLD",
-                "FRAUD_ALERT_THRESHOLD", "FRAUD_ALERT_WEBHOOK_URL"):
+                "FRAUD_ALERT_THRESHOLD", "FRAUD_ALERT_WEBHOOK_URL", "FRAUD_PROFILE_ACCOUNTS"):
         monkeypatch.delenv(key, raising=False)
+    for key in [k for k in os.environ if k.startswith("FRAUD_DATA_STORAGE")]:
+        monkeypatch.delenv(key)  # the data account is AzureWebJobsStorage: this test's Azurite
     reset_app_services()
     yield env
     reset_app_services()

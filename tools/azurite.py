@@ -3,9 +3,13 @@
     python -m tools.azurite -- python -m tools.local_run     # run a command with Azurite up
     python -m tools.azurite --free-ports -- pytest            # on free ports (tests, CI)
 
-The command sees ``AzureWebJobsStorage`` set to the emulator's connection string.
-Azurite runs in memory (``--inMemoryPersistence``): nothing is left on disk. The outage
-tests run one process per service with ``--location`` instead, so a restart keeps the data.
+The command sees ``AzureWebJobsStorage`` and ``FRAUD_DATA_STORAGE`` (the host's account and the
+app's data account, one emulated account here) set to the emulator's connection string.
+An emulator started here serves three accounts: the well-known ``devstoreaccount1`` and
+``devstoreaccount2``/``devstoreaccount3``, for tests of a data account apart from the host's and
+of profiles spread over accounts (``AzuriteProcess.connection_string_for``). Azurite runs in memory (``--inMemoryPersistence``):
+nothing is left on disk. The outage tests run one process per service with ``--location``
+instead, so a restart keeps the data.
 """
 from __future__ import annotations
 
@@ -23,10 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from shared.adapters.storage_account import azurite_connection_string
+from shared.adapters.storage_account import AZURITE_ACCOUNT, AZURITE_KEYS, azurite_connection_string
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PORTS = (10000, 10001, 10002)
+# Azurite serves only the accounts AZURITE_ACCOUNTS lists once it is set (devstoreaccount1 is then
+# no longer implied), so the well-known account is listed too.
+AZURITE_ACCOUNTS = ";".join(f"{name}:{key}" for name, key in AZURITE_KEYS.items())
 
 
 def _listening(port: int, host: str = "127.0.0.1") -> bool:
@@ -63,7 +70,11 @@ class AzuriteProcess:
 
     @property
     def connection_string(self) -> str:
-        return azurite_connection_string(blob=self.blob, queue=self.queue, table=self.table)
+        return self.connection_string_for(AZURITE_ACCOUNT)
+
+    def connection_string_for(self, account: str) -> str:
+        """The connection string of one of the emulated accounts (``AZURITE_KEYS``)."""
+        return azurite_connection_string(blob=self.blob, queue=self.queue, table=self.table, account=account)
 
     def _ports(self) -> dict[str, int]:
         ports = {"blob": self.blob, "queue": self.queue, "table": self.table}
@@ -82,7 +93,8 @@ class AzuriteProcess:
         for service, port in self._ports().items():
             cmd += [f"--{service}Host", "127.0.0.1", f"--{service}Port", str(port)]
         self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        cwd=self.workdir, start_new_session=True)
+                                        cwd=self.workdir, start_new_session=True,
+                                        env=dict(os.environ, AZURITE_ACCOUNTS=AZURITE_ACCOUNTS))
         deadline = time.monotonic() + timeout
         while not self.is_up():
             if self.process.poll() is not None:
@@ -133,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     with running_azurite(args.free_ports) as azurite:
         started = "started" if azurite.process else "already running"
         print(f"Azurite {started} (blob {azurite.blob}, queue {azurite.queue}, table {azurite.table})", file=sys.stderr)
-        env = dict(os.environ, AzureWebJobsStorage=azurite.connection_string)
+        env = dict(os.environ, AzureWebJobsStorage=azurite.connection_string,
+                   FRAUD_DATA_STORAGE=azurite.connection_string)
         return subprocess.call(command, env=env)
 
 

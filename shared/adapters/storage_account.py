@@ -1,31 +1,57 @@
 """Storage clients from settings: a connection string (Azurite, local) or identity (Azure).
 
-``StorageAccount.from_settings()`` reads ``AzureWebJobsStorage``; in Azure, where that is
-identity-based, it reads ``AzureWebJobsStorage__blobServiceUri`` / ``__queueServiceUri`` /
-``__tableServiceUri`` and authenticates with ``DefaultAzureCredential`` (the user-assigned
-identity named by ``__clientId``). Every client gets the same bounded exponential-backoff
-retry policy.
+Three kinds of account, each named by a connection setting:
+
+* the host's, ``AzureWebJobsStorage``: Event Hubs checkpoints, leases, the deployment
+  package. The app's own clients do not use it unless there is no data account;
+* the data account, ``FRAUD_DATA_STORAGE`` (``data_connection``): every table, container
+  and queue the app builds in ``AppServices``, and the containers the retrain's blob
+  triggers watch; when that setting is absent in every form, ``AzureWebJobsStorage``;
+* the profile accounts that ``FRAUD_PROFILE_ACCOUNTS`` names (``shared/adapters/profile_accounts.py``).
+
+``StorageAccount.from_settings(env, name)`` reads one connection setting in either of its
+forms: ``<name>`` as a connection string, or the identity-based ``<name>__blobServiceUri`` /
+``__queueServiceUri`` / ``__tableServiceUri`` (any one is enough: the others follow from the
+account's host name) or ``<name>__accountName``, authenticated with ``DefaultAzureCredential``
+(the user-assigned identity named by ``__clientId``). Every client gets the same bounded
+exponential-backoff retry policy.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
-from shared.config import STORAGE_CONNECTION, setting_int
+from shared.config import DATA_CONNECTION, STORAGE_CONNECTION, setting_int
 
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented; not a secret).
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+# Two more emulated accounts (tools/azurite.py declares all three to Azurite through
+# AZURITE_ACCOUNTS), so tests can put the data apart from the host's account and spread profiles
+# over two accounts. Their keys are made up here (base64 of a phrase): not secrets either.
+AZURITE_EXTRA_ACCOUNTS = ("devstoreaccount2", "devstoreaccount3")
+AZURITE_KEYS = {AZURITE_ACCOUNT: AZURITE_KEY,
+                "devstoreaccount2": "ZnJhdWQtc2NvcmluZyBzZWNvbmQgZW11bGF0ZWQgYWNjb3VudCBrZXk=",
+                "devstoreaccount3": "ZnJhdWQtc2NvcmluZyB0aGlyZCBlbXVsYXRlZCBhY2NvdW50IGtleQ=="}
+
+SERVICES = ("blob", "queue", "table")
+# The properties of an identity-based connection that say which account it is (credential and
+# clientId only say how to authenticate).
+_ACCOUNT_PROPERTIES = tuple(f"{service}ServiceUri" for service in SERVICES) + ("accountName",)
 
 
-def azurite_connection_string(host: str = "127.0.0.1", blob: int = 10000, queue: int = 10001, table: int = 10002) -> str:
+def azurite_connection_string(host: str = "127.0.0.1", blob: int = 10000, queue: int = 10001, table: int = 10002,
+                              account: str = AZURITE_ACCOUNT) -> str:
+    """The connection string of an emulated account (path-style endpoints, as Azurite serves them)."""
     return (
-        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-        f"BlobEndpoint=http://{host}:{blob}/{AZURITE_ACCOUNT};"
-        f"QueueEndpoint=http://{host}:{queue}/{AZURITE_ACCOUNT};"
-        f"TableEndpoint=http://{host}:{table}/{AZURITE_ACCOUNT};"
+        f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={AZURITE_KEYS[account]};"
+        f"BlobEndpoint=http://{host}:{blob}/{account};"
+        f"QueueEndpoint=http://{host}:{queue}/{account};"
+        f"TableEndpoint=http://{host}:{table}/{account};"
     )
 
 
@@ -45,41 +71,88 @@ def _expand(connection_string: str) -> str:
     return connection_string
 
 
+def connection_is_set(name: str, env: Mapping[str, str]) -> bool:
+    """Whether the connection setting ``name`` names an account, in either form."""
+    return bool(env.get(name)) or any(env.get(f"{name}__{prop}") for prop in _ACCOUNT_PROPERTIES)
+
+
+def data_connection(env: Mapping[str, str] | None = None) -> str:
+    """The connection setting of the app's data account: ``FRAUD_DATA_STORAGE`` when it is set
+    in any form, else ``AzureWebJobsStorage`` (one account for everything, as before #15)."""
+    env = os.environ if env is None else env
+    return DATA_CONNECTION if connection_is_set(DATA_CONNECTION, env) else STORAGE_CONNECTION
+
+
+def _service_uris(name: str, env: Mapping[str, str]) -> dict[str, str | None]:
+    """The blob, queue and table endpoints of an identity-based connection. Those not given
+    follow from the account's host name (``<account>.<service>.<suffix>``, any cloud's suffix);
+    None when they cannot (a client of that service then says which property to set)."""
+    given = {service: env.get(f"{name}__{service}ServiceUri") or None for service in SERVICES}
+    known = next((uri for uri in given.values() if uri), None)
+    account = env.get(f"{name}__accountName")
+    if known:
+        parts = urlsplit(known)
+        labels = (parts.hostname or "").split(".", 2)
+        if len(labels) == 3 and labels[1] in SERVICES:
+            account, suffix, scheme = labels[0], labels[2], parts.scheme or "https"
+        else:
+            account = None
+    elif account:
+        suffix, scheme = "core.windows.net", "https"
+    else:
+        raise RuntimeError(
+            f"storage is not configured: set {name} (a connection string) or "
+            f"{name}__blobServiceUri/__queueServiceUri/__tableServiceUri"
+        )
+    return {service: given[service] or (f"{scheme}://{account}.{service}.{suffix}" if account else None)
+            for service in SERVICES}
+
+
+_credentials: dict[str | None, Any] = {}
+_credentials_lock = threading.Lock()
+
+
+def shared_credential(client_id: str | None) -> Any:
+    """One ``DefaultAzureCredential`` per identity for the whole process: the data account and
+    every profile account use the same storage token, fetched and cached once."""
+    with _credentials_lock:
+        credential = _credentials.get(client_id)
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = _credentials[client_id] = DefaultAzureCredential(managed_identity_client_id=client_id)
+        return credential
+
+
 @dataclass(frozen=True)
 class StorageAccount:
     """Where the app's storage lives and how to authenticate to it."""
 
-    connection_string: str | None = None
+    connection_string: str | None = field(default=None, repr=False)  # may hold an account key
     blob_uri: str | None = None
     queue_uri: str | None = None
     table_uri: str | None = None
     client_id: str | None = None
     retries: int = 5
+    setting: str = STORAGE_CONNECTION  # the connection setting it was read from (for messages)
 
     @classmethod
     def from_settings(cls, env: Mapping[str, str] | None = None, name: str = STORAGE_CONNECTION) -> "StorageAccount":
+        """The account that the connection setting ``name`` names (see the module docstring)."""
         env = os.environ if env is None else env
         retries = setting_int("FRAUD_STORAGE_RETRIES", env)
         conn = env.get(name, "")
         if conn:
-            return cls(connection_string=_expand(conn), retries=retries)
-        blob = env.get(f"{name}__blobServiceUri")
-        if not blob:
-            account = env.get(f"{name}__accountName")
-            if not account:
-                raise RuntimeError(
-                    f"storage is not configured: set {name} (a connection string) or "
-                    f"{name}__blobServiceUri/__queueServiceUri/__tableServiceUri"
-                )
-            blob = f"https://{account}.blob.core.windows.net"
-        base = blob.split(".blob.")[0]
-        return cls(
-            blob_uri=blob,
-            queue_uri=env.get(f"{name}__queueServiceUri") or f"{base}.queue.core.windows.net",
-            table_uri=env.get(f"{name}__tableServiceUri") or f"{base}.table.core.windows.net",
-            client_id=env.get(f"{name}__clientId") or None,
-            retries=retries,
-        )
+            return cls(connection_string=_expand(conn), retries=retries, setting=name)
+        uris = _service_uris(name, env)
+        return cls(blob_uri=uris["blob"], queue_uri=uris["queue"], table_uri=uris["table"],
+                   client_id=env.get(f"{name}__clientId") or None, retries=retries, setting=name)
+
+    @classmethod
+    def for_data(cls, env: Mapping[str, str] | None = None) -> "StorageAccount":
+        """The app's data account (``data_connection``)."""
+        env = os.environ if env is None else env
+        return cls.from_settings(env, data_connection(env))
 
     @cached_property
     def _transport(self) -> Any:
@@ -101,11 +174,15 @@ class StorageAccount:
         return {"retry_total": self.retries, "retry_backoff_factor": 0.8, "retry_backoff_max": 20,
                 "connection_timeout": 5, "read_timeout": 30, "transport": self._transport}
 
-    @cached_property
+    @property
     def _credential(self) -> Any:
-        from azure.identity import DefaultAzureCredential
+        return shared_credential(self.client_id)
 
-        return DefaultAzureCredential(managed_identity_client_id=self.client_id)
+    def _uri(self, service: str) -> str:
+        uri = getattr(self, f"{service}_uri")
+        if not uri:
+            raise RuntimeError(f"storage is not configured for {service}s: set {self.setting}__{service}ServiceUri")
+        return uri
 
     def _storage_retry_kwargs(self, retry_class: Any) -> dict[str, Any]:
         # Blob and Queue clients bring their own ExponentialRetry, whose default first wait
@@ -119,14 +196,14 @@ class StorageAccount:
         kwargs = self._storage_retry_kwargs(ExponentialRetry)
         if self.connection_string:
             return BlobServiceClient.from_connection_string(self.connection_string, **kwargs)
-        return BlobServiceClient(self.blob_uri, credential=self._credential, **kwargs)
+        return BlobServiceClient(self._uri("blob"), credential=self._credential, **kwargs)
 
     def table_service(self):
         from azure.data.tables import TableServiceClient
 
         if self.connection_string:
             return TableServiceClient.from_connection_string(self.connection_string, **self._retry_kwargs())
-        return TableServiceClient(self.table_uri, credential=self._credential, **self._retry_kwargs())
+        return TableServiceClient(self._uri("table"), credential=self._credential, **self._retry_kwargs())
 
     def queue_service(self):
         from azure.storage.queue import ExponentialRetry, QueueServiceClient
@@ -134,4 +211,4 @@ class StorageAccount:
         kwargs = self._storage_retry_kwargs(ExponentialRetry)
         if self.connection_string:
             return QueueServiceClient.from_connection_string(self.connection_string, **kwargs)
-        return QueueServiceClient(self.queue_uri, credential=self._credential, **kwargs)
+        return QueueServiceClient(self._uri("queue"), credential=self._credential, **kwargs)

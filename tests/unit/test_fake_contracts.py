@@ -15,6 +15,14 @@ class TestFakeProfiles(ProfileContract):
         return FakeProfiles()
 
 
+class TestFakeProfilesOverTwoAccounts(ProfileContract):
+    @pytest.fixture
+    def store(self):
+        from shared.adapters.profile_accounts import ProfileAccountRouter
+
+        return ProfileAccountRouter([FakeProfiles(), FakeProfiles()])
+
+
 class TestFakeAuditLog(AuditContract):
     @pytest.fixture
     def store(self):

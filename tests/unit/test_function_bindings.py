@@ -40,3 +40,14 @@ def test_function_names_are_unique_and_every_function_has_a_trigger():
     names = [f.get_function_name() for f in INDEXED]
     assert len(names) == len(set(names))
     assert all(f.get_trigger() is not None for f in INDEXED)
+
+
+def test_the_retrain_blob_triggers_watch_the_data_account_through_event_grid():
+    """The containers live where the app writes them: the data account (FRAUD_DATA_STORAGE),
+    not the host's AzureWebJobsStorage."""
+    expected = {"retrain_on_training_data": "%FRAUD_TRAINING_CONTAINER%/{name}",
+                "retrain_on_request": "%FRAUD_RETRAIN_CONTAINER%/{name}"}
+    for name, path in expected.items():
+        (trigger,) = bindings(name)
+        assert (trigger["type"], trigger["path"], trigger["source"]) == ("blobTrigger", path, "EventGrid")
+        assert trigger["connection"] == "FRAUD_DATA_STORAGE"
