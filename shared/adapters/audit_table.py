@@ -150,8 +150,8 @@ class AuditLog:
     def delete_index(self, transaction_ids: Sequence[str]) -> int:
         """Delete the id-index entries of those transactions, grouped per ``idx-NN`` partition
         (entity-group transactions of at most 100); entries already gone are skipped."""
-        return delete_grouped(self._table, ((index_partition(t), t) for t in transaction_ids))
+        return delete_grouped(self._table, ((index_partition(t), t) for t in transaction_ids), self._fanout.map)
 
     def delete_decisions(self, keys: Sequence[tuple[str, str]]) -> int:
         """Delete decision rows by key, grouped per partition; rows already gone are skipped."""
-        return delete_grouped(self._table, keys)
+        return delete_grouped(self._table, keys, self._fanout.map)

@@ -208,25 +208,28 @@ def upsert_grouped(table_client: Any, entities: Iterable[Mapping[str, Any]],
     return sum(map_chunks(write, chunks) if map_chunks is not None else map(write, chunks))
 
 
-def delete_grouped(table_client: Any, keys: Iterable[tuple[str, str]]) -> int:
+def delete_grouped(table_client: Any, keys: Iterable[tuple[str, str]],
+                   map_chunks: Callable[[Callable[[list], int], list[list]], list[int]] | None = None) -> int:
     """Delete entities by (PartitionKey, RowKey) as entity-group transactions: grouped by
-    partition, at most ``MAX_OPERATIONS`` per transaction. An entity already gone is not an
-    error (deleting is idempotent): a transaction refused with 404 is retried one entity at a
-    time, and only the entities that existed are counted. Returns the number deleted."""
+    partition, at most ``MAX_OPERATIONS`` per transaction (``map_chunks`` runs them, e.g. a
+    fan-out's ``map``; by default one after another). An entity already gone is not an error
+    (deleting is idempotent): a transaction refused with 404 is retried one entity at a time,
+    and only the entities that existed are counted. Returns the number deleted."""
     by_partition: dict[str, list[str]] = defaultdict(list)
     for partition_key, row_key in dict.fromkeys(keys):
         by_partition[partition_key].append(row_key)
-    deleted = 0
-    for partition_key, row_keys in by_partition.items():
-        for start in range(0, len(row_keys), MAX_OPERATIONS):
-            chunk = [{"PartitionKey": partition_key, "RowKey": r} for r in row_keys[start:start + MAX_OPERATIONS]]
-            try:
-                deleted += len(submit_batch(table_client, [("delete", e) for e in chunk]))
-            except BatchRejected as exc:
-                if exc.status_code != 404:
-                    raise
-                deleted += sum(delete_if_present(table_client, e) for e in chunk)
-    return deleted
+    chunks = [[{"PartitionKey": pk, "RowKey": r} for r in row_keys[start:start + MAX_OPERATIONS]]
+              for pk, row_keys in by_partition.items() for start in range(0, len(row_keys), MAX_OPERATIONS)]
+
+    def delete(chunk: list) -> int:
+        try:
+            return len(submit_batch(table_client, [("delete", e) for e in chunk]))
+        except BatchRejected as exc:
+            if exc.status_code != 404:
+                raise
+            return sum(delete_if_present(table_client, e) for e in chunk)
+
+    return sum(map_chunks(delete, chunks) if map_chunks is not None else map(delete, chunks))
 
 
 def delete_if_present(table_client: Any, keys: Mapping[str, str], etag: str = "*") -> bool:

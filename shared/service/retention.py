@@ -39,7 +39,7 @@ class RetentionBudget:
     """How much one run may do: keys listed per step, seconds for the whole run (checked
     between pages), keys per page. What is left is found by the next run."""
 
-    max_entities_per_step: int = 2_000_000
+    max_entities_per_step: int = 20_000_000  # a guard: the seconds bound a run
     max_seconds: float = 25 * 60.0  # under the host's 30-minute function timeout
     page: int = 1000
 

@@ -6,7 +6,7 @@ import pytest
 from shared.config import FraudConfig
 from shared.domain.features import DAY, RINGS
 from shared.domain.retention import (CHARGEBACK_DAYS, LONGEST_FEATURE_WINDOW_DAYS, MAX_REDELIVERY_DAYS,
-                                     RetentionPolicy, RetentionTooShort, letter_day, utc_hour_key)
+                                     RetentionPolicy, RetentionTooShort, letter_day)
 from shared.domain.dead_letter import DeadLetter
 
 NOW = datetime(2026, 11, 20, 1, 30, tzinfo=timezone.utc)
