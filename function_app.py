@@ -5,6 +5,7 @@ from functions.dashboard_http import bp as dashboard_http
 from functions.labels_http import bp as labels_http
 from functions.model_http import bp as model_http
 from functions.monitor_timer import bp as monitor_timer
+from functions.retention_timer import bp as retention_timer
 from functions.retrain_blob import bp as retrain_blob
 from functions.score_http import bp as score_http
 from functions.score_stream import bp as score_stream
@@ -16,6 +17,7 @@ app.register_functions(labels_http)
 app.register_functions(monitor_timer)
 app.register_functions(model_http)
 app.register_functions(retrain_blob)
+app.register_functions(retention_timer)
 app.register_functions(dashboard_http)
 
 

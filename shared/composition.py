@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping
 
+from shared.adapters.aggregate_retention import AggregateRetention
 from shared.adapters.alert_queue import AlertQueue, AlertWebhook
 from shared.adapters.aggregate_table import MonitoringAggregateTable
 from shared.adapters.audit_table import AuditLog
@@ -20,6 +21,7 @@ from shared.adapters.dead_letter_blobs import DeadLetterStore
 from shared.domain.decision import DecisionPolicy, DecisionRules, Thresholds
 from shared.domain.model import FraudModel
 from shared.domain.promotion import PromotionGate
+from shared.domain.retention import RetentionPolicy
 from shared.adapters.label_table import LabelStore
 from shared.adapters.merchant_table import MerchantRiskCache, MerchantRiskStore
 from shared.adapters.model_registry import ModelRegistry
@@ -29,6 +31,7 @@ from shared.service.monitoring_aggregates import MonitoringAggregator, reference
 from shared.adapters.monitoring_blobs import LabelFileContainer, MonitoringBlobs
 from shared.adapters.profile_accounts import ProfileAccountRouter
 from shared.adapters.profile_table import ProfileStore
+from shared.service.retention import RetentionService
 from shared.service.scoring import FraudScoringService
 from shared.service.model_serving import ServingModel
 from shared.service.ports import CurrentPointer
@@ -257,6 +260,23 @@ class AppServices:
         return DashboardViews(self.audit, self.label_store, self.profiles, self.registry, self.serving_model,
                               self.monitoring_blobs, psi_warn=self.config.psi_warn, psi_alert=self.config.psi_alert,
                               window_hours=self.config.monitor_window_hours)
+
+    @cached_property
+    def retention_policy(self) -> RetentionPolicy:
+        """Days each store keeps its data; raises ``RetentionTooShort`` for a setting below its floor."""
+        return RetentionPolicy(audit_days=self.config.audit_retention_days,
+                               dead_letter_days=self.config.dead_letter_retention_days,
+                               label_days=self.config.label_retention_days,
+                               profile_inactive_days=self.config.profile_inactive_days)
+
+    @cached_property
+    def retention(self) -> RetentionService:
+        """The retention timer's service over every store that keeps data for a limited time."""
+        return RetentionService(
+            self.retention_policy, audit=self.audit, labels=self.label_store, dead_letters=self.dead_letters,
+            profile_stores=self.profile_stores,  # every profile account
+            aggregates=AggregateRetention(self.table_service.get_table_client(self.config.aggregate_table)),
+        )
 
     def ensure_resources(self) -> None:
         """Create the tables, containers and queue if missing (idempotent; local runs and tests)."""

@@ -133,8 +133,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAUD_AUDIT_RETENTION_DAYS", "180", "Days per-decision audit rows and their id index are kept (the archive keeps every decision)."),
     Setting("FRAUD_DEAD_LETTER_RETENTION_DAYS", "30", "Days dead-lettered events are kept."),
     Setting("FRAUD_LABEL_RETENTION_DAYS", "400", "Days received labels are kept."),
-    Setting("FRAUD_PROFILE_INACTIVE_DAYS", "90", "Days without a transaction after which a customer's profile is removed."),
-    Setting("FRAUD_RETENTION_SCHEDULE", "0 30 1 * * *", "NCRONTAB schedule (UTC) of the retention timer."),
+    Setting("FRAUD_PROFILE_INACTIVE_DAYS", "90", "Days without a transaction after which a customer's profile is removed; also the age at which applied-transaction rows go."),
+    Setting("FRAUD_RETENTION_SCHEDULE", "0 40 * * * *", "NCRONTAB schedule (UTC) of the retention timer (hourly: each run deletes about an hour's worth)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -326,3 +326,119 @@ class MonitoringAggregateContract:
         assert found["L1"].label == 1 and found["L1"].shadow_score is None
         assert found["L2"] == LabelledDecision("L2", "C2", NOW - timedelta(hours=3), 1, 0.9, "v1", "s2", 0.95)
         assert [r.transaction_id for r in store.read_labelled(hour, hour + 1)] == ["L1"]
+
+# -- retention: each store lists what lies before a cut-off (keys only) and deletes by key,
+# idempotently; nothing after the cut-off is listed or touched ---------------------------------
+class AuditRetentionContract:
+    def test_hours_before_the_cutoff_go_index_first_and_a_repeat_deletes_nothing(self, store):
+        from shared.domain.retention import utc_hour_key
+
+        old = [decision_record(f"O{i}", NOW - timedelta(hours=3, minutes=i), "Low", customer=f"C{i}") for i in range(6)]
+        kept = [decision_record("E1", NOW - timedelta(hours=1), "Low"), decision_record("N1", NOW, "High")]
+        store.write(old + kept)
+        before = utc_hour_key(NOW - timedelta(hours=1))  # the hour of E1 is kept whole
+        keys = store.expired_decisions(before, 100)
+        assert sorted(t for _, t in keys) == [f"O{i}" for i in range(6)]
+        assert len(store.expired_decisions(before, 4)) == 4
+        assert store.delete_index([t for _, t in keys]) == 6
+        assert set(store.locate(["O0", "O5", "E1", "N1"])) == {"E1", "N1"}
+        assert sorted(store.expired_decisions(before, 100)) == sorted(keys)  # the rows are found again
+        assert store.delete_decisions(keys) == 6
+        assert store.expired_decisions(before, 100) == []
+        assert store.delete_index([t for _, t in keys]) == 0 and store.delete_decisions(keys) == 0
+        assert {r["RowKey"] for r in store.read(NOW - timedelta(days=1), NOW + timedelta(hours=1))} == {"E1", "N1"}
+
+
+class LabelRetentionContract:
+    def test_labels_received_before_the_cutoff_go_whatever_their_status(self, store):
+        from shared.domain.labels import Label
+
+        store.put([Label("L1", True, "C1", None, "case"), Label("L2", False, None, None, "case")],
+                  now=NOW - timedelta(days=10))
+        store.put([Label("L3", True, "C3", None, "analyst")], now=NOW)
+        store.mark([(store.get("L1")["PartitionKey"], "L1", {"status": "joined"})])
+        store.record_file("old.csv", "etag-1", 2, [])
+        store.mark_compromised("C1", NOW - timedelta(days=10))
+        keys = store.expired_labels(NOW - timedelta(days=1), 100)
+        assert sorted(t for _, t in keys) == ["L1", "L2"]
+        assert len(store.expired_labels(NOW - timedelta(days=1), 1)) == 1
+        assert store.delete_labels(keys) == 2 and store.delete_labels(keys) == 0
+        assert store.get("L1") is None and store.get("L2") is None and store.get("L3")["label"] == 1
+        assert store.expired_labels(NOW - timedelta(days=1), 100) == []
+        assert store.file_seen("old.csv", "etag-1") and store.compromised_since("C1") is not None
+
+
+class DeadLetterRetentionContract:
+    def test_letters_filed_under_days_before_the_cutoff_go(self, store):
+        def letter(days_ago: int, sequence: int) -> DeadLetter:
+            return DeadLetter(b"{bad", [{"field": "$", "problem": "not JSON"}], "eventhub",
+                              {"partition": "0", "sequence_number": sequence,
+                               "enqueued_time": (NOW - timedelta(days=days_ago)).isoformat()})
+
+        old = [store.put(letter(40, 1)), store.put(letter(31, 2))]
+        young = store.put(letter(29, 3))
+        before_day = (NOW - timedelta(days=30)).date()
+        assert store.expired_letters(before_day, 100) == sorted(old)
+        assert store.expired_letters(before_day, 1) == sorted(old)[:1]
+        assert store.discard(old) == 2 and store.discard(old) == 0
+        assert store.expired_letters(before_day, 100) == []
+        assert [name for name, _ in store.items()] == [young]
+
+
+class ProfileRetentionContract:
+    """A store whose ``clock`` says when rows are written (the adapter's and the fake's)."""
+
+    def test_old_transaction_rows_go_whatever_the_customer_and_inactive_profiles_go_if_unchanged(self, store):
+        long_ago = NOW - timedelta(days=100)
+        store.clock = lambda: long_ago
+        store.commit(store.load("GONE"), [decision_record("G1", long_ago, "Low", customer="GONE"),
+                                          decision_record("G2", long_ago, "Low", customer="GONE")])
+        store.commit(store.load("ACTIVE"), [decision_record("A1", long_ago, "Low", customer="ACTIVE")])
+        store.commit(store.load("BACK"), [decision_record("B1", long_ago, "Low", customer="BACK")])
+        store.clock = lambda: NOW
+        store.commit(store.load("ACTIVE"), [decision_record("A2", NOW, "Low", customer="ACTIVE")])
+        before = NOW - timedelta(days=90)
+
+        rows = store.expired_transactions(before, 100)
+        assert sorted(rows) == [("ACTIVE", "txn:A1"), ("BACK", "txn:B1"), ("GONE", "txn:G1"), ("GONE", "txn:G2")]
+        assert len(store.expired_transactions(before, 3)) == 3
+        assert store.delete_transactions(rows) == 4 and store.delete_transactions(rows) == 0
+        assert set(store.applied("ACTIVE", ["A1", "A2"])) == {"A2"} and store.applied("GONE", ["G1", "G2"]) == {}
+
+        listed = store.inactive_profiles(before, 100)
+        assert sorted(c for c, _ in listed) == ["BACK", "GONE"]
+        store.commit(store.load("BACK"), [decision_record("B2", NOW, "Low", customer="BACK")])  # came back
+        assert store.remove_profiles(listed) == 1 and store.remove_profiles(listed) == 0
+        assert store.load("GONE").etag is None and store.load("GONE").profile.history_count == 0
+        assert store.load("BACK").etag is not None and set(store.applied("BACK", ["B2"])) == {"B2"}
+        assert store.load("ACTIVE").etag is not None
+        assert store.inactive_profiles(before, 100) == [] and store.expired_transactions(before, 100) == []
+
+    def test_a_commit_on_a_removed_profile_conflicts_and_the_re_read_starts_afresh(self, store):
+        store.clock = lambda: NOW - timedelta(days=100)
+        store.commit(store.load("C"), [decision_record("T1", NOW, "Low", customer="C")])
+        held = store.load("C")  # as a scoring process holds it (cached) while retention removes it
+        assert held.etag is not None
+        store.clock = lambda: NOW
+        assert store.remove_profiles(store.inactive_profiles(NOW - timedelta(days=90), 100)) == 1
+        with pytest.raises(CommitConflict):
+            store.commit(held, [decision_record("T2", NOW, "Low", customer="C")])
+        fresh = store.load("C")
+        assert fresh.etag is None
+        store.commit(fresh, [decision_record("T2", NOW, "Low", customer="C")])
+        assert set(store.applied("C", ["T1", "T2"])) == {"T1", "T2"}  # T1's row: not past its retention here
+
+
+class HourlyRowsRetentionContract:
+    """``seed(partition, row)`` writes a row into the store's table."""
+
+    def test_whole_hours_before_the_cutoff_go(self, store, seed):
+        for partition, row in [("2026112009", "p1"), ("2026112009", "p2"), ("2026112010", "p1"),
+                               ("2026112011", "p1"), ("2026112012", "p1"), ("20261120", "x")]:
+            seed(partition, row)
+        keys = store.expired_hours("2026112011", 100)
+        assert sorted(keys) == [("2026112009", "p1"), ("2026112009", "p2"), ("2026112010", "p1")]
+        assert len(store.expired_hours("2026112011", 2)) == 2
+        assert store.delete_rows(keys) == 3 and store.delete_rows(keys) == 0
+        assert store.expired_hours("2026112011", 100) == []
+        assert sorted(store.expired_hours("2026112013", 100)) == [("2026112011", "p1"), ("2026112012", "p1")]

@@ -12,7 +12,7 @@ import itertools
 import threading
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -24,6 +24,7 @@ from shared.domain.features import CustomerProfile
 from shared.domain.labels import Label
 from shared.domain.merchant_risk import MerchantHistory
 from shared.domain.model import ModelArtifact
+from shared.domain.retention import letter_day
 from shared.service.merchant_risk_book import MerchantRiskBook
 from shared.service.ports import (MAX_TXNS_PER_COMMIT, CommitConflict, CurrentPointer, ScoredElsewhere, StalePointer, StoredProfile,
                                   VersionExists)
@@ -32,11 +33,15 @@ from shared.service.ports import (MAX_TXNS_PER_COMMIT, CommitConflict, CurrentPo
 
 class FakeProfiles:
     """Profiles with ETags: a commit names the ETag it read (None: no profile yet) and
-    creates its transaction rows; any mismatch or existing row refuses the whole commit."""
+    creates its transaction rows; any mismatch or existing row refuses the whole commit.
+    Rows remember when they were written (``clock``, as the adapter's), for retention."""
 
     def __init__(self) -> None:
         self._profiles: dict[str, tuple[str, str]] = {}  # customer -> (state JSON, etag)
         self._rows: dict[str, dict[str, tuple[DecisionRecord, str]]] = {}  # customer -> txn id -> (record, alert state)
+        self._updated: dict[str, datetime] = {}  # customer -> profile written at
+        self._applied: dict[str, dict[str, datetime]] = {}  # customer -> txn id -> row written at
+        self.clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
         self._etags = itertools.count(1)
         self._lock = threading.Lock()
         self.commits = 0
@@ -63,9 +68,12 @@ class FakeProfiles:
             rows = self._rows.setdefault(stored.customer_id, {})
             if any(r.transaction_id in rows for r in records):
                 raise CommitConflict("a transaction was already applied")
+            now = self.clock()
             self._profiles[stored.customer_id] = (stored.profile.to_json(), f"W/\"{next(self._etags)}\"")
+            self._updated[stored.customer_id] = now
             for record in records:
                 rows[record.transaction_id] = (record, "pending" if record.alert else "none")
+                self._applied.setdefault(stored.customer_id, {})[record.transaction_id] = now
             self.commits += 1
 
     def pending_alert(self, customer_id: str, transaction_id: str) -> bool:
@@ -89,14 +97,57 @@ class FakeProfiles:
             if customer_id in self._profiles and not overwrite:
                 return False
             self._profiles[customer_id] = (profile.to_json(), f"W/\"{next(self._etags)}\"")
+            self._updated[customer_id] = self.clock()
             return True
+
+    # -- retention ---------------------------------------------------------------------------
+    def expired_transactions(self, before: datetime, limit: int) -> list[tuple[str, str]]:
+        with self._lock:
+            found = [(customer, f"txn:{txn_id}") for customer, rows in self._applied.items()
+                     for txn_id, at in rows.items() if at < before]
+        return found[:limit]
+
+    def delete_transactions(self, keys: Sequence[tuple[str, str]]) -> int:
+        deleted = 0
+        with self._lock:
+            for customer, row_key in dict.fromkeys(keys):
+                txn_id = row_key[len("txn:"):]
+                if txn_id in self._rows.get(customer, {}):
+                    del self._rows[customer][txn_id]
+                    del self._applied[customer][txn_id]
+                    deleted += 1
+        return deleted
+
+    def inactive_profiles(self, before: datetime, limit: int) -> list[tuple[str, str]]:
+        with self._lock:
+            found = [(customer, self._profiles[customer][1]) for customer, at in self._updated.items() if at < before]
+        return found[:limit]
+
+    def remove_profiles(self, profiles: Sequence[tuple[str, str]]) -> int:
+        removed = 0
+        with self._lock:
+            for customer, etag in profiles:
+                current = self._profiles.get(customer)
+                if current is not None and current[1] == etag:
+                    del self._profiles[customer]
+                    del self._updated[customer]
+                    removed += 1
+        return removed
+
+    def rows(self) -> dict[str, set[str]]:
+        """customer -> the row keys of their partition (``profile`` and ``txn:<id>``), for tests."""
+        with self._lock:
+            customers = set(self._profiles) | {c for c, rows in self._rows.items() if rows}
+            return {c: ({"profile"} if c in self._profiles else set()) | {f"txn:{t}" for t in self._rows.get(c, {})}
+                    for c in customers}
 
 
 class FakeAuditLog:
-    """Decisions by transaction id; writes are upserts that keep a joined label."""
+    """Decisions by transaction id; writes are upserts that keep a joined label and index the id."""
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[str, Any]] = {}
+        self._indexed: set[str] = set()  # the id index: what ``locate`` finds
         self._lock = threading.Lock()
 
     def write(self, records: Iterable[DecisionRecord]) -> int:
@@ -107,6 +158,7 @@ class FakeAuditLog:
                 self._rows[record.transaction_id] = {**self._rows.get(record.transaction_id, {}), **fields,
                                                      "RowKey": record.transaction_id,
                                                      "PartitionKey": fields["event_time"].strftime("%Y%m%d%H")}
+                self._indexed.add(record.transaction_id)
                 written += 2  # the row and its id index entry, as the adapter counts
         return written
 
@@ -115,7 +167,7 @@ class FakeAuditLog:
             return {t: ScoredElsewhere(self._rows[t]["customer_id"], self._rows[t]["PartitionKey"],
                                        **scored_elsewhere_fields({**self._rows[t],
                                                                   "event_time": self._rows[t]["event_time"].isoformat()}))
-                    for t in dict.fromkeys(transaction_ids) if t in self._rows}
+                    for t in dict.fromkeys(transaction_ids) if t in self._rows and t in self._indexed}
 
     def read(self, start: datetime, end: datetime, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
         with self._lock:
@@ -128,6 +180,31 @@ class FakeAuditLog:
             for _, txn_id, fields in labelled:
                 self._rows.setdefault(txn_id, {}).update(fields)
         return len(labelled)
+
+    # -- retention ---------------------------------------------------------------------------
+    def expired_decisions(self, before_hour: str, limit: int) -> list[tuple[str, str]]:
+        with self._lock:
+            found = sorted((r["PartitionKey"], t) for t, r in self._rows.items() if r["PartitionKey"] < before_hour)
+        return found[:limit]
+
+    def delete_index(self, transaction_ids: Sequence[str]) -> int:
+        with self._lock:
+            present = self._indexed & set(transaction_ids)
+            self._indexed -= present
+        return len(present)
+
+    def delete_decisions(self, keys: Sequence[tuple[str, str]]) -> int:
+        deleted = 0
+        with self._lock:
+            for partition, txn_id in dict.fromkeys(keys):
+                if txn_id in self._rows and self._rows[txn_id]["PartitionKey"] == partition:
+                    del self._rows[txn_id]
+                    deleted += 1
+        return deleted
+
+    def indexed(self) -> set[str]:
+        with self._lock:
+            return set(self._indexed)
 
 
 class FakeAlertQueue:
@@ -169,6 +246,15 @@ class FakeDeadLetters:
 
     def delete(self, name: str) -> None:
         del self._letters[name]
+
+    def expired_letters(self, before_day: date, limit: int) -> list[str]:
+        return sorted(n for n in self._letters if (day := letter_day(n)) is not None and day < before_day)[:limit]
+
+    def discard(self, names: Sequence[str]) -> int:
+        present = [n for n in dict.fromkeys(names) if n in self._letters]
+        for name in present:
+            del self._letters[name]
+        return len(present)
 
 
 @dataclass
@@ -299,6 +385,16 @@ class FakeLabelStore:
     def compromised_since(self, customer_id: str) -> str | None:
         return self._compromised.get(customer_id)
 
+    def expired_labels(self, before: datetime, limit: int) -> list[tuple[str, str]]:
+        return sorted((r["PartitionKey"], t) for t, r in self._rows.items()
+                      if r.get("received_at") is not None and r["received_at"] < before)[:limit]
+
+    def delete_labels(self, keys: Sequence[tuple[str, str]]) -> int:
+        present = [t for _, t in dict.fromkeys(keys) if t in self._rows]
+        for txn_id in present:
+            del self._rows[txn_id]
+        return len(present)
+
 
 class FakeMerchantRiskStore(MerchantRiskBook):
     """Merchant histories in memory; the updates are the table adapter's (``MerchantRiskBook``)."""
@@ -387,3 +483,21 @@ class FakeMonitoringAggregates:
         with self._lock:
             found = [r for r in self.labelled.values() if first_hour <= r.hour < end_hour]
         yield from found
+
+class FakeHourlyRows:
+    """A table partitioned by UTC hour (``YYYYMMDDHH``), as the monitoring aggregates are."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def put(self, partition: str, row: str, **fields: Any) -> None:
+        self.rows[(partition, row)] = dict(fields)
+
+    def expired_hours(self, before_hour: str, limit: int) -> list[tuple[str, str]]:
+        return sorted(k for k in self.rows if len(k[0]) == 10 and k[0].isdigit() and k[0] < before_hour)[:limit]
+
+    def delete_rows(self, keys: Sequence[tuple[str, str]]) -> int:
+        present = [k for k in dict.fromkeys(keys) if k in self.rows]
+        for key in present:
+            del self.rows[key]
+        return len(present)

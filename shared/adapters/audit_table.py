@@ -11,14 +11,14 @@ RowKey is the transaction id: writes are upserts, so a repeated write changes no
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 
 from shared.domain.decision_record import DecisionRecord
 from shared.service.fanout import RequestFanout
 from shared.service.ports import ScoredElsewhere
 from shared.domain.decision_record import index_decision_fields, scored_elsewhere_fields
-from shared.adapters.tables import read_entity, shard_of, upsert_grouped
+from shared.adapters.tables import delete_grouped, read_entity, shard_of, upsert_grouped
 from shared.adapters.storage_account import create_if_missing
 
 def hour_key(moment: datetime) -> str:
@@ -133,3 +133,30 @@ class AuditLog:
         return upsert_grouped(self._table, ({"PartitionKey": pk, "RowKey": txn_id, **fields}
                                             for pk, txn_id, fields in labelled))
 
+
+    # -- retention ------------------------------------------------------------------------
+    def expired_decisions(self, before_hour: str, limit: int) -> list[tuple[str, str]]:
+        """Keys of decision rows in hours before ``before_hour`` (``YYYYMMDDHH``), at most ``limit``:
+        per shard one range query ``<shard>-`` .. ``<shard>-<before_hour>`` selecting only the keys
+        (the shard's hours sort in time order; ``idx-*`` lies outside every shard's range)."""
+        keys: list[tuple[str, str]] = []
+        for shard in range(self.shards):
+            rows = self._table.query_entities(
+                "PartitionKey ge @lo and PartitionKey lt @hi",
+                parameters={"lo": f"{shard:02d}-", "hi": f"{shard:02d}-{before_hour}"},
+                select=["PartitionKey", "RowKey"], results_per_page=min(limit, 1000),
+            )
+            for row in rows:
+                keys.append((row["PartitionKey"], row["RowKey"]))
+                if len(keys) >= limit:
+                    return keys
+        return keys
+
+    def delete_index(self, transaction_ids: Sequence[str]) -> int:
+        """Delete the id-index entries of those transactions, grouped per ``idx-NN`` partition
+        (entity-group transactions of at most 100); entries already gone are skipped."""
+        return delete_grouped(self._table, ((index_partition(t), t) for t in transaction_ids), self._fanout.map)
+
+    def delete_decisions(self, keys: Sequence[tuple[str, str]]) -> int:
+        """Delete decision rows by key, grouped per partition; rows already gone are skipped."""
+        return delete_grouped(self._table, keys, self._fanout.map)

@@ -7,11 +7,14 @@ overwrites its own dead letter instead of adding another.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import date, datetime, timezone
+from typing import Any, Iterator, Sequence
+
+from azure.core.exceptions import ResourceNotFoundError
 
 from shared.adapters.storage_account import create_if_missing
 from shared.domain.dead_letter import DeadLetter
+from shared.domain.retention import letter_day
 
 
 class DeadLetterStore:
@@ -38,3 +41,31 @@ class DeadLetterStore:
 
     def delete(self, name: str) -> None:
         self._container.delete_blob(name)
+
+    # -- retention ------------------------------------------------------------------------
+    def expired_letters(self, before_day: date, limit: int) -> list[str]:
+        """Names of letters filed under days before ``before_day``, oldest first (names only:
+        nothing is downloaded; the listing stops at the first newer day). A name not of the
+        ``YYYY/MM/DD/`` form is never listed."""
+        names: list[str] = []
+        for name in self._container.list_blob_names():
+            day = letter_day(name)
+            if day is None:
+                continue
+            if day >= before_day:  # names sort by day: every later name is newer
+                break
+            names.append(name)
+            if len(names) >= limit:
+                break
+        return names
+
+    def discard(self, names: Sequence[str]) -> int:
+        """Delete letters by name; a letter already gone is skipped. Returns the number deleted."""
+        deleted = 0
+        for name in names:
+            try:
+                self._container.delete_blob(name)
+                deleted += 1
+            except ResourceNotFoundError:
+                pass
+        return deleted

@@ -15,11 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 
 from shared.domain.labels import Label
-from shared.adapters.tables import read_entity, shard_key, submit_batch, upsert_grouped
+from shared.adapters.tables import delete_grouped, read_entity, shard_key, submit_batch, upsert_grouped
 from shared.adapters.storage_account import create_if_missing
 
 SHARDS = 16
@@ -94,3 +94,23 @@ class LabelStore:
     def compromised_since(self, customer_id: str) -> str | None:
         found = read_entity(self._table, "compromised", customer_id)
         return found[0]["since"] if found else None
+
+    # -- retention ------------------------------------------------------------------------
+    def expired_labels(self, before: datetime, limit: int) -> list[tuple[str, str]]:
+        """Keys of labels (any status) received before ``before``, shard by shard; only the keys
+        are read. Label files read and compromised customers are not labels: they stay."""
+        keys: list[tuple[str, str]] = []
+        for shard in range(SHARDS):
+            rows = self._table.query_entities(
+                "PartitionKey eq @pk and received_at lt @before",
+                parameters={"pk": f"lbl-{shard:02d}", "before": before.astimezone(timezone.utc)},
+                select=["PartitionKey", "RowKey"], results_per_page=min(limit, 1000))
+            for row in rows:
+                keys.append((row["PartitionKey"], row["RowKey"]))
+                if len(keys) >= limit:
+                    return keys
+        return keys
+
+    def delete_labels(self, keys: Sequence[tuple[str, str]]) -> int:
+        """Delete label rows by key, grouped per partition; rows already gone are skipped."""
+        return delete_grouped(self._table, keys)

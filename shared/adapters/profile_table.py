@@ -17,7 +17,7 @@ import json
 import threading
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
@@ -25,7 +25,7 @@ from azure.data.tables import UpdateMode
 from shared.domain.decision_record import DecisionRecord
 from shared.domain.features import CustomerProfile
 from shared.service.ports import MAX_TXNS_PER_COMMIT, CommitConflict, StoredProfile
-from shared.adapters.tables import query_row_keys, read_entity, submit_batch
+from shared.adapters.tables import BatchRejected, delete_grouped, delete_if_present, query_row_keys, read_entity, submit_batch
 from shared.adapters.storage_account import create_if_missing
 
 PROFILE_ROW = "profile"
@@ -76,7 +76,14 @@ class ProfileCache:
             self._entries.pop(customer_id, None)
 
 
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 class ProfileStore:
+    # When a row is written (``updated_at``, ``applied_at``): what retention reads; tests set it.
+    clock: Callable[[], datetime] = staticmethod(_utc_now)
+
     def __init__(self, table_client: Any, cache_size: int = 0) -> None:
         self._table = table_client
         self.cache = ProfileCache(cache_size)
@@ -106,7 +113,7 @@ class ProfileStore:
         """
         if not 0 < len(decisions) <= MAX_TXNS_PER_COMMIT:
             raise ValueError(f"a commit takes 1-{MAX_TXNS_PER_COMMIT} transactions, got {len(decisions)}")
-        now = datetime.now(timezone.utc)
+        now = self.clock()
         profile_entity = {
             "PartitionKey": stored.customer_id,
             "RowKey": PROFILE_ROW,
@@ -130,7 +137,10 @@ class ProfileStore:
             etags = submit_batch(self._table, operations)
         except HttpResponseError as exc:  # TableTransactionError is one
             self.cache.evict(stored.customer_id)
-            if exc.status_code in (409, 412):
+            # 409: a transaction row exists; 412: the profile changed; 404: the profile was
+            # removed (retention) since it was read. Each time the re-read starts afresh.
+            removed = exc.status_code == 404 and "TableNotFound" not in str(exc)
+            if exc.status_code in (409, 412) or removed:
                 raise CommitConflict(str(exc).splitlines()[0]) from None
             raise
         except Exception:
@@ -143,7 +153,7 @@ class ProfileStore:
     def backfill(self, customer_id: str, profile: CustomerProfile, overwrite: bool = False) -> bool:
         """Store a profile built from history; an existing one is kept unless overwrite."""
         entity = {"PartitionKey": customer_id, "RowKey": PROFILE_ROW, "state": profile.to_json(),
-                  "history_count": profile.history_count, "updated_at": datetime.now(timezone.utc)}
+                  "history_count": profile.history_count, "updated_at": self.clock()}
         if overwrite:
             self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
             return True
@@ -176,6 +186,53 @@ class ProfileStore:
         records = [_decision(r) for r in rows]
         records.sort(key=lambda r: r.transaction.timestamp, reverse=True)
         return records[:limit]
+
+
+    # -- retention ------------------------------------------------------------------------
+    def expired_transactions(self, before: datetime, limit: int) -> list[tuple[str, str]]:
+        """Keys (customer id, ``txn:`` row key) of transaction rows applied before ``before``,
+        whatever the customer: one filtered scan of the table selecting only the keys."""
+        rows = self._table.query_entities(
+            "RowKey ge @lo and RowKey lt @hi and applied_at lt @before",
+            parameters={"lo": TXN_PREFIX, "hi": TXN_PREFIX[:-1] + chr(ord(":") + 1),
+                        "before": before.astimezone(timezone.utc)},
+            select=["PartitionKey", "RowKey"], results_per_page=min(limit, 1000))
+        return _first(((row["PartitionKey"], row["RowKey"]) for row in rows), limit)
+
+    def delete_transactions(self, keys: Sequence[tuple[str, str]]) -> int:
+        """Delete transaction rows by key, grouped per customer; rows already gone are skipped."""
+        return delete_grouped(self._table, keys)
+
+    def inactive_profiles(self, before: datetime, limit: int) -> list[tuple[str, str]]:
+        """(customer id, ETag) of profile rows last written before ``before``."""
+        rows = self._table.query_entities(
+            "RowKey eq @profile and updated_at lt @before",
+            parameters={"profile": PROFILE_ROW, "before": before.astimezone(timezone.utc)},
+            select=["PartitionKey", "RowKey"], results_per_page=min(limit, 1000))
+        return _first(((row["PartitionKey"], row.metadata["etag"]) for row in rows), limit)
+
+    def remove_profiles(self, profiles: Sequence[tuple[str, str]]) -> int:
+        """Delete each profile row if its ETag is still the one listed (If-Match): a customer
+        who transacted since keeps the profile. A scoring process still holding the removed
+        profile fails its commit's condition and re-reads (``CommitConflict``)."""
+        removed = 0
+        for customer_id, etag in profiles:
+            self.cache.evict(customer_id)
+            try:
+                removed += delete_if_present(self._table, {"PartitionKey": customer_id, "RowKey": PROFILE_ROW}, etag)
+            except BatchRejected as exc:
+                if exc.status_code != 412:
+                    raise
+        return removed
+
+
+def _first(items: Iterable[tuple[str, str]], limit: int) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        out.append(item)
+        if len(out) >= limit:
+            break
+    return out
 
 
 def _decision(entity: dict[str, Any]) -> DecisionRecord:

@@ -88,6 +88,7 @@ def submit_batch(table_client: Any, operations: Iterable[tuple]) -> list[str | N
 
     operations: ("create", entity) | ("update", entity, {"etag": e}) [replace, If-Match]
                 | ("upsert", entity) [merge, no condition] | ("upsert_replace", entity)
+                | ("delete", keys) [If-Match *] | ("delete", keys, {"etag": e}) [If-Match e]
     Raises ``BatchRejected`` (status 409, 412, ...) when the service refuses it.
     """
     ops = list(operations)
@@ -114,11 +115,15 @@ def submit_batch(table_client: Any, operations: Iterable[tuple]) -> list[str | N
                 line = f"MERGE {target} HTTP/1.1"
             elif kind == "upsert_replace":
                 line = f"PUT {target} HTTP/1.1"
+            elif kind == "delete":
+                line = f"DELETE {target} HTTP/1.1"
+                headers.append(f"If-Match: {options.get('etag', '*')}")
             else:
                 raise ValueError(f"unknown operation {kind!r}")
+        content = "" if kind == "delete" else entity_json(entity)
         parts.append(
             f"--{changeset}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
-            f"{line}\r\n" + "\r\n".join(headers) + "\r\n\r\n" + entity_json(entity) + "\r\n"
+            f"{line}\r\n" + "\r\n".join(headers) + "\r\n\r\n" + content + "\r\n"
         )
     body = (
         f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"
@@ -201,3 +206,39 @@ def upsert_grouped(table_client: Any, entities: Iterable[Mapping[str, Any]],
         return len(submit_batch(table_client, [("upsert", e) for e in chunk]))
 
     return sum(map_chunks(write, chunks) if map_chunks is not None else map(write, chunks))
+
+
+def delete_grouped(table_client: Any, keys: Iterable[tuple[str, str]],
+                   map_chunks: Callable[[Callable[[list], int], list[list]], list[int]] | None = None) -> int:
+    """Delete entities by (PartitionKey, RowKey) as entity-group transactions: grouped by
+    partition, at most ``MAX_OPERATIONS`` per transaction (``map_chunks`` runs them, e.g. a
+    fan-out's ``map``; by default one after another). An entity already gone is not an error
+    (deleting is idempotent): a transaction refused with 404 is retried one entity at a time,
+    and only the entities that existed are counted. Returns the number deleted."""
+    by_partition: dict[str, list[str]] = defaultdict(list)
+    for partition_key, row_key in dict.fromkeys(keys):
+        by_partition[partition_key].append(row_key)
+    chunks = [[{"PartitionKey": pk, "RowKey": r} for r in row_keys[start:start + MAX_OPERATIONS]]
+              for pk, row_keys in by_partition.items() for start in range(0, len(row_keys), MAX_OPERATIONS)]
+
+    def delete(chunk: list) -> int:
+        try:
+            return len(submit_batch(table_client, [("delete", e) for e in chunk]))
+        except BatchRejected as exc:
+            if exc.status_code != 404:
+                raise
+            return sum(delete_if_present(table_client, e) for e in chunk)
+
+    return sum(map_chunks(delete, chunks) if map_chunks is not None else map(delete, chunks))
+
+
+def delete_if_present(table_client: Any, keys: Mapping[str, str], etag: str = "*") -> bool:
+    """Delete one entity if it exists (and, with ``etag``, is unchanged): True when it was
+    deleted, False when it was already gone. A changed entity raises ``BatchRejected`` (412)."""
+    try:
+        submit_batch(table_client, [("delete", dict(keys), {"etag": etag})])
+    except BatchRejected as exc:
+        if exc.status_code == 404:
+            return False
+        raise
+    return True

@@ -7,7 +7,7 @@ tested on the fakes behaves the same on Azure.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
 from shared.domain.dead_letter import DeadLetter
@@ -230,3 +230,62 @@ class ReportsPort(Protocol):
     def write_report(self, report: dict[str, Any], at: datetime) -> str: ...
 
     def request_retrain(self, request: dict[str, Any], at: datetime, cooldown: timedelta) -> str | None: ...
+
+
+# -- retention (issue #15): what each store gives up once past its retention ------------------
+# A store lists the keys of what lies before a cut-off (keys only, at most ``limit``) and
+# deletes by key. Deleting is idempotent: a key already gone is skipped, not an error, and
+# is not counted. ``TableKey`` is (PartitionKey, RowKey).
+TableKey = tuple[str, str]
+
+
+class AuditRetentionPort(Protocol):
+    """The audit log's decision rows by hour, and their id index."""
+
+    def expired_decisions(self, before_hour: str, limit: int) -> list[TableKey]:
+        """Keys of decision rows in UTC hours before ``before_hour`` (``YYYYMMDDHH``); the RowKey
+        is the transaction id."""
+
+    def delete_index(self, transaction_ids: Sequence[str]) -> int:
+        """Remove the id-index entries of those transactions (before their rows: a crash in
+        between leaves the rows, which the next run finds again)."""
+
+    def delete_decisions(self, keys: Sequence[TableKey]) -> int: ...
+
+
+class LabelRetentionPort(Protocol):
+    def expired_labels(self, before: datetime, limit: int) -> list[TableKey]:
+        """Keys of received labels (joined or not) recorded before ``before``."""
+
+    def delete_labels(self, keys: Sequence[TableKey]) -> int: ...
+
+
+class DeadLetterRetentionPort(Protocol):
+    def expired_letters(self, before_day: date, limit: int) -> list[str]:
+        """Names of dead letters filed under days before ``before_day``."""
+
+    def discard(self, names: Sequence[str]) -> int: ...
+
+
+class ProfileRetentionPort(Protocol):
+    """One profile store (of possibly several accounts): applied-transaction rows and profiles."""
+
+    def expired_transactions(self, before: datetime, limit: int) -> list[TableKey]:
+        """Keys (customer id, ``txn:`` row key) of transaction rows applied before ``before``."""
+
+    def delete_transactions(self, keys: Sequence[TableKey]) -> int: ...
+
+    def inactive_profiles(self, before: datetime, limit: int) -> list[tuple[str, str]]:
+        """(customer id, ETag) of profiles last updated before ``before``."""
+
+    def remove_profiles(self, profiles: Sequence[tuple[str, str]]) -> int:
+        """Delete each profile row if its ETag is unchanged: a customer who came back since
+        the listing keeps theirs. Returns the number removed."""
+
+
+class HourlyRowsRetentionPort(Protocol):
+    """A table partitioned by UTC hour (``YYYYMMDDHH``): the monitoring aggregates."""
+
+    def expired_hours(self, before_hour: str, limit: int) -> list[TableKey]: ...
+
+    def delete_rows(self, keys: Sequence[TableKey]) -> int: ...

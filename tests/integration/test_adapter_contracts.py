@@ -55,3 +55,51 @@ class TestAggregateTable(MonitoringAggregateContract):
     @pytest.fixture
     def store(self, services):
         return services.aggregate_table
+
+# -- retention -----------------------------------------------------------------------------------
+from contracts import (AuditRetentionContract, DeadLetterRetentionContract, HourlyRowsRetentionContract,  # noqa: E402
+                       LabelRetentionContract, ProfileRetentionContract)
+
+
+class TestAuditTableRetention(AuditRetentionContract):
+    @pytest.fixture
+    def store(self, services):
+        return services.audit
+
+
+class TestLabelTableRetention(LabelRetentionContract):
+    @pytest.fixture
+    def store(self, services):
+        return services.label_store
+
+
+class TestDeadLetterBlobsRetention(DeadLetterRetentionContract):
+    @pytest.fixture
+    def store(self, services):
+        return services.dead_letters
+
+
+class TestProfileTableRetention(ProfileRetentionContract):
+    @pytest.fixture(params=[0, 100], ids=["uncached", "cached"])
+    def store(self, services, request):
+        from shared.adapters.profile_table import ProfileStore
+
+        return ProfileStore(services.table_service.get_table_client(services.config.profile_table), cache_size=request.param)
+
+
+class TestAggregateTableRetention(HourlyRowsRetentionContract):
+    @pytest.fixture
+    def table(self, services):
+        import uuid
+
+        return services.table_service.create_table(f"aggregates{uuid.uuid4().hex[:8]}")
+
+    @pytest.fixture
+    def store(self, table):
+        from shared.adapters.aggregate_retention import AggregateRetention
+
+        return AggregateRetention(table)
+
+    @pytest.fixture
+    def seed(self, table):
+        return lambda partition, row: table.upsert_entity({"PartitionKey": partition, "RowKey": row, "flushes": 1})

@@ -65,3 +65,42 @@ class TestFakeMonitoringAggregates(MonitoringAggregateContract):
         from fakes import FakeMonitoringAggregates
 
         return FakeMonitoringAggregates()
+
+# -- retention -----------------------------------------------------------------------------------
+from contracts import (AuditRetentionContract, DeadLetterRetentionContract, HourlyRowsRetentionContract,  # noqa: E402
+                       LabelRetentionContract, ProfileRetentionContract)
+from fakes import FakeHourlyRows  # noqa: E402
+
+
+class TestFakeAuditRetention(AuditRetentionContract):
+    @pytest.fixture
+    def store(self):
+        return FakeAuditLog()
+
+
+class TestFakeLabelRetention(LabelRetentionContract):
+    @pytest.fixture
+    def store(self):
+        return FakeLabelStore()
+
+
+class TestFakeDeadLetterRetention(DeadLetterRetentionContract):
+    @pytest.fixture
+    def store(self):
+        return FakeDeadLetters()
+
+
+class TestFakeProfileRetention(ProfileRetentionContract):
+    @pytest.fixture
+    def store(self):
+        return FakeProfiles()
+
+
+class TestFakeHourlyRowsRetention(HourlyRowsRetentionContract):
+    @pytest.fixture
+    def store(self):
+        return FakeHourlyRows()
+
+    @pytest.fixture
+    def seed(self, store):
+        return lambda partition, row: store.put(partition, row)

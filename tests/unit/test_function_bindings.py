@@ -51,3 +51,9 @@ def test_the_retrain_blob_triggers_watch_the_data_account_through_event_grid():
         (trigger,) = bindings(name)
         assert (trigger["type"], trigger["path"], trigger["source"]) == ("blobTrigger", path, "EventGrid")
         assert trigger["connection"] == "FRAUD_DATA_STORAGE"
+
+
+def test_the_retention_timer_runs_on_its_setting_s_schedule():
+    (trigger,) = bindings("retention_timer")
+    assert trigger == {"direction": "IN", "type": "timerTrigger", "name": "timer",
+                       "schedule": "%FRAUD_RETENTION_SCHEDULE%", "runOnStartup": False, "useMonitor": True}
