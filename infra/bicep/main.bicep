@@ -4,7 +4,7 @@
 //   az deployment group create -g <rg> -f infra/bicep/main.bicep -p @infra/bicep/main.dev.parameters.json
 //
 // No secret, key or connection string with a key appears here: every connection is
-// identity-based (the user-assigned identity of identity.bicep) and tests/test_infra_bicep.py
+// identity-based (the user-assigned identity of identity.bicep) and tests/integration/test_infra_bicep.py
 // checks that, and that every app setting the code reads (shared/config.py) is set.
 
 targetScope = 'resourceGroup'
@@ -103,7 +103,7 @@ param producerPrincipalType string = 'ServicePrincipal'
 
 // --- Storage and monitoring ------------------------------------------------------------
 
-@description('Storage replication (Standard_ZRS/GZRS for production).')
+@description('Replication of the host account (AzureWebJobsStorage) and the profile accounts (Standard_ZRS/GZRS for production).')
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
@@ -114,14 +114,55 @@ param producerPrincipalType string = 'ServicePrincipal'
 ])
 param storageSku string = 'Standard_ZRS'
 
+@description('Replication of the data account (FRAUD_DATA_STORAGE). The audit write and the alert queue are on the scoring path, so production wants zone redundancy (ZRS/GZRS); but the Archive tier exists only on LRS, GRS and RA-GRS, so on a zone-redundant account the decision archive goes to Cold instead of Archive after decisionArchiveArchiveAfterDays.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param dataStorageSku string = 'Standard_ZRS'
+
+@description('Extra storage accounts the customer profiles are sharded over (FRAUD_PROFILE_ACCOUNTS), each with a `profiles` table; 0: profiles stay in the data account. Size it from docs/CAPACITY.md: one account takes about 14,000 entities/s at 70 % of its 20,000 target; profiles cost about 3 entities per transaction, so 10,000 tx/s needs 3.')
+@minValue(0)
+@maxValue(16)
+param profileAccountCount int = 0
+
 @description('Days deleted blobs/containers stay recoverable.')
 @minValue(1)
 @maxValue(365)
 param blobSoftDeleteDays int = 14
 
-@description('Days previous blob versions (e.g. of the model registry pointer) are kept.')
+@description('Days previous blob versions (e.g. of the model registry pointer) are kept on the data account, in every container but the decision archive (whose versions its immutability policy keeps).')
 @minValue(1)
-param blobVersionRetentionDays int = 30
+param blobVersionRetentionDays int = 90
+
+@description('Days each decision-archive blob stays immutable (time-based retention, version-level WORM). 2,555 = 7 years for production; deployed unlocked: production locks it after review (docs/DEPLOY.md), after which it can never be shortened.')
+@minValue(1)
+@maxValue(146000)
+param decisionArchiveRetentionDays int = 2555
+
+@description('Days after which decision-archive blobs move from Hot to Cool.')
+@minValue(1)
+param decisionArchiveCoolAfterDays int = 30
+
+@description('Days after which decision-archive blobs move to Archive (Cold when dataStorageSku is zone-redundant, where Archive does not exist).')
+@minValue(1)
+param decisionArchiveArchiveAfterDays int = 180
+
+@description('Days the hourly decision-staging append blobs are kept: the archive timer has compacted them into Parquet within the hour, so this is only a window to re-run a compaction.')
+@minValue(1)
+param decisionStagingRetentionDays int = 14
+
+@description('Days training-sample blobs are kept; more than FRAUD_RETRAIN_LOOKBACK_DAYS (30), the window the retrain reads.')
+@minValue(1)
+param trainingSampleRetentionDays int = 45
+
+@description('Days dead-lettered events are kept: the lifecycle rule on dead-letter and the app setting FRAUD_DEAD_LETTER_RETENTION_DAYS (the retention timer) both use it.')
+@minValue(1)
+param deadLetterRetentionDays int = 30
 
 @description('Days Log Analytics keeps logs.')
 @minValue(30)
@@ -141,32 +182,214 @@ param alertWebhookUrl string = ''
 
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var prefix = toLower('${baseName}-${environmentName}')
-var storageAccountName = take(toLower('st${replace(baseName, '-', '')}${environmentName}${token}'), 24)
+// storage account names: 3-24 lowercase letters and digits; the token keeps them unique
+var storageBaseName = replace(baseName, '-', '')
+var storageAccountName = take(toLower('st${storageBaseName}${environmentName}${token}'), 24)
+var dataStorageAccountName = take(toLower('stdata${token}${storageBaseName}${environmentName}'), 24)
 var functionAppName = 'func-${prefix}-${token}'
 var deploymentContainerName = 'app-package'
 var eventHubName = 'transactions'
 var consumerGroupName = 'fraud-scoring'
 
-// Storage the app uses (shared/config.py defaults) and the retraining blob triggers.
-var blobContainers = [
+// The profile accounts: FRAUD_PROFILE_STORAGE_1..N, the names FRAUD_PROFILE_ACCOUNTS lists.
+// Their table endpoints follow from their names, so the app settings need no module output.
+var profileAccounts = [for i in range(1, profileAccountCount): {
+  setting: 'FRAUD_PROFILE_STORAGE_${i}'
+  name: take(toLower('stprof${i}${token}${storageBaseName}${environmentName}'), 24)
+}]
+var profileConnectionNames = [for account in profileAccounts: account.setting]
+var profileConnections = [for account in profileAccounts: {
+  setting: account.setting
+  tableServiceUri: 'https://${account.name}.table.${environment().suffixes.storage}/'
+}]
+
+// The host account keeps only what the Functions host needs: the Flex deployment package
+// (the host creates its own azure-webjobs-* containers for leases and checkpoints).
+var hostContainers = [
   deploymentContainerName
+]
+
+// The app's data (shared/config.py defaults), all on the data account. The decision archive
+// is created by decisionarchive.bicep (it needs immutability set when it is created).
+var profileTableName = 'profiles'
+var archiveContainerName = 'decision-archive'
+var stagingContainerName = 'decision-staging'
+var trainingSampleContainerName = 'training-sample'
+var deadLetterContainerName = 'dead-letter'
+// containers whose blobs stay (their old versions expire), then those whose blobs expire
+var keptContainers = [
   'models'
-  'dead-letter'
   'labels'
   'monitoring'
   'training-data'
   'retrain-requests'
 ]
-var tables = [
-  'profiles'
+var dataContainers = concat(keptContainers, [
+  stagingContainerName
+  trainingSampleContainerName
+  deadLetterContainerName
+])
+var dataTables = [
+  profileTableName
   'scores'
   'merchantrisk'
   'labels'
+  'monitoraggregates'
 ]
-var queues = [
+var dataQueues = [
   'fraud-alerts'
 ]
 
+// Lifecycle of the data account's blobs. Delete rules also remove the previous version a
+// delete leaves behind (versioning is on), a day later, so expired data really goes.
+var archiveTierSupported = contains([
+  'Standard_LRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+], dataStorageSku)
+var archiveTierAction = {
+  tierToArchive: {
+    daysAfterModificationGreaterThan: decisionArchiveArchiveAfterDays
+  }
+}
+var coldTierAction = {
+  tierToCold: {
+    daysAfterModificationGreaterThan: decisionArchiveArchiveAfterDays
+  }
+}
+// Old versions expire everywhere but in the decision archive, whose immutability policy keeps
+// them: in the kept containers after blobVersionRetentionDays, in the expiring ones (their
+// own rules) a day after the delete that made them.
+var versionedPrefixes = [for container in keptContainers: '${container}/']
+var dataLifecycleRules = [
+  {
+    name: 'decision-archive-tiers'
+    enabled: true
+    type: 'Lifecycle'
+    definition: {
+      filters: {
+        blobTypes: [
+          'blockBlob'
+        ]
+        prefixMatch: [
+          '${archiveContainerName}/'
+        ]
+      }
+      actions: {
+        baseBlob: union({
+          tierToCool: {
+            daysAfterModificationGreaterThan: decisionArchiveCoolAfterDays
+          }
+        }, archiveTierSupported ? archiveTierAction : coldTierAction)
+      }
+    }
+  }
+  {
+    name: 'decision-staging-expiry'
+    enabled: true
+    type: 'Lifecycle'
+    definition: {
+      filters: {
+        blobTypes: [
+          'blockBlob'
+          'appendBlob'
+        ]
+        prefixMatch: [
+          '${stagingContainerName}/'
+        ]
+      }
+      actions: {
+        baseBlob: {
+          delete: {
+            daysAfterModificationGreaterThan: decisionStagingRetentionDays
+          }
+        }
+        version: {
+          delete: {
+            daysAfterCreationGreaterThan: 1
+          }
+        }
+      }
+    }
+  }
+  {
+    name: 'training-sample-expiry'
+    enabled: true
+    type: 'Lifecycle'
+    definition: {
+      filters: {
+        blobTypes: [
+          'blockBlob'
+          'appendBlob'
+        ]
+        prefixMatch: [
+          '${trainingSampleContainerName}/'
+        ]
+      }
+      actions: {
+        baseBlob: {
+          delete: {
+            daysAfterModificationGreaterThan: trainingSampleRetentionDays
+          }
+        }
+        version: {
+          delete: {
+            daysAfterCreationGreaterThan: 1
+          }
+        }
+      }
+    }
+  }
+  {
+    name: 'dead-letter-expiry'
+    enabled: true
+    type: 'Lifecycle'
+    definition: {
+      filters: {
+        blobTypes: [
+          'blockBlob'
+          'appendBlob'
+        ]
+        prefixMatch: [
+          '${deadLetterContainerName}/'
+        ]
+      }
+      actions: {
+        baseBlob: {
+          delete: {
+            daysAfterModificationGreaterThan: deadLetterRetentionDays
+          }
+        }
+        version: {
+          delete: {
+            daysAfterCreationGreaterThan: 1
+          }
+        }
+      }
+    }
+  }
+  {
+    name: 'old-versions-expiry'
+    enabled: true
+    type: 'Lifecycle'
+    definition: {
+      filters: {
+        blobTypes: [
+          'blockBlob'
+          'appendBlob'
+        ]
+        prefixMatch: versionedPrefixes
+      }
+      actions: {
+        version: {
+          delete: {
+            daysAfterCreationGreaterThan: blobVersionRetentionDays
+          }
+        }
+      }
+    }
+  }
+]
 module identity 'modules/identity.bicep' = {
   name: 'identity'
   params: {
@@ -187,20 +410,64 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
-module storage 'modules/storage.bicep' = {
-  name: 'storage'
+module hostStorage 'modules/storage.bicep' = {
+  name: 'host-storage'
   params: {
     location: location
     name: storageAccountName
     skuName: storageSku
-    containers: blobContainers
-    tables: tables
-    queues: queues
+    containers: hostContainers
+    tables: []
+    queues: []
     softDeleteDays: blobSoftDeleteDays
-    versionRetentionDays: blobVersionRetentionDays
+    enableVersioning: false
+    lifecycleRules: []
     tags: tags
   }
 }
+
+module dataStorage 'modules/storage.bicep' = {
+  name: 'data-storage'
+  params: {
+    location: location
+    name: dataStorageAccountName
+    skuName: dataStorageSku
+    containers: dataContainers
+    tables: dataTables
+    queues: dataQueues
+    softDeleteDays: blobSoftDeleteDays
+    enableVersioning: true
+    lifecycleRules: dataLifecycleRules
+    tags: tags
+  }
+}
+
+module decisionArchive 'modules/decisionarchive.bicep' = {
+  name: 'decision-archive'
+  params: {
+    storageAccountName: dataStorage.outputs.name
+    containerName: archiveContainerName
+    retentionDays: decisionArchiveRetentionDays
+  }
+}
+
+module profileStorage 'modules/storage.bicep' = [for account in profileAccounts: {
+  name: 'profile-storage-${account.name}'
+  params: {
+    location: location
+    name: account.name
+    skuName: storageSku
+    containers: []
+    tables: [
+      profileTableName
+    ]
+    queues: []
+    softDeleteDays: blobSoftDeleteDays
+    enableVersioning: false
+    lifecycleRules: []
+    tags: tags
+  }
+}]
 
 module eventHubs 'modules/eventhubs.bicep' = {
   name: 'eventhubs'
@@ -225,22 +492,37 @@ module roles 'modules/roles.bicep' = {
     appPrincipalId: identity.outputs.principalId
     producerPrincipalId: producerPrincipalId
     producerPrincipalType: producerPrincipalType
-    storageAccountName: storage.outputs.name
+    hostStorageAccountName: hostStorage.outputs.name
+    dataStorageAccountName: dataStorage.outputs.name
     eventHubsNamespaceName: eventHubs.outputs.namespaceName
     eventHubName: eventHubs.outputs.eventHubName
     appInsightsName: monitoring.outputs.appInsightsName
   }
 }
 
+module profileRoles 'modules/profileroles.bicep' = [for (account, i) in profileAccounts: {
+  name: 'profile-roles-${account.name}'
+  params: {
+    appPrincipalId: identity.outputs.principalId
+    storageAccountName: profileStorage[i].outputs.name
+  }
+}]
+
 // Every setting of shared/config.py SETTINGS. Connection settings in identity form
 // (<NAME>__<property>); plain settings with the registry's defaults (override them with
-// appSettingOverrides). tests/test_infra_bicep.py keeps this in step with the registry.
+// appSettingOverrides). tests/integration/test_infra_bicep.py keeps this in step with the registry.
 var appSettings = {
-  AzureWebJobsStorage__blobServiceUri: storage.outputs.blobEndpoint
-  AzureWebJobsStorage__queueServiceUri: storage.outputs.queueEndpoint
-  AzureWebJobsStorage__tableServiceUri: storage.outputs.tableEndpoint
+  AzureWebJobsStorage__blobServiceUri: hostStorage.outputs.blobEndpoint
+  AzureWebJobsStorage__queueServiceUri: hostStorage.outputs.queueEndpoint
+  AzureWebJobsStorage__tableServiceUri: hostStorage.outputs.tableEndpoint
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identity.outputs.clientId
+  FRAUD_DATA_STORAGE__blobServiceUri: dataStorage.outputs.blobEndpoint
+  FRAUD_DATA_STORAGE__queueServiceUri: dataStorage.outputs.queueEndpoint
+  FRAUD_DATA_STORAGE__tableServiceUri: dataStorage.outputs.tableEndpoint
+  FRAUD_DATA_STORAGE__credential: 'managedidentity'
+  FRAUD_DATA_STORAGE__clientId: identity.outputs.clientId
+  FRAUD_PROFILE_ACCOUNTS: join(profileConnectionNames, ',')
   EventHubConnection__fullyQualifiedNamespace: eventHubs.outputs.fullyQualifiedNamespace
   EventHubConnection__credential: 'managedidentity'
   EventHubConnection__clientId: identity.outputs.clientId
@@ -289,6 +571,19 @@ var appSettings = {
   FRAUD_PROMOTION_TOP_K: '20'
   FRAUD_HTTP_MAX_BODY_BYTES: '65536'
   FRAUD_STORAGE_RETRIES: '5'
+  FRAUD_AGGREGATE_TABLE: 'monitoraggregates'
+  FRAUD_MONITOR_FLUSH_SECONDS: '60'
+  FRAUD_ARCHIVE_CONTAINER: decisionArchive.outputs.containerName
+  FRAUD_ARCHIVE_STAGING_CONTAINER: stagingContainerName
+  FRAUD_ARCHIVE_SCHEDULE: '0 10 * * * *'
+  FRAUD_ARCHIVE_GRACE_MINUTES: '10'
+  FRAUD_TRAINING_SAMPLE_CONTAINER: trainingSampleContainerName
+  FRAUD_TRAINING_SAMPLE_RATE: '0.01'
+  FRAUD_AUDIT_RETENTION_DAYS: '180'
+  FRAUD_DEAD_LETTER_RETENTION_DAYS: string(deadLetterRetentionDays)
+  FRAUD_LABEL_RETENTION_DAYS: '400'
+  FRAUD_PROFILE_INACTIVE_DAYS: '90'
+  FRAUD_RETENTION_SCHEDULE: '0 30 1 * * *'
 }
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -296,6 +591,7 @@ module functionApp 'modules/functionapp.bicep' = {
   // the identity must hold its storage roles before the app fetches its package
   dependsOn: [
     roles
+    profileRoles
   ]
   params: {
     location: location
@@ -303,7 +599,7 @@ module functionApp 'modules/functionapp.bicep' = {
     name: functionAppName
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
-    storageBlobEndpoint: storage.outputs.blobEndpoint
+    storageBlobEndpoint: hostStorage.outputs.blobEndpoint
     deploymentContainerName: deploymentContainerName
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     pythonVersion: pythonVersion
@@ -313,6 +609,7 @@ module functionApp 'modules/functionapp.bicep' = {
     httpPerInstanceConcurrency: httpPerInstanceConcurrency
     zoneRedundant: zoneRedundant
     appSettings: union(appSettings, appSettingOverrides)
+    profileConnections: profileConnections
     tags: tags
   }
 }
@@ -322,7 +619,7 @@ module eventGrid 'modules/eventgrid.bicep' = {
   params: {
     location: location
     name: 'evgt-${prefix}-${token}'
-    storageAccountId: storage.outputs.id
+    storageAccountId: dataStorage.outputs.id
     tags: tags
   }
 }
@@ -330,7 +627,9 @@ module eventGrid 'modules/eventgrid.bicep' = {
 output resourceGroupName string = resourceGroup().name
 output functionAppName string = functionApp.outputs.name
 output functionAppHostName string = functionApp.outputs.defaultHostName
-output storageAccountName string = storage.outputs.name
+output storageAccountName string = hostStorage.outputs.name
+output dataStorageAccountName string = dataStorage.outputs.name
+output profileStorageAccountNames array = [for i in range(0, profileAccountCount): profileStorage[i].outputs.name]
 output eventHubsNamespace string = eventHubs.outputs.namespaceName
 output eventHubsFullyQualifiedNamespace string = eventHubs.outputs.fullyQualifiedNamespace
 output eventHubName string = eventHubs.outputs.eventHubName

@@ -10,11 +10,13 @@ What is checked:
 1. every setting of ``shared.config.SETTINGS`` (connection settings expanded to their
    identity form) is set in the function app's app settings, and nothing else;
 2. the app's user-assigned identity holds exactly the roles the app needs (by role GUID),
-   and the producer's send role is optional;
+   each scoped to the one storage account it is for, and the producer's send role is optional;
 3. no secret, key or key-bearing connection string in any template, parameter file or
    script (and ``local.settings.example.json``, if present, only has emulator strings);
-4. storage: TLS 1.2, no public blob access, no shared keys, HTTPS only, every container,
-   table and queue the settings name;
+4. storage: TLS 1.2, no public blob access, no shared keys, HTTPS only on every account; the
+   host account (AzureWebJobsStorage) apart from the data account (FRAUD_DATA_STORAGE), which
+   holds every container, table and queue the settings name; the profile accounts; the
+   decision archive's versioning and immutability; the data account's lifecycle rules;
 5. the plan is Flex Consumption (FC1), Python 3.11/3.12, identity-based deployment storage.
 """
 from __future__ import annotations
@@ -55,20 +57,26 @@ LOCAL_SETTINGS_EXAMPLE = ROOT / "local.settings.example.json"
 
 # Built-in role definitions (ids are the same in every tenant).
 STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
+STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 EVENT_HUBS_DATA_RECEIVER = "a638d3c7-ab3a-418d-83e6-5f17a39d4fde"
 EVENT_HUBS_DATA_SENDER = "2b629674-e913-4c01-ae53-ef4638d8f975"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 
-# role -> the resource type it must be scoped to
-APP_ROLES = {
-    STORAGE_BLOB_DATA_OWNER: "Microsoft.Storage/storageAccounts",
-    STORAGE_QUEUE_DATA_CONTRIBUTOR: "Microsoft.Storage/storageAccounts",
-    STORAGE_TABLE_DATA_CONTRIBUTOR: "Microsoft.Storage/storageAccounts",
-    EVENT_HUBS_DATA_RECEIVER: "Microsoft.EventHub/namespaces/eventhubs",
-    MONITORING_METRICS_PUBLISHER: "Microsoft.Insights/components",
-}
+# (role, scope) of every role the app's identity holds: a storage scope is the main.bicep
+# module that deploys the account, anything else the resource type.
+APP_ROLES = sorted([
+    (STORAGE_BLOB_DATA_OWNER, "hostStorage"),          # Functions host: leases, checkpoints, package
+    (STORAGE_QUEUE_DATA_CONTRIBUTOR, "hostStorage"),   # the blob trigger's internal queues
+    (STORAGE_TABLE_DATA_CONTRIBUTOR, "hostStorage"),   # the host's diagnostic events
+    (STORAGE_BLOB_DATA_CONTRIBUTOR, "dataStorage"),
+    (STORAGE_QUEUE_DATA_CONTRIBUTOR, "dataStorage"),
+    (STORAGE_TABLE_DATA_CONTRIBUTOR, "dataStorage"),
+    (STORAGE_TABLE_DATA_CONTRIBUTOR, "profileStorage"),  # once per profile account (module loop)
+    (EVENT_HUBS_DATA_RECEIVER, "Microsoft.EventHub/namespaces/eventhubs"),
+    (MONITORING_METRICS_PUBLISHER, "Microsoft.Insights/components"),
+])
 
 # App settings the platform needs besides the app's own.
 PLATFORM_SETTINGS = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
@@ -84,10 +92,16 @@ FLEX_DEPRECATED_SETTINGS = {
 FLEX_DEPRECATED_SITE_CONFIG = {"linuxFxVersion", "alwaysOn", "functionAppScaleLimit", "preWarmedInstanceCount",
                                "minimumElasticInstanceCount", "use32BitWorkerProcess", "javaVersion", "netFrameworkVersion"}
 
-# Storage the app and the retraining triggers use, besides what the settings name.
-REQUIRED_CONTAINERS = {"models", "dead-letter", "labels", "monitoring", "training-data", "retrain-requests"}
-REQUIRED_TABLES = {"profiles", "scores", "merchantrisk", "labels"}
+# Storage the app and the retraining triggers use, besides what the settings name (issue #15).
+REQUIRED_CONTAINERS = {"models", "dead-letter", "labels", "monitoring", "training-data", "retrain-requests",
+                       "decision-archive", "decision-staging", "training-sample"}
+REQUIRED_TABLES = {"profiles", "scores", "merchantrisk", "labels", "monitoraggregates"}
 REQUIRED_QUEUES = {"fraud-alerts"}
+
+# The identity form of a profile account's connection (it holds only the profiles table).
+PROFILE_CONNECTION_PROPERTIES = {"tableServiceUri", "credential", "clientId"}
+# Redundancies that have the Archive tier (the others stop at Cold).
+ARCHIVE_TIER_SKUS = {"Standard_LRS", "Standard_GRS", "Standard_RAGRS"}
 
 FLEX_PYTHON_VERSIONS = {"3.11", "3.12"}
 
@@ -131,17 +145,28 @@ def only_resource(path: Path, type_: str) -> dict[str, Any]:
     return body(next(iter(found.values())))[0]
 
 
+def module_calls(module_path: str) -> dict[str, dict[str, Any]]:
+    """symbol -> module block of every main.bicep module that deploys modules/<module_path>.bicep."""
+    return {name: m for name, m in parse(MAIN).get("modules", {}).items()
+            if m["detail"]["path"] == f"modules/{module_path}.bicep"}
+
+
 def module_call(module_path: str) -> dict[str, Any]:
-    """The module block of main.bicep that deploys modules/<module_path>.bicep."""
-    calls = [m for m in parse(MAIN).get("modules", {}).values() if m["detail"]["path"] == f"modules/{module_path}.bicep"]
+    """The one module block of main.bicep that deploys modules/<module_path>.bicep."""
+    calls = module_calls(module_path)
     assert len(calls) == 1, f"main.bicep: expected one module using modules/{module_path}.bicep"
-    return body(calls[0])[0]
+    return body(next(iter(calls.values())))[0]
 
 
 def module_symbol(module_path: str) -> str:
-    names = [n for n, m in parse(MAIN)["modules"].items() if m["detail"]["path"] == f"modules/{module_path}.bicep"]
+    names = list(module_calls(module_path))
     assert len(names) == 1
     return names[0]
+
+
+def main_module(symbol: str) -> tuple[dict[str, Any], Any, Any]:
+    """(body, condition, loop) of main.bicep's module <symbol>."""
+    return body(parse(MAIN)["modules"][symbol])
 
 
 def symbols(path: Path) -> set[str]:
@@ -210,6 +235,122 @@ def parameter_files() -> Iterator[tuple[Path, dict[str, Any]]]:
         yield path, {k: v.get("value") for k, v in json.loads(path.read_text())["parameters"].items()}
 
 
+class ModuleOutput(str):
+    """What evaluate() gives for <module>.outputs.<name>: known only at deployment."""
+
+
+FAKE_UNIQUE_STRING = "t0k3nt0k3nt0k"  # uniqueString() is 13 characters
+
+
+def _interpolate(text: str, path: Path, values: dict[str, Any], scope: dict[str, Any]) -> str:
+    """'${name}' and '${name.key}' replaced by their values; other expressions are left as they are."""
+    def value_of(match: re.Match[str]) -> str:
+        head, *keys = match.group(1).split(".")
+        value = evaluate(head, path, values, scope)
+        for key in keys:
+            value = value[key]
+        return str(value)
+    return re.sub(r"\$\{([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\}", value_of, text)
+
+
+def evaluate(expr: Any, path: Path, values: dict[str, Any] | None = None, scope: dict[str, Any] | None = None) -> Any:
+    """The value of a template expression, for the parameter values given (else the defaults).
+
+    Covers what the storage, lifecycle and profile-account expressions use: literals and
+    interpolation, parameters and variables, array loops (over arrays and range()), union,
+    contains, join, string, take, toLower, replace, uniqueString (a fixed fake), conditionals,
+    equality and property access; a module's output comes back as a ModuleOutput."""
+    values, scope = values or {}, scope or {}
+    doc = parse(path)
+    if isinstance(expr, (bool, int, float)) or expr is None:
+        return expr
+    if isinstance(expr, str):
+        if expr in scope:
+            return scope[expr]
+        if expr in values:
+            return values[expr]
+        if expr in doc.get("parameters", {}):
+            return doc["parameters"][expr].get("default")
+        if expr in doc.get("variables", {}):
+            return evaluate(doc["variables"][expr]["value"], path, values)
+        return _interpolate(expr, path, values, scope)
+    if isinstance(expr, list):
+        return [evaluate(item, path, values, scope) for item in expr]
+    assert isinstance(expr, dict)
+    if "loop_type" in expr:
+        loop = expr["loop_type"]
+        detail = loop["detail"]
+        if loop["type"] == "range":
+            start = evaluate(detail["start_index"], path, values, scope)
+            count = evaluate(detail["count"], path, values, scope)
+            bindings = [{detail["index_name"]: i} for i in range(start, start + count)]
+        else:
+            assert loop["type"] in ("array", "array_index"), loop
+            items = evaluate(detail["array_name"], path, values, scope)
+            bindings = [{detail["item_name"]: item, **({detail["index_name"]: i} if detail.get("index_name") else {})}
+                        for i, item in enumerate(items)]
+        return [evaluate(expr["config"], path, values, {**scope, **b}) for b in bindings]
+    if "function" in expr:
+        kind, args = expr["function"]["type"], expr["function"]["parameters"]
+        arg = lambda key: evaluate(args[key], path, values, scope)  # noqa: E731
+        if kind == "union":
+            merged: dict[str, Any] = {}
+            for key in args:
+                merged.update(arg(key))
+            return merged
+        if kind == "concat":
+            return [item for key in args for item in arg(key)]
+        if kind == "contains":
+            return arg("item_to_find") in arg("container")
+        if kind == "join":
+            return arg("delimiter").join(arg("input_array"))
+        if kind == "string":
+            return str(arg("value_to_convert"))
+        if kind == "take":
+            return arg("original_value")[:arg("number_to_take")]
+        if kind == "to_lower":
+            return arg("string_to_change").lower()
+        if kind == "replace":
+            return arg("original_string").replace(arg("old_string"), arg("new_string"))
+        if kind == "unique_string":
+            return FAKE_UNIQUE_STRING
+        raise AssertionError(f"evaluate: function {kind} not covered")
+    if "operator" in expr:
+        kind, operands = expr["operator"]["type"], expr["operator"]["operands"]
+        if kind == "conditional":
+            chosen = "true_value" if evaluate(operands["condition"], path, values, scope) else "false_value"
+            return evaluate(operands[chosen], path, values, scope)
+        if kind == "equals":
+            return evaluate(operands["operand_1"], path, values, scope) == evaluate(operands["operand_2"], path, values, scope)
+        if kind == "not_equals":
+            return evaluate(operands["operand_1"], path, values, scope) != evaluate(operands["operand_2"], path, values, scope)
+        if kind == "property_accessor":
+            chain = accessor_path(expr)
+            if chain and chain[0] in doc.get("modules", {}):
+                return ModuleOutput(".".join(chain))
+            base = evaluate(operands["operand_1"], path, values, scope)
+            return base[operands["operand_2"]]
+        raise AssertionError(f"evaluate: operator {kind} not covered")
+    return {key: evaluate(value, path, values, scope) for key, value in expr.items()}
+
+
+def main_values(parameter_file: Path | None = None) -> dict[str, Any]:
+    """main.bicep's parameter values: the defaults, overridden by a parameter file."""
+    # a required parameter without a file gets a stand-in value (e.g. environmentName)
+    values = {name: p.get("default", name.lower()[:8]) for name, p in parse(MAIN)["parameters"].items()}
+    if parameter_file is not None:
+        values.update(dict(parameter_files())[parameter_file])
+    return values
+
+
+def setting_default(name: str) -> str:
+    return next(s.default for s in SETTINGS if s.name == name)
+
+
+def settings_defaults(suffix: str) -> set[str]:
+    return {s.default for s in SETTINGS if s.kind == "plain" and s.name.endswith(suffix) and s.default}
+
+
 def expected_app_settings() -> set[str]:
     names = set()
     for s in SETTINGS:
@@ -220,13 +361,25 @@ def expected_app_settings() -> set[str]:
     return names
 
 
-def deployed_app_settings() -> dict[str, Any]:
-    """name -> value expression of every app setting the function app gets."""
-    site = only_resource(module_file("functionapp"), "Microsoft.Web/sites")
-    loop = site["properties"]["siteConfig"]["appSettings"]
+def _app_settings_parts() -> tuple[str, list[str]]:
+    """siteConfig.appSettings of functionapp.bicep is concat(<settings object as name/value
+    pairs>, <profile connection loops>...): the first variable and the others."""
     fa = module_file("functionapp")
+    site = only_resource(fa, "Microsoft.Web/sites")
+    expr = site["properties"]["siteConfig"]["appSettings"]
+    assert expr.get("function", {}).get("type") == "concat", "siteConfig.appSettings must be concat(<variables>)"
+    parts = list(expr["function"]["parameters"].values())
+    assert all(isinstance(p, str) and p in parse(fa)["variables"] for p in parts), parts
+    return parts[0], parts[1:]
+
+
+def deployed_app_settings() -> dict[str, Any]:
+    """name -> value expression of every app setting the function app gets under a fixed name."""
+    fa = module_file("functionapp")
+    named, _ = _app_settings_parts()
+    loop = parse(fa)["variables"][named]["value"]
     # [for setting in items(X): {name: setting.key, value: setting.value}]
-    assert loop.get("loop_type", {}).get("type") == "object", "siteConfig.appSettings must be a loop over items(<object>)"
+    assert loop.get("loop_type", {}).get("type") == "object", f"{named} must be a loop over items(<object>)"
     item, source = loop["loop_type"]["detail"]["item_name"], loop["loop_type"]["detail"]["object_name"]
     assert loop["config"] == {
         "name": {"operator": {"type": "property_accessor", "operands": {"operand_1": item, "operand_2": "key"}}},
@@ -240,6 +393,23 @@ def deployed_app_settings() -> dict[str, Any]:
     overlap = set(settings) & set(from_main)
     assert not overlap, f"set both in main.bicep and functionapp.bicep: {sorted(overlap)}"
     return {**from_main, **settings}
+
+
+def profile_connection_settings() -> dict[str, Any]:
+    """property -> value expression of the settings functionapp.bicep adds per profile account,
+    named '<connection.setting>__<property>' from its profileConnections parameter."""
+    fa = module_file("functionapp")
+    _, loops = _app_settings_parts()
+    found = {}
+    for name in loops:
+        loop = parse(fa)["variables"][name]["value"]
+        detail = loop["loop_type"]["detail"]
+        assert loop["loop_type"]["type"] == "array" and detail["array_name"] == "profileConnections", name
+        item = detail["item_name"]
+        match = re.fullmatch(r"\$\{%s\.setting\}__(\w+)" % re.escape(item), loop["config"]["name"])
+        assert match, f"{name}: settings must be named '${{{item}.setting}}__<property>'"
+        found[match.group(1)] = loop["config"]["value"]
+    return found
 
 
 # --------------------------------------------------------------------------------------
@@ -326,6 +496,88 @@ def test_plain_setting_values_are_registry_defaults_or_references():
             assert value is not None
 
 
+def test_storage_connections_point_at_their_own_accounts():
+    """AzureWebJobsStorage is the host account; FRAUD_DATA_STORAGE the data account."""
+    deployed = deployed_app_settings()
+    for connection, account in (("AzureWebJobsStorage", "hostStorage"), ("FRAUD_DATA_STORAGE", "dataStorage")):
+        for prop, output in (("blobServiceUri", "blobEndpoint"), ("queueServiceUri", "queueEndpoint"),
+                             ("tableServiceUri", "tableEndpoint")):
+            assert accessor_path(deployed[f"{connection}__{prop}"]) == [account, "outputs", output], (
+                f"{connection}__{prop} must be the {account} account's endpoint")
+
+
+def test_setting_values_evaluate_to_the_registry_defaults():
+    """With main.bicep's defaults every plain setting the template can compute (literals,
+    variables, parameters, string(), join()) is the code's default; what a module outputs is
+    checked where it is made (FRAUD_ARCHIVE_CONTAINER below, the Event Hub names further on)."""
+    deployed = deployed_app_settings()
+    values = main_values()
+    computed = 0
+    for s in (s for s in SETTINGS if s.kind == "plain"):
+        value = evaluate(deployed[s.name], MAIN, values)
+        if isinstance(value, ModuleOutput):
+            continue
+        computed += 1
+        assert value == s.default, f"{s.name}: the template deploys {value!r}, shared/config.py default is {s.default!r}"
+    assert computed >= len([s for s in SETTINGS if s.kind == "plain"]) - 3
+    archive = main_module("decisionArchive")[0]["params"]
+    assert accessor_path(deployed["FRAUD_ARCHIVE_CONTAINER"]) == ["decisionArchive", "outputs", "containerName"]
+    assert evaluate(archive["containerName"], MAIN, values) == setting_default("FRAUD_ARCHIVE_CONTAINER")
+    assert parse(module_file("decisionarchive"))["outputs"]["containerName"]["value"] == {
+        "operator": {"type": "property_accessor", "operands": {"operand_1": "archiveContainer", "operand_2": "name"}}}
+
+
+def test_issue_15_settings_are_deployed():
+    deployed = deployed_app_settings()
+    for name in ("FRAUD_AGGREGATE_TABLE", "FRAUD_MONITOR_FLUSH_SECONDS", "FRAUD_ARCHIVE_CONTAINER",
+                 "FRAUD_ARCHIVE_STAGING_CONTAINER", "FRAUD_ARCHIVE_SCHEDULE", "FRAUD_ARCHIVE_GRACE_MINUTES",
+                 "FRAUD_TRAINING_SAMPLE_CONTAINER", "FRAUD_TRAINING_SAMPLE_RATE", "FRAUD_AUDIT_RETENTION_DAYS",
+                 "FRAUD_DEAD_LETTER_RETENTION_DAYS", "FRAUD_LABEL_RETENTION_DAYS", "FRAUD_PROFILE_INACTIVE_DAYS",
+                 "FRAUD_RETENTION_SCHEDULE", "FRAUD_PROFILE_ACCOUNTS", "FRAUD_DATA_STORAGE__blobServiceUri",
+                 "FRAUD_DATA_STORAGE__queueServiceUri", "FRAUD_DATA_STORAGE__tableServiceUri",
+                 "FRAUD_DATA_STORAGE__credential", "FRAUD_DATA_STORAGE__clientId"):
+        assert name in deployed, name
+
+
+def test_dead_letter_retention_setting_and_lifecycle_rule_are_one_parameter():
+    deployed = deployed_app_settings()
+    assert deployed["FRAUD_DEAD_LETTER_RETENTION_DAYS"] == {
+        "function": {"type": "string", "parameters": {"value_to_convert": "deadLetterRetentionDays"}}}
+    for path, _ in parameter_files():
+        values = main_values(path)
+        rule = lifecycle_by_container(values)["dead-letter"]
+        setting = evaluate(deployed["FRAUD_DEAD_LETTER_RETENTION_DAYS"], MAIN, values)
+        assert rule["baseBlob"]["delete"]["daysAfterModificationGreaterThan"] == int(setting), path.name
+
+
+def test_profile_accounts_get_identity_based_table_connections():
+    settings = profile_connection_settings()
+    assert set(settings) == PROFILE_CONNECTION_PROPERTIES
+    assert settings["credential"] == "managedidentity"
+    assert settings["clientId"] == "identityClientId"
+    assert accessor_path(module_call("functionapp")["params"]["identityClientId"]) == [module_symbol("identity"), "outputs", "clientId"]
+    assert accessor_path(settings["tableServiceUri"])[-1] == "tableServiceUri"
+    assert module_call("functionapp")["params"]["profileConnections"] == "profileConnections"
+    assert param_default(module_file("functionapp"), "profileConnections") == []
+
+
+@pytest.mark.parametrize("path", PARAMETER_FILES, ids=lambda p: p.name)
+def test_profile_account_settings_follow_the_count_in_the_parameter_file(path):
+    values = main_values(path)
+    count = values["profileAccountCount"]
+    connections = evaluate("profileConnections", MAIN, values)
+    accounts = evaluate("profileAccounts", MAIN, values)
+    names = [f"FRAUD_PROFILE_STORAGE_{i}" for i in range(1, count + 1)]
+    assert [c["setting"] for c in connections] == names
+    for connection, account in zip(connections, accounts):
+        assert connection["tableServiceUri"].startswith(f"https://{account['name']}.table."), connection
+    listed = evaluate(deployed_app_settings()["FRAUD_PROFILE_ACCOUNTS"], MAIN, values)
+    assert listed == ",".join(names)  # empty when the count is 0
+    for name in names:  # what the code reads for each listed name
+        assert {f"{name}__{p}" for p in PROFILE_CONNECTION_PROPERTIES} == {
+            f"{c['setting']}__{p}" for c in connections if c["setting"] == name for p in profile_connection_settings()}
+
+
 def test_event_hub_names_match_the_settings_defaults():
     defaults = {s.name: s.default for s in SETTINGS}
     call = module_call("eventhubs")["params"]
@@ -375,6 +627,31 @@ def test_parameter_files_override_only_registered_plain_settings():
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+def module_of(expr: Any) -> str | None:
+    """The module symbol an output reference starts from: `m.outputs.x`, `m[i].outputs.x`."""
+    while isinstance(expr, dict) and "operator" in expr:
+        expr = expr["operator"]["operands"]["operand_1"]
+    return expr if isinstance(expr, str) and expr in parse(MAIN).get("modules", {}) else None
+
+
+def storage_scope(path: Path, scope: str) -> str | None:
+    """The main.bicep module that deploys the storage account a role is scoped to, for an
+    `existing` account named by a parameter of the roles module; None for anything else."""
+    res = parse(path)["resources"][scope]
+    if res["type"] != "Microsoft.Storage/storageAccounts":
+        return None
+    assert res["existing"], f"{path.name}:{scope}: roles are granted on accounts storage.bicep creates"
+    name_param = body(res)[0]["name"]
+    assert name_param in parse(path)["parameters"], f"{path.name}:{scope}: name the account by a parameter"
+    calls = module_calls(path.stem)
+    assert len(calls) == 1, f"main.bicep must deploy modules/{path.name} once (a loop counts once)"
+    passed = body(next(iter(calls.values())))[0]["params"][name_param]
+    account = module_of(passed)
+    assert account is not None and parse(MAIN)["modules"][account]["detail"]["path"] == "modules/storage.bicep", (
+        f"{path.name}: {name_param} must be the name output of a storage.bicep module")
+    return account
+
+
 def role_assignments() -> list[dict[str, Any]]:
     """Every role assignment of every template: role GUID, principal, scope, condition, name."""
     found = []
@@ -393,16 +670,39 @@ def role_assignments() -> list[dict[str, Any]]:
             scope = config.get("scope")
             scope_type = doc["resources"][scope]["type"] if scope in doc.get("resources", {}) else None
             found.append({"file": path, "symbol": symbol, "role": role, "principal": config["properties"]["principalId"],
-                          "scope_type": scope_type, "condition": condition, "name": config["name"]})
+                          "scope_type": scope_type, "condition": condition, "name": config["name"],
+                          "scope": (storage_scope(path, scope) if scope_type == "Microsoft.Storage/storageAccounts"
+                                    else scope_type)})
     return found
 
 
 def test_app_identity_holds_exactly_the_roles_it_needs():
+    """Host roles on the host account, data roles on the data account, the table role on each
+    profile account: every storage role scoped to one account (no resource group or wider)."""
     app = [a for a in role_assignments() if a["principal"] == "appPrincipalId"]
-    assert sorted(a["role"] for a in app) == sorted(APP_ROLES), "the app's identity must hold exactly APP_ROLES"
+    assert sorted((a["role"], a["scope"]) for a in app) == APP_ROLES
     for a in app:
         assert a["condition"] is None, f"{a['symbol']}: the app's roles are unconditional"
-        assert a["scope_type"] == APP_ROLES[a["role"]], f"{a['symbol']}: scoped to {a['scope_type']}"
+    # the data account's blob role is Contributor, not Owner; Owner stays on the host account
+    assert (STORAGE_BLOB_DATA_OWNER, "dataStorage") not in APP_ROLES
+
+
+def test_roles_modules_get_the_app_identity_and_the_accounts():
+    identity = module_symbol("identity")
+    roles_call = module_call("roles")["params"]
+    assert accessor_path(roles_call["hostStorageAccountName"]) == ["hostStorage", "outputs", "name"]
+    assert accessor_path(roles_call["dataStorageAccountName"]) == ["dataStorage", "outputs", "name"]
+    profile_roles, _, loop = main_module("profileRoles")
+    assert parse(MAIN)["modules"]["profileRoles"]["detail"]["path"] == "modules/profileroles.bicep"
+    assert accessor_path(profile_roles["params"]["appPrincipalId"]) == [identity, "outputs", "principalId"]
+    # one role module per profile account, over the same list the accounts are made from
+    assert loop["type"] == "array_index" and loop["detail"]["array_name"] == "profileAccounts"
+    assert main_module("profileStorage")[2]["detail"]["array_name"] == "profileAccounts"
+    index = loop["detail"]["index_name"]
+    # profileStorage[i].outputs.name: the role for account i lands on account i
+    assert profile_roles["params"]["storageAccountName"] == {"operator": {"type": "property_accessor", "operands": {
+        "operand_1": {"operator": {"type": "index_accessor", "operands": {"operand_1": "profileStorage", "operand_2": index}}},
+        "operand_2": {"operator": {"type": "property_accessor", "operands": {"operand_1": "outputs", "operand_2": "name"}}}}}}
 
 
 def test_roles_are_granted_to_the_identity_the_app_runs_as():
@@ -411,7 +711,8 @@ def test_roles_are_granted_to_the_identity_the_app_runs_as():
     assert accessor_path(roles_call["appPrincipalId"]) == [identity, "outputs", "principalId"]
     app_call = module_call("functionapp")
     assert accessor_path(app_call["params"]["identityId"]) == [identity, "outputs", "id"]
-    assert module_symbol("roles") in app_call.get("dependsOn", []), "the app must wait for its role assignments"
+    for roles in (module_symbol("roles"), "profileRoles"):
+        assert roles in app_call.get("dependsOn", []), "the app must wait for its role assignments"
     site = only_resource(module_file("functionapp"), "Microsoft.Web/sites")
     assert site["identity"]["type"] == "UserAssigned"
     assert [k.strip("'") for k in site["identity"]["userAssignedIdentities"]] == ["${identityId}"]
@@ -583,6 +884,9 @@ def test_local_settings_example_has_only_emulator_strings():
 # --------------------------------------------------------------------------------------
 # 4. Storage
 # --------------------------------------------------------------------------------------
+STORAGE_MODULES = ("hostStorage", "dataStorage", "profileStorage")
+
+
 def test_storage_account_is_locked_down():
     account = only_resource(module_file("storage"), "Microsoft.Storage/storageAccounts")
     props = account["properties"]
@@ -594,33 +898,186 @@ def test_storage_account_is_locked_down():
     blob = only_resource(module_file("storage"), "Microsoft.Storage/storageAccounts/blobServices")["properties"]
     assert blob["deleteRetentionPolicy"]["enabled"] is True
     assert blob["containerDeleteRetentionPolicy"]["enabled"] is True
+    assert blob["isVersioningEnabled"] == "enableVersioning"
     container = only_resource(module_file("storage"), "Microsoft.Storage/storageAccounts/blobServices/containers")
     assert container["properties"]["publicAccess"] == "None"
 
 
-def storage_names(param: str) -> set[str]:
-    return set(resolve_string_list(module_call("storage")["params"][param], MAIN))
+def test_every_account_is_made_by_the_hardened_storage_module():
+    """The host, data and profile accounts all come from storage.bicep (so all get the settings
+    above); no other template creates a storage account."""
+    for path in BICEP_FILES:
+        created = resources(path, "Microsoft.Storage/storageAccounts")
+        assert bool(created) == (path == module_file("storage")), f"{path.name} creates a storage account"
+    assert set(module_calls("storage")) == set(STORAGE_MODULES)
 
 
-def settings_defaults(suffix: str) -> set[str]:
-    return {s.default for s in SETTINGS if s.kind == "plain" and s.name.endswith(suffix) and s.default}
+def storage_param(module: str, param: str, values: dict[str, Any] | None = None) -> Any:
+    return evaluate(main_module(module)[0]["params"][param], MAIN, values or main_values())
 
 
-def test_storage_has_every_container_table_and_queue():
-    containers, tables, queues = storage_names("containers"), storage_names("tables"), storage_names("queues")
+def storage_names(module: str, param: str) -> set[str]:
+    return set(storage_param(module, param))
+
+
+def data_containers() -> set[str]:
+    """The data account's containers: its own list and the decision archive's."""
+    archive = main_module("decisionArchive")[0]["params"]
+    assert accessor_path(archive["storageAccountName"]) == ["dataStorage", "outputs", "name"]
+    return storage_names("dataStorage", "containers") | {evaluate(archive["containerName"], MAIN, main_values())}
+
+
+def test_data_account_has_every_container_table_and_queue():
+    containers, tables = data_containers(), storage_names("dataStorage", "tables")
+    queues = storage_names("dataStorage", "queues")
     assert containers >= REQUIRED_CONTAINERS | settings_defaults("_CONTAINER"), sorted(containers)
     assert tables >= REQUIRED_TABLES | settings_defaults("_TABLE"), sorted(tables)
     assert queues >= REQUIRED_QUEUES | settings_defaults("_QUEUE"), sorted(queues)
-    # the Flex deployment package container is created too
+
+
+def test_host_account_keeps_only_what_the_host_needs():
+    """The Flex deployment package and nothing of the app's: the host makes its own lease and
+    checkpoint containers."""
     deployment = module_call("functionapp")["params"]["deploymentContainerName"]
-    deployment = parse(MAIN)["variables"][deployment]["value"] if deployment in parse(MAIN)["variables"] else deployment
-    assert deployment in containers
+    assert storage_names("hostStorage", "containers") == {evaluate(deployment, MAIN)}
+    assert storage_names("hostStorage", "tables") == set()
+    assert storage_names("hostStorage", "queues") == set()
+    assert storage_param("hostStorage", "lifecycleRules") == []
+    assert accessor_path(module_call("functionapp")["params"]["storageBlobEndpoint"]) == ["hostStorage", "outputs", "blobEndpoint"]
+    app_data = data_containers() | storage_names("dataStorage", "tables") | storage_names("dataStorage", "queues")
+    assert not app_data & storage_names("hostStorage", "containers")
 
 
-def test_event_grid_system_topic_on_the_storage_account():
+@pytest.mark.parametrize("path", PARAMETER_FILES, ids=lambda p: p.name)
+def test_accounts_have_distinct_valid_names(path):
+    values = main_values(path)
+    values["profileAccountCount"] = parse(MAIN)["parameters"]["profileAccountCount"]["decorators"][-1]["argument"]
+    assert values["profileAccountCount"] == 16  # the @maxValue: every possible profile account
+    names = [storage_param("hostStorage", "name", values), storage_param("dataStorage", "name", values)]
+    names += [a["name"] for a in evaluate("profileAccounts", MAIN, values)]
+    assert len(set(names)) == len(names), names
+    for name in names:
+        assert re.fullmatch(r"[a-z0-9]{3,24}", name), name
+        assert FAKE_UNIQUE_STRING in name, f"{name}: the unique token must survive the 24-character cut"
+
+
+def test_profile_accounts_loop_over_the_count():
+    config, condition, loop = main_module("profileStorage")
+    assert condition is None and loop["type"] == "array" and loop["detail"]["array_name"] == "profileAccounts"
+    accounts = parse(MAIN)["variables"]["profileAccounts"]["value"]["loop_type"]
+    assert accounts == {"type": "range", "detail": {"item_name": None, "index_name": accounts["detail"]["index_name"],
+                                                    "start_index": 1, "count": "profileAccountCount"}}
+    assert param_default(MAIN, "profileAccountCount") == 0
+    values = dict(main_values(), profileAccountCount=2)
+    assert storage_param("profileStorage", "tables", {**values, "account": {"name": "x"}}) == [setting_default("FRAUD_PROFILE_TABLE")]
+    assert config["params"]["containers"] == [] and config["params"]["queues"] == []
+    assert config["params"]["name"] == {"operator": {"type": "property_accessor", "operands": {
+        "operand_1": loop["detail"]["item_name"], "operand_2": "name"}}}
+
+
+def test_parameter_files_size_the_profile_accounts():
+    counts = {path.name: values.get("profileAccountCount", 0) for path, values in parameter_files()}
+    assert counts["main.dev.parameters.json"] == 0
+    # docs/CAPACITY.md: 30,100 profile entities/s at 10,000 tx/s, 14,000 per account at 70 % -> 3
+    assert counts["main.prod.parameters.json"] == 3
+
+
+def test_decision_archive_is_versioned_and_immutable():
+    assert storage_param("dataStorage", "enableVersioning") is True
+    assert storage_param("hostStorage", "enableVersioning") is False
+    archive = module_file("decisionarchive")
+    container = only_resource(archive, "Microsoft.Storage/storageAccounts/blobServices/containers")
+    assert container["properties"]["immutableStorageWithVersioning"] == {"enabled": True}
+    assert container["properties"]["publicAccess"] == "None"
+    policy = only_resource(archive, "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies")
+    assert policy["name"] == "default" and policy["parent"] == "archiveContainer"
+    assert policy["properties"]["immutabilityPeriodSinceCreationInDays"] == "retentionDays"
+    assert policy["properties"]["allowProtectedAppendWrites"] is False
+    assert main_module("decisionArchive")[0]["params"]["retentionDays"] == "decisionArchiveRetentionDays"
+    days = {path.name: main_values(path)["decisionArchiveRetentionDays"] for path, _ in parameter_files()}
+    assert days["main.prod.parameters.json"] == 2555  # 7 years
+    assert days["main.dev.parameters.json"] < days["main.prod.parameters.json"]
+    # ARM only ever deploys the policy unlocked; locking is a separate, deliberate step
+    assert "Locked" not in archive.read_text().replace("locked", "")
+
+
+def lifecycle_by_container(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """container -> the merged actions of the data account's lifecycle rules that match it."""
+    rules = storage_param("dataStorage", "lifecycleRules", values)
+    found: dict[str, dict[str, Any]] = {}
+    for rule in rules:
+        assert rule["enabled"] is True and rule["type"] == "Lifecycle", rule["name"]
+        prefixes = rule["definition"]["filters"]["prefixMatch"]
+        assert len(prefixes) <= 10, f"{rule['name']}: a lifecycle filter takes at most 10 prefixes"
+        for prefix in prefixes:
+            container, _, rest = prefix.partition("/")
+            assert rest == "" and prefix.endswith("/"), f"{rule['name']}: match whole containers ('<container>/')"
+            for kind, action in rule["definition"]["actions"].items():
+                merged = found.setdefault(container, {}).setdefault(kind, {})
+                assert not set(merged) & set(action), f"{container}: two rules set {sorted(action)}"
+                merged.update(action)
+    return found
+
+
+@pytest.mark.parametrize("path", PARAMETER_FILES, ids=lambda p: p.name)
+def test_lifecycle_rules_tier_and_expire_each_container(path):
+    values = main_values(path)
+    rules = lifecycle_by_container(values)
+    assert set(rules) <= data_containers(), "lifecycle rules name only the data account's containers"
+    archive = rules["decision-archive"]
+    assert set(archive) == {"baseBlob"}, "nothing in the archive is deleted by lifecycle (nor could it be)"
+    assert archive["baseBlob"]["tierToCool"] == {"daysAfterModificationGreaterThan": 30}
+    last_tier = "tierToArchive" if values["dataStorageSku"] in ARCHIVE_TIER_SKUS else "tierToCold"
+    assert set(archive["baseBlob"]) == {"tierToCool", last_tier}, values["dataStorageSku"]
+    assert archive["baseBlob"][last_tier] == {"daysAfterModificationGreaterThan": 180}
+    for container, days in (("decision-staging", 14), ("training-sample", 45), ("dead-letter", 30)):
+        assert rules[container]["baseBlob"] == {"delete": {"daysAfterModificationGreaterThan": days}}, container
+        assert rules[container]["version"]["delete"]["daysAfterCreationGreaterThan"] <= 1, container
+    lookback = int(setting_default("FRAUD_RETRAIN_LOOKBACK_DAYS"))
+    assert rules["training-sample"]["baseBlob"]["delete"]["daysAfterModificationGreaterThan"] > lookback
+    # old versions go everywhere but in the archive
+    version_days = values["blobVersionRetentionDays"]
+    assert version_days == (90 if "prod" in path.name else version_days)
+    for container in data_containers() - {"decision-archive"}:
+        assert "delete" in rules[container]["version"], container
+    for container in ("models", "labels", "monitoring", "training-data", "retrain-requests"):
+        assert rules[container] == {"version": {"delete": {"daysAfterCreationGreaterThan": version_days}}}, container
+
+
+def test_archive_tier_only_where_the_redundancy_has_it():
+    """Archive exists on LRS, GRS and RA-GRS only: a zone-redundant data account gets Cold."""
+    for sku in allowed_values(MAIN, "dataStorageSku"):
+        archive = lifecycle_by_container(dict(main_values(), dataStorageSku=sku))["decision-archive"]["baseBlob"]
+        assert ("tierToArchive" in archive) == (sku in ARCHIVE_TIER_SKUS), sku
+        assert ("tierToCold" in archive) == (sku not in ARCHIVE_TIER_SKUS), sku
+
+
+def test_lifecycle_days_are_parameters():
+    rules = lifecycle_by_container(dict(main_values(), decisionArchiveCoolAfterDays=31, decisionArchiveArchiveAfterDays=181,
+                                        decisionStagingRetentionDays=15, trainingSampleRetentionDays=46,
+                                        deadLetterRetentionDays=31, blobVersionRetentionDays=91, dataStorageSku="Standard_LRS"))
+    assert rules["decision-archive"]["baseBlob"] == {"tierToCool": {"daysAfterModificationGreaterThan": 31},
+                                                     "tierToArchive": {"daysAfterModificationGreaterThan": 181}}
+    assert rules["decision-staging"]["baseBlob"]["delete"]["daysAfterModificationGreaterThan"] == 15
+    assert rules["training-sample"]["baseBlob"]["delete"]["daysAfterModificationGreaterThan"] == 46
+    assert rules["dead-letter"]["baseBlob"]["delete"]["daysAfterModificationGreaterThan"] == 31
+    assert rules["models"]["version"]["delete"]["daysAfterCreationGreaterThan"] == 91
+
+
+def test_lifecycle_policy_is_made_only_when_there_are_rules():
+    policy = resources(module_file("storage"), "Microsoft.Storage/storageAccounts/managementPolicies")
+    config, condition, _ = body(next(iter(policy.values())))
+    assert config["properties"]["policy"]["rules"] == "lifecycleRules"
+    assert condition == {"operator": {"type": "not", "operands": {"bool_value": {
+        "function": {"type": "empty", "parameters": {"item_to_test": "lifecycleRules"}}}}}}
+
+
+def test_event_grid_system_topic_on_the_data_account():
+    """The retraining blob triggers' containers are on the data account, so are their events."""
     topic = only_resource(module_file("eventgrid"), "Microsoft.EventGrid/systemTopics")
     assert topic["properties"]["topicType"] == "Microsoft.Storage.StorageAccounts"
-    assert accessor_path(module_call("eventgrid")["params"]["storageAccountId"]) == [module_symbol("storage"), "outputs", "id"]
+    assert accessor_path(module_call("eventgrid")["params"]["storageAccountId"]) == ["dataStorage", "outputs", "id"]
+    assert {"training-data", "retrain-requests"} <= data_containers()
     assert "eventGridSystemTopicName" in parse(MAIN)["outputs"]  # post-deploy.sh reads it
     assert "functionAppName" in parse(MAIN)["outputs"]
 

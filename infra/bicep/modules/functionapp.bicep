@@ -62,6 +62,9 @@ param zoneRedundant bool = false
 @description('The app\'s settings (shared/config.py SETTINGS, connection settings in identity form), name -> value.')
 param appSettings object
 
+@description('The profile accounts\' connections, [{setting: \'FRAUD_PROFILE_STORAGE_1\', tableServiceUri: \'https://<account>.table.core.windows.net/\'}, ...]: each becomes <setting>__tableServiceUri, __credential and __clientId (the names are listed in the FRAUD_PROFILE_ACCOUNTS app setting).')
+param profileConnections array = []
+
 @description('Tags for every resource.')
 param tags object = {}
 
@@ -72,6 +75,25 @@ var platformSettings = {
 }
 
 var allSettings = union(appSettings, platformSettings)
+
+// Name/value pairs: the settings object, then the identity-based connection of each profile
+// account (their names depend on profileConnections, so they cannot be object keys here).
+var namedSettings = [for setting in items(allSettings): {
+  name: setting.key
+  value: setting.value
+}]
+var profileUriSettings = [for connection in profileConnections: {
+  name: '${connection.setting}__tableServiceUri'
+  value: connection.tableServiceUri
+}]
+var profileCredentialSettings = [for connection in profileConnections: {
+  name: '${connection.setting}__credential'
+  value: 'managedidentity'
+}]
+var profileClientIdSettings = [for connection in profileConnections: {
+  name: '${connection.setting}__clientId'
+  value: identityClientId
+}]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -112,10 +134,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      appSettings: [for setting in items(allSettings): {
-        name: setting.key
-        value: setting.value
-      }]
+      appSettings: concat(namedSettings, profileUriSettings, profileCredentialSettings, profileClientIdSettings)
     }
     functionAppConfig: {
       deployment: {

@@ -1,9 +1,13 @@
-// The app's one storage account: AzureWebJobsStorage (host state, Event Hubs checkpoints,
-// the Flex deployment package) and the app's data (model registry, dead letters, labels,
-// monitoring, training data; profile/audit/label tables; the alert queue).
+// One hardened StorageV2 account with the containers, tables and queues it is given. main.bicep
+// deploys it for each of the app's accounts (issue #15):
+//   - the host account (AzureWebJobsStorage): the Flex deployment package, and what the
+//     Functions host creates itself (leases, Event Hubs checkpoints, blob-trigger receipts,
+//     diagnostic events);
+//   - the data account (FRAUD_DATA_STORAGE): every app table, container and queue;
+//   - profileAccountCount profile accounts (FRAUD_PROFILE_STORAGE_<i>): a `profiles` table each.
 //
-// Shared-key access is disabled: the app, the Functions host and the Flex deployment all
-// authenticate with the user-assigned identity, so no account key is ever needed.
+// Shared-key access is disabled on all of them: the app, the Functions host and the Flex
+// deployment authenticate with the user-assigned identity, so no account key is ever needed.
 
 @description('Azure region.')
 param location string
@@ -13,7 +17,7 @@ param location string
 @maxLength(24)
 param name string
 
-@description('Replication. ZRS or GZRS for production; LRS is enough for dev.')
+@description('Replication. ZRS or GZRS for production; LRS is enough for dev. The Archive tier exists only on LRS, GRS and RA-GRS.')
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
@@ -24,26 +28,25 @@ param name string
 ])
 param skuName string = 'Standard_ZRS'
 
-@description('Blob containers to create (the app\'s containers and the Flex deployment-package container).')
-param containers array
+@description('Blob containers to create.')
+param containers array = []
 
 @description('Tables to create.')
-param tables array
+param tables array = []
 
 @description('Queues to create.')
-param queues array
+param queues array = []
 
 @description('Days deleted blobs and containers stay recoverable (soft delete).')
 @minValue(1)
 @maxValue(365)
 param softDeleteDays int = 14
 
-@description('Keep previous blob versions (model registry pointer history). Old versions are deleted by the lifecycle policy after versionRetentionDays.')
-param enableVersioning bool = true
+@description('Keep a previous version of a blob at each overwrite or delete: the model registry pointer\'s history, and what version-level immutability needs (the decision archive). Old versions go by lifecycleRules.')
+param enableVersioning bool = false
 
-@description('Days previous blob versions are kept.')
-@minValue(1)
-param versionRetentionDays int = 30
+@description('Lifecycle management rules (Microsoft.Storage/storageAccounts/managementPolicies rules); empty: no policy.')
+param lifecycleRules array = []
 
 @description('Tags for every resource.')
 param tags object = {}
@@ -142,58 +145,17 @@ resource storageQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2
   name: queue
 }]
 
-// Versioning keeps a version per overwrite; the Functions host rewrites its lease and
-// Event Hubs checkpoint blobs constantly, so their old versions go after a day and every
-// other blob's after versionRetentionDays.
-resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = if (enableVersioning) {
+resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = if (!empty(lifecycleRules)) {
   parent: account
   name: 'default'
+  // the rules name containers; they must exist (and versioning be on) before the policy
+  dependsOn: [
+    blobService
+    blobContainers
+  ]
   properties: {
     policy: {
-      rules: [
-        {
-          name: 'expire-host-state-versions'
-          enabled: true
-          type: 'Lifecycle'
-          definition: {
-            filters: {
-              blobTypes: [
-                'blockBlob'
-              ]
-              prefixMatch: [
-                'azure-webjobs-hosts/'
-                'azure-webjobs-eventhub/'
-              ]
-            }
-            actions: {
-              version: {
-                delete: {
-                  daysAfterCreationGreaterThan: 1
-                }
-              }
-            }
-          }
-        }
-        {
-          name: 'expire-old-versions'
-          enabled: true
-          type: 'Lifecycle'
-          definition: {
-            filters: {
-              blobTypes: [
-                'blockBlob'
-              ]
-            }
-            actions: {
-              version: {
-                delete: {
-                  daysAfterCreationGreaterThan: versionRetentionDays
-                }
-              }
-            }
-          }
-        }
-      ]
+      rules: lifecycleRules
     }
   }
 }
