@@ -583,7 +583,7 @@ var appSettings = {
   FRAUD_DEAD_LETTER_RETENTION_DAYS: string(deadLetterRetentionDays)
   FRAUD_LABEL_RETENTION_DAYS: '400'
   FRAUD_PROFILE_INACTIVE_DAYS: '90'
-  FRAUD_RETENTION_SCHEDULE: '0 30 1 * * *'
+  FRAUD_RETENTION_SCHEDULE: '0 40 * * * *'
 }
 
 module functionApp 'modules/functionapp.bicep' = {
