@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping
 
-from shared.adapters.aggregate_retention import AggregateRetention
 from shared.adapters.alert_queue import AlertQueue, AlertWebhook
 from shared.adapters.aggregate_table import MonitoringAggregateTable
 from shared.adapters.audit_table import AuditLog
@@ -275,7 +274,7 @@ class AppServices:
         return RetentionService(
             self.retention_policy, audit=self.audit, labels=self.label_store, dead_letters=self.dead_letters,
             profile_stores=self.profile_stores,  # every profile account
-            aggregates=AggregateRetention(self.table_service.get_table_client(self.config.aggregate_table)),
+            aggregates=self.aggregate_table,
         )
 
     def ensure_resources(self) -> None:

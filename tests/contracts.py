@@ -434,11 +434,13 @@ class HourlyRowsRetentionContract:
 
     def test_whole_hours_before_the_cutoff_go(self, store, seed):
         for partition, row in [("2026112009", "p1"), ("2026112009", "p2"), ("2026112010", "p1"),
-                               ("2026112011", "p1"), ("2026112012", "p1"), ("20261120", "x")]:
+                               ("2026112011", "p1"), ("2026112012", "p1"), ("20261120", "x"),
+                               ("L2026112010", "T1"), ("L2026112011", "T2")]:  # labelled decisions, by event hour
             seed(partition, row)
         keys = store.expired_hours("2026112011", 100)
-        assert sorted(keys) == [("2026112009", "p1"), ("2026112009", "p2"), ("2026112010", "p1")]
+        assert sorted(keys) == [("2026112009", "p1"), ("2026112009", "p2"), ("2026112010", "p1"), ("L2026112010", "T1")]
         assert len(store.expired_hours("2026112011", 2)) == 2
-        assert store.delete_rows(keys) == 3 and store.delete_rows(keys) == 0
+        assert store.delete_rows(keys) == 4 and store.delete_rows(keys) == 0
         assert store.expired_hours("2026112011", 100) == []
-        assert sorted(store.expired_hours("2026112013", 100)) == [("2026112011", "p1"), ("2026112012", "p1")]
+        assert sorted(store.expired_hours("2026112013", 100)) == [("2026112011", "p1"), ("2026112012", "p1"),
+                                                                   ("L2026112011", "T2")]

@@ -494,7 +494,11 @@ class FakeHourlyRows:
         self.rows[(partition, row)] = dict(fields)
 
     def expired_hours(self, before_hour: str, limit: int) -> list[tuple[str, str]]:
-        return sorted(k for k in self.rows if len(k[0]) == 10 and k[0].isdigit() and k[0] < before_hour)[:limit]
+        def hour(partition: str) -> str | None:
+            key = partition[1:] if partition.startswith("L") else partition
+            return key if len(key) == 10 and key.isdigit() else None
+
+        return sorted(k for k in self.rows if hour(k[0]) is not None and hour(k[0]) < before_hour)[:limit]
 
     def delete_rows(self, keys: Sequence[tuple[str, str]]) -> int:
         present = [k for k in dict.fromkeys(keys) if k in self.rows]

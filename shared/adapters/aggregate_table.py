@@ -8,6 +8,9 @@ replaced whole at each flush. A range query over the hours of a window reads the
 Labelled decisions: PartitionKey ``L<YYYYMMDDHH>`` (the decision's event hour), RowKey = the
 transaction id; upserted by the label join. ``L`` sorts after digits, so the aggregate
 range queries never see these rows.
+
+Retention (``expired_hours``/``delete_rows``) removes both kinds of row of the hours before a
+cut-off, keys only.
 """
 from __future__ import annotations
 
@@ -17,10 +20,11 @@ import zlib
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.adapters.storage_account import create_if_missing
-from shared.adapters.tables import upsert_grouped
+from shared.adapters.tables import delete_grouped, upsert_grouped
 from shared.domain.merchant_risk import HOUR
 from shared.domain.monitoring_aggregate import LabelledDecision
 
@@ -78,3 +82,28 @@ class MonitoringAggregateTable:
             results_per_page=1000)
         for row in rows:
             yield LabelledDecision.from_dict(dict(row))
+
+    # -- retention ----------------------------------------------------------------------------
+    def expired_hours(self, before_hour: str, limit: int) -> list[tuple[str, str]]:
+        """Keys of the aggregate and labelled-decision rows of hours before ``before_hour``
+        (``YYYYMMDDHH``): one range query per kind, keys only. Partitions not named by an hour
+        are never listed; a table not created yet has nothing to delete."""
+        keys: list[tuple[str, str]] = []
+        for prefix in ("", LABELLED):
+            rows = self._table.query_entities("PartitionKey ge @lo and PartitionKey lt @hi",
+                                              parameters={"lo": prefix + "0000000000", "hi": prefix + before_hour},
+                                              select=["PartitionKey", "RowKey"], results_per_page=min(limit, 1000))
+            try:
+                for row in rows:
+                    hour = row["PartitionKey"][len(prefix):]
+                    if len(hour) == 10 and hour.isdigit():
+                        keys.append((row["PartitionKey"], row["RowKey"]))
+                        if len(keys) >= limit:
+                            return keys
+            except ResourceNotFoundError:
+                return []
+        return keys
+
+    def delete_rows(self, keys: Sequence[tuple[str, str]]) -> int:
+        """Delete rows by key, grouped per partition; rows already gone are skipped."""
+        return delete_grouped(self._table, keys)

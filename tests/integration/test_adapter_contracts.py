@@ -96,9 +96,9 @@ class TestAggregateTableRetention(HourlyRowsRetentionContract):
 
     @pytest.fixture
     def store(self, table):
-        from shared.adapters.aggregate_retention import AggregateRetention
+        from shared.adapters.aggregate_table import MonitoringAggregateTable
 
-        return AggregateRetention(table)
+        return MonitoringAggregateTable(table)
 
     @pytest.fixture
     def seed(self, table):

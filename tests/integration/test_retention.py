@@ -147,9 +147,9 @@ def test_a_crash_after_the_index_went_is_finished_by_the_next_run(live, caplog):
 
 
 def test_a_missing_aggregates_table_has_nothing_to_delete(live):
-    from shared.adapters.aggregate_retention import AggregateRetention
+    from shared.adapters.aggregate_table import MonitoringAggregateTable
 
-    missing = AggregateRetention(live.table_service.get_table_client(f"nothere{uuid.uuid4().hex[:8]}"))
+    missing = MonitoringAggregateTable(live.table_service.get_table_client(f"nothere{uuid.uuid4().hex[:8]}"))
     assert missing.expired_hours("2099010100", 10) == []
 
 
