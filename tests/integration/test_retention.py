@@ -22,12 +22,10 @@ DAY = timedelta(days=1)
 
 @pytest.fixture
 def live(app_env, monkeypatch):
-    """The app's own services (the ones the timer function uses), with a private aggregates table."""
-    monkeypatch.setenv("FRAUD_AGGREGATE_TABLE", f"aggregates{uuid.uuid4().hex[:8]}")
+    """The app's own services (the ones the timer function uses; each test its own tables)."""
     reset_app_services()
     services = app_services()
     services.ensure_resources()
-    services.table_service.create_table(services.config.aggregate_table)
     yield services
     reset_app_services()
 
