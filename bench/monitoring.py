@@ -112,6 +112,7 @@ def one_volume(n: int, labelled_share: float, data, X, y, scores, version: str, 
             "aggregate_documents": report["aggregates"]["documents"],
             "labelled_decisions_read": report["aggregates"]["labelled_decisions"],
             "first_run_seconds": round(first_s, 3), "timer_run_seconds": round(run_s, 3),
+            "timer_run_steps": report["step_seconds"], "merchants": report["merchant_risk"].get("merchants"),
             "full_scan_seconds": round(scan_s, 3), "same_figures_as_full_scan": same}
 
 
@@ -130,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-mon-"))
     model_container = f"bench-models-{uuid.uuid4().hex[:6]}"
     services = _services("setup", model_container)
-    artifact = simulate_train_publish(services.registry, folder, customers=1500, days=60, seed=9,
-                                      train_args=["--max-iter", "60"])
+    artifact = simulate_train_publish(services.registry, folder, customers=600, days=45, seed=9,
+                                      train_args=["--max-iter", "40", "--search-candidates", "1"])
     data = read_labelled_csv(folder / "transactions.csv")
     X = replay(data.transactions, merchants=merchant_risk_replay(data, 7.0))
     scores = load_model(artifact).predict(X)

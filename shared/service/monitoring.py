@@ -304,15 +304,25 @@ class MonitoringService:
         """One monitoring pass as of ``now`` (the clock's time by default; ``make run`` passes
         the end of each simulated day)."""
         started = time.perf_counter()
+        steps: dict[str, float] = {}
+
+        def step(name: str, since: float) -> float:
+            steps[name] = round(time.perf_counter() - since, 3)
+            return time.perf_counter()
+
         now = now or self.clock()
         ingested = self.ingest_label_files()
+        mark = step("label_files", started)
         joined = self.join_labels()
+        mark = step("label_join", mark)
         hourly: dict[str, dict[int, list[int]]] = {}
         evaluation = self.evaluate(now, hourly if self.merchants is not None else None)
+        mark = step("evaluate", mark)
         merchant_risk = self.refresh_merchant_risk(now, hourly)
+        mark = step("merchant_risk", mark)
         reasons = self.breaches(evaluation)
         report = {"run_at": now.isoformat(), "labels": {**ingested, **joined}, "merchant_risk": merchant_risk,
-                  **evaluation, "breaches": reasons}
+                  **evaluation, "breaches": reasons, "step_seconds": steps}
         report["retrain_request"] = None
         if reasons and evaluation["warming_up"]:
             report["retrain_withheld"] = f"warming up: {evaluation['warming_up']}"
@@ -322,6 +332,7 @@ class MonitoringService:
                  "window": evaluation["window"]}, now, timedelta(hours=self.config.retrain_cooldown_hours))
         report["seconds"] = round(time.perf_counter() - started, 3)
         report["report_blob"] = self.reports.write_report(report, now)
+        step("report", mark)
         return report
 
 
