@@ -26,7 +26,9 @@ from shared.service.dashboard_views import DashboardViews
 from shared.service.monitoring import MonitoringConfig, MonitoringService
 from shared.adapters.monitoring_blobs import LabelFileContainer, MonitoringBlobs
 from shared.adapters.profile_table import ProfileStore
+from shared.adapters.training_sample_blobs import TrainingSampleBlobs
 from shared.service.scoring import FraudScoringService
+from shared.service.training_sample import TrainingSampleOutlet
 from shared.service.model_serving import ServingModel
 from shared.service.ports import CurrentPointer
 from shared.config import FraudConfig
@@ -149,7 +151,17 @@ class AppServices:
     @cached_property
     def decision_outlets(self) -> list:
         """Where each batch's decisions go besides the audit log (``DecisionOutletPort``)."""
-        return []
+        return [self.training_sample]
+
+    @cached_property
+    def training_sample_store(self) -> TrainingSampleBlobs:
+        """The training sample's hourly blobs: this process's appends, and the retrain's reads."""
+        return TrainingSampleBlobs(self.blob_service, self.config.training_sample_container)
+
+    @cached_property
+    def training_sample(self) -> TrainingSampleOutlet:
+        """Writes the training sample: sampled decisions per batch, labelled frauds and verdicts per label join."""
+        return TrainingSampleOutlet(self.training_sample_store, self.config.training_sample_rate, audit=self.audit)
 
     @cached_property
     def label_store(self) -> LabelStore:
@@ -195,7 +207,8 @@ class AppServices:
         )
         return MonitoringService(self.audit, self.label_store, self.label_files, self.monitoring_blobs,
                                  self.serving_manifest, merchants=self.merchant_store,
-                                 shadow_manifest=self.shadow_manifest, gate=self.promotion_gate, config=config)
+                                 shadow_manifest=self.shadow_manifest, gate=self.promotion_gate, config=config,
+                                 training_sample=self.training_sample)
 
     @cached_property
     def promotion_gate(self) -> PromotionGate:
@@ -231,6 +244,7 @@ class AppServices:
         self.merchant_store.ensure_table()
         self.label_files.ensure_container()
         self.monitoring_blobs.ensure_containers()
+        self.training_sample_store.ensure_container()
 
 
 _services: AppServices | None = None

@@ -39,6 +39,7 @@ def app_env(azurite, monkeypatch):
         "FRAUD_MONITORING_CONTAINER": f"monitoring-{suffix}",
         "FRAUD_RETRAIN_CONTAINER": f"retrain-requests-{suffix}",
         "FRAUD_MERCHANT_TABLE": f"merchantrisk{suffix}",
+        "FRAUD_TRAINING_SAMPLE_CONTAINER": f"training-sample-{suffix}",
         "FRAUD_STORAGE_RETRIES": "2",
         "FRAUD_RETRAIN_SEARCH_CANDIDATES": "1",
     }

@@ -11,16 +11,21 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 
-def _sorted_counts(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cumulative true/false positives at each distinct score threshold (descending)."""
+def _sorted_counts(y_true: np.ndarray, scores: np.ndarray,
+                   sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cumulative true/false positives (weighted counts when ``sample_weight`` is given) at each
+    distinct score threshold (descending)."""
     order = np.argsort(-scores, kind="mergesort")
     s = scores[order]
     y = y_true[order].astype(np.float64)
     distinct = np.where(np.diff(s))[0]
     ends = np.r_[distinct, y.size - 1]
-    tps = np.cumsum(y)[ends]
-    fps = (ends + 1) - tps
-    return tps, fps, s[ends]
+    if sample_weight is None:
+        tps = np.cumsum(y)[ends]
+        return tps, (ends + 1) - tps, s[ends]
+    w = np.asarray(sample_weight, dtype=np.float64)[order]
+    tps = np.cumsum(y * w)[ends]
+    return tps, np.cumsum(w)[ends] - tps, s[ends]
 
 
 def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
@@ -36,12 +41,13 @@ def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
     return float(np.trapezoid(tpr, fpr))
 
 
-def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float | None:
+def average_precision(y_true: np.ndarray, scores: np.ndarray, sample_weight: np.ndarray | None = None) -> float | None:
+    """Average precision; with ``sample_weight``, of the population the weighted rows stand for."""
     y_true = np.asarray(y_true)
-    positives = int(y_true.sum())
-    if positives == 0:
+    if int(y_true.sum()) == 0:
         return None
-    tps, fps, _ = _sorted_counts(y_true, np.asarray(scores, dtype=np.float64))
+    positives = float(y_true.sum()) if sample_weight is None else float(np.sum(np.asarray(sample_weight) * y_true))
+    tps, fps, _ = _sorted_counts(y_true, np.asarray(scores, dtype=np.float64), sample_weight)
     precision = tps / (tps + fps)
     recall = tps / positives
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
@@ -65,14 +71,19 @@ def recall_at_fpr(y_true: np.ndarray, scores: np.ndarray, max_fpr: float = 0.01)
     return float(tps[ok].max() / positives) if ok.any() else 0.0
 
 
-def threshold_report(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Confusion counts and rates for 'score > threshold' = flagged."""
+def threshold_report(y_true: np.ndarray, scores: np.ndarray, threshold: float,
+                     sample_weight: np.ndarray | None = None) -> dict[str, Any]:
+    """Confusion counts and rates for 'score > threshold' = flagged (weighted counts, floats,
+    when ``sample_weight`` is given)."""
     y = np.asarray(y_true).astype(bool)
     flagged = np.asarray(scores) > threshold
-    tp = int(np.sum(flagged & y))
-    fp = int(np.sum(flagged & ~y))
-    fn = int(np.sum(~flagged & y))
-    tn = int(np.sum(~flagged & ~y))
+    if sample_weight is None:
+        tp, fp = int(np.sum(flagged & y)), int(np.sum(flagged & ~y))
+        fn, tn = int(np.sum(~flagged & y)), int(np.sum(~flagged & ~y))
+    else:
+        w = np.asarray(sample_weight, dtype=np.float64)
+        tp, fp = float(w[flagged & y].sum()), float(w[flagged & ~y].sum())
+        fn, tn = float(w[~flagged & y].sum()), float(w[~flagged & ~y].sum())
     precision = tp / (tp + fp) if tp + fp else None
     recall = tp / (tp + fn) if tp + fn else None
     f1 = 2 * precision * recall / (precision + recall) if precision and recall else (0.0 if precision is not None and recall is not None else None)
@@ -231,29 +242,33 @@ def card_precision_at_k_per_day(customers: Sequence[Any] | np.ndarray, days: np.
     return card_precision_at_k(customers, days, scores, y_true, k, known_compromised, exclude=exclude).mean
 
 
-def reliability_bins(y_true: np.ndarray, scores: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
+def reliability_bins(y_true: np.ndarray, scores: np.ndarray, bins: int = 10,
+                     sample_weight: np.ndarray | None = None) -> list[dict[str, Any]]:
     """The reliability table: equal-width bins on [0, 1], ``[i/bins, (i+1)/bins)`` (the last one
-    closed), each with its rows, mean score, observed fraud rate and their gap."""
+    closed), each with its rows, mean score, observed fraud rate and their gap (rows, means and
+    rates weighted when ``sample_weight`` is given)."""
     y = np.asarray(y_true, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
+    w = np.ones(y.size) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     edges = np.linspace(0.0, 1.0, bins + 1)
     index = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, bins - 1)
     table = []
     for i in range(bins):
         mask = index == i
-        rows = int(mask.sum())
-        mean_score = float(s[mask].mean()) if rows else None
-        rate = float(y[mask].mean()) if rows else None
+        rows = int(mask.sum()) if sample_weight is None else float(w[mask].sum())
+        mean_score = float(np.average(s[mask], weights=w[mask])) if rows else None
+        rate = float(np.average(y[mask], weights=w[mask])) if rows else None
         table.append({"lower": float(edges[i]), "upper": float(edges[i + 1]), "rows": rows, "mean_score": mean_score,
                       "observed_rate": rate, "gap": abs(mean_score - rate) if rows else None})
     return table
 
 
-def expected_calibration_error(y_true: np.ndarray, scores: np.ndarray, bins: int = 10) -> float | None:
+def expected_calibration_error(y_true: np.ndarray, scores: np.ndarray, bins: int = 10,
+                               sample_weight: np.ndarray | None = None) -> float | None:
     """ECE: the gap between mean score and observed fraud rate in each of ``reliability_bins``,
     weighted by the bin's share of the rows; None for no rows. With most fraud scores near 0
     it is small for any model: compare two models' ECE on the same rows, not against 0."""
-    table = reliability_bins(y_true, scores, bins)
+    table = reliability_bins(y_true, scores, bins, sample_weight)
     n = sum(b["rows"] for b in table)
     return float(sum(b["rows"] / n * b["gap"] for b in table if b["rows"])) if n else None
 

@@ -105,23 +105,33 @@ def champion_training_end(manifest: Mapping[str, Any]) -> tuple[float | None, st
 
 @dataclass(frozen=True)
 class Holdout:
-    """The labelled rows both models are judged on: fraud or not, UTC day number, customer."""
+    """The labelled rows both models are judged on: fraud or not, UTC day number, customer;
+    and, when the rows are a sample (a retrain's rows from the training sample), each row's
+    sample weight: average precision, ECE and alerts per day are then the weighted figures,
+    those of the traffic the rows stand for (card precision@k ranks the sampled rows as they are)."""
 
     y: np.ndarray
     days: np.ndarray
     customers: np.ndarray
+    weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not (np.shape(self.y) == np.shape(self.days) == np.shape(self.customers)):
             raise ValueError("y, days and customers must have one entry per holdout row")
+        if self.weights is not None and np.shape(self.weights) != np.shape(self.y):
+            raise ValueError("weights must have one entry per holdout row")
 
     @property
     def n_days(self) -> int:
         return max(int(np.unique(self.days).size), 1)
 
     def describe(self) -> dict[str, Any]:
-        return {"rows": int(np.size(self.y)), "fraud": int(np.sum(self.y)), "days": self.n_days,
-                "customers": int(np.unique(self.customers).size)}
+        described = {"rows": int(np.size(self.y)), "fraud": int(np.sum(self.y)), "days": self.n_days,
+                     "customers": int(np.unique(self.customers).size)}
+        if self.weights is not None:
+            w = np.asarray(self.weights, dtype=np.float64)
+            described.update(weighted_rows=float(w.sum()), weighted_fraud=float(w[np.asarray(self.y) == 1].sum()))
+        return described
 
 
 @dataclass(frozen=True)
@@ -210,16 +220,18 @@ class PromotionGate:
         if scores.shape != y.shape:
             raise ValueError(f"model {model.version}: {scores.size} scores for {y.size} holdout rows")
 
+        w = holdout.weights
+
         def at(threshold: float) -> dict[str, Any]:
-            report = threshold_report(y, scores, threshold)
+            report = threshold_report(y, scores, threshold, w)
             flagged = report["tp"] + report["fp"]
             return {"threshold": float(threshold), "alerts_per_day": flagged / holdout.n_days, "flagged": flagged,
                     "precision": report["precision"], "recall": report["recall"]}
 
         return {"version": model.version,
-                "average_precision": average_precision(y, scores),
+                "average_precision": average_precision(y, scores, w),
                 "card_precision_at_k": card_precision_at_k_per_day(holdout.customers, holdout.days, scores, y, self.k),
-                "ece": expected_calibration_error(y, scores, self.ece_bins),
+                "ece": expected_calibration_error(y, scores, self.ece_bins, w),
                 "review": at(model.thresholds["medium"]), "block": at(model.thresholds["high"])}
 
     def judge(self, holdout: Holdout, challenger: Contender, champion: Contender | None = None,
