@@ -79,9 +79,9 @@ def test_scored_decisions_and_labelled_frauds_land_in_the_sample_and_read_back_w
 
 def test_the_appender_splits_blocks_at_the_size_limit_and_rolls_at_the_block_limit(services):
     store = TrainingSampleBlobs(services.blob_service, services.config.training_sample_container,
-                                process_id="p1", max_block_bytes=110, max_blocks=3)
+                                process_id="p1", max_block_bytes=130, max_blocks=3)
     hour = datetime(2026, 5, 1, 10, tzinfo=timezone.utc)
-    lines_in = [f'{{"transaction_id":"T{i}","pad":"{"x" * 30}"}}' for i in range(8)]  # 53 bytes a line: 2 lines per 110-byte block
+    lines_in = [f'{{"transaction_id":"T{i}","pad":"{"x" * 30}"}}' for i in range(8)]  # 63 bytes a line: 2 lines per 130-byte block
     assert store.append("rows", {hour: lines_in}) == 4
     assert store.append("rows", {hour: lines_in[:1]}) == 1
     assert store.blob_names("rows", hour) == ["2026-05-01/10/p1-0.jsonl", "2026-05-01/10/p1-1.jsonl"]
