@@ -34,7 +34,7 @@ def run_retrain(trigger: str) -> dict:
 
     services = app_services()
     config = RetrainConfig.from_settings(services.config, services.promotion_gate)
-    outcome = retrain(services.registry, services.blob_service, services.audit, trigger, config,
+    outcome = retrain(services.registry, services.blob_service, services.training_sample_store, trigger, config,
                       training_container=services.config.training_container)
     log.info(json.dumps({"event": "retrain_done", "trigger": trigger, "outcome": outcome["outcome"],
                          "version": outcome.get("version")}))

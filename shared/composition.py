@@ -31,7 +31,9 @@ from shared.adapters.monitoring_blobs import LabelFileContainer, MonitoringBlobs
 from shared.adapters.profile_accounts import ProfileAccountRouter
 from shared.adapters.profile_table import ProfileStore
 from shared.service.retention import RetentionService
+from shared.adapters.training_sample_blobs import TrainingSampleBlobs
 from shared.service.scoring import FraudScoringService
+from shared.service.training_sample import TrainingSampleOutlet
 from shared.service.model_serving import ServingModel
 from shared.service.ports import CurrentPointer
 from shared.config import FraudConfig
@@ -172,7 +174,7 @@ class AppServices:
     @cached_property
     def decision_outlets(self) -> list:
         """Where each batch's decisions go besides the audit log (``DecisionOutletPort``)."""
-        return [self.monitoring_aggregator]
+        return [self.monitoring_aggregator, self.training_sample]
 
     @cached_property
     def aggregate_table(self) -> MonitoringAggregateTable:
@@ -190,6 +192,16 @@ class AppServices:
             if model is not None and model.version == version:
                 return model.manifest
         return self.registry.manifest(version)
+
+    @cached_property
+    def training_sample_store(self) -> TrainingSampleBlobs:
+        """The training sample's hourly blobs: this process's appends, and the retrain's reads."""
+        return TrainingSampleBlobs(self.blob_service, self.config.training_sample_container)
+
+    @cached_property
+    def training_sample(self) -> TrainingSampleOutlet:
+        """Writes the training sample: sampled decisions per batch, labelled frauds and verdicts per label join."""
+        return TrainingSampleOutlet(self.training_sample_store, self.config.training_sample_rate, audit=self.audit)
 
     @cached_property
     def label_store(self) -> LabelStore:
@@ -235,7 +247,8 @@ class AppServices:
         )
         return MonitoringService(self.audit, self.label_store, self.label_files, self.monitoring_blobs,
                                  self.serving_manifest, aggregates=self.aggregate_table, merchants=self.merchant_store,
-                                 shadow_manifest=self.shadow_manifest, gate=self.promotion_gate, config=config)
+                                 shadow_manifest=self.shadow_manifest, gate=self.promotion_gate, config=config,
+                                 training_sample=self.training_sample)
 
     @cached_property
     def promotion_gate(self) -> PromotionGate:
@@ -290,6 +303,7 @@ class AppServices:
         self.aggregate_table.ensure_table()
         self.label_files.ensure_container()
         self.monitoring_blobs.ensure_containers()
+        self.training_sample_store.ensure_container()
 
 
 _services: AppServices | None = None

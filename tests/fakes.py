@@ -175,6 +175,10 @@ class FakeAuditLog:
         for row in rows:
             yield {k: row[k] for k in select if k in row} if select else row
 
+    def decisions(self, keys: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {t: dict(self._rows[t]) for pk, t in keys if t in self._rows and self._rows[t]["PartitionKey"] == pk}
+
     def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int:
         with self._lock:
             for _, txn_id, fields in labelled:
@@ -505,3 +509,41 @@ class FakeHourlyRows:
         for key in present:
             del self.rows[key]
         return len(present)
+
+
+class FakeTrainingSample:
+    """The training sample's hourly streams in memory: per (stream, UTC hour), the appended
+    blocks in order (one block per ``append`` per hour, as the adapter's one append per blob)."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[tuple[str, datetime], list[bytes]] = {}
+        self.appends = 0
+        self.fail_next = False  # the next append raises, as a storage outage would
+        self._lock = threading.Lock()
+
+    def append(self, stream: str, lines_by_hour) -> int:
+        with self._lock:
+            if self.fail_next:
+                self.fail_next = False
+                raise OSError("storage unavailable")
+            for hour, lines in lines_by_hour.items():
+                key = (stream, hour.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0))
+                self.blocks.setdefault(key, []).append("".join(f"{line}\n" for line in lines).encode())
+                self.appends += 1
+            return len(lines_by_hour)
+
+    def hours(self, stream: str, start: datetime, end: datetime) -> list[datetime]:
+        first = start.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+        with self._lock:
+            return sorted(h for s, h in self.blocks if s == stream and first <= h < end)
+
+    def lines(self, stream: str, hour: datetime) -> Iterator[bytes]:
+        with self._lock:
+            blocks = list(self.blocks.get((stream, hour), []))
+        for block in blocks:
+            yield from block.splitlines()
+
+    def all_lines(self, stream: str) -> list[bytes]:
+        with self._lock:
+            return [line for (s, _), blocks in sorted(self.blocks.items()) if s == stream
+                    for block in blocks for line in block.splitlines()]

@@ -267,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="move 80%% of the last day's card and online payments to the mobile channel")
     args = parser.parse_args(argv)
     os.environ.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    # 1,000 customers make ~2 decisions a minute: at the deployed rate (0.0001) the training
+    # sample would hold a handful of rows and starve a retrain, so make run keeps every decision
+    os.environ.setdefault("FRAUD_TRAINING_SAMPLE_RATE", "1")
 
     from shared.composition import app_services
     from tools.local_host import serve_in_background

@@ -1,20 +1,27 @@
 """Retraining with an unbiased champion/challenger gate (run by the blob-triggered function).
 
 1. Rows: the base data files in the ``training-data`` container (replayed through the feature
-   engine, labels as the files give them) plus the audit log's decisions of the last
+   engine, labels as the files give them) plus the training sample's decisions of the last
    ``FRAUD_RETRAIN_LOOKBACK_DAYS`` with their feature vectors *as served* (point-in-time
-   correct). A served decision enters once its outcome is known: older than
-   ``FRAUD_LABEL_MATURITY_DAYS`` at the retrain's time, with its label, or legitimate when
-   still unlabelled. Fresher decisions are left out, labelled or not: their labels are mostly
-   the champion's own alerts, investigated first, while the fraud it missed is not labelled
-   yet, so they would flatter the model that raised them.
+   correct), streamed from its hourly blobs by ``training.sample_reader`` into a buffer of at
+   most ``FRAUD_RETRAIN_MAX_ROWS`` rows (a hash threshold tightens when it would overflow), so
+   memory stays bounded whatever the traffic. A sampled decision enters once its outcome is
+   known: older than ``FRAUD_LABEL_MATURITY_DAYS`` at the retrain's time, with its label (the
+   sample's labels stream), or legitimate when still unlabelled. Fresher decisions are left
+   out, labelled or not: their labels are mostly the champion's own alerts, investigated
+   first, while the fraud it missed is not labelled yet, so they would flatter the model that
+   raised them. Each sampled row weighs 1 / the probability it is among the rows kept (every
+   labelled fraud is in the sample: weight 1; a legitimate or unlabelled row 1 / (its
+   sampling rate x the reader's further keep rate)), so the weighted rows are the traffic's.
 2. Split by time (``split_for_promotion``):
 
    * holdout: the newest ``holdout_share`` of the rows, moved later when needed so that it
      starts at or after the champion's training end (its manifest's ``windows``; a manifest
      without them: its ``created_at``; neither: the gate refuses promotion; see
      ``shared.domain.promotion.champion_training_end``).
-     Never down-sampled: its base rate is the data's.
+     Never down-sampled by the split; its sampled rows carry their sample weights, and the gate
+     weighs each holdout row by them, so its figures are the traffic's (uncapped when the
+     lookback's sample fits the reader's buffer; thinned by the same hash threshold otherwise).
    * training: every row more than ``FRAUD_LABEL_DELAY_DAYS`` before the holdout starts. Fit,
      hyperparameter search, calibration and the threshold choice all happen there; the rows in
      the gap between are unused.
@@ -35,7 +42,7 @@
    and within the capacity.
 
 The candidate is published either way: its manifest's ``promotion`` holds every figure of both
-models, every check and why it was or was not promoted; ``data`` holds the served-row counts
+models, every check and why it was or was not promoted; ``data`` holds the sample's counts (read, kept, thresholds)
 and the split. Promotion moves the ``current`` pointer with the ETag read at the start, so of
 two concurrent retrains only one can win.
 """
@@ -46,7 +53,6 @@ import logging
 import tempfile
 import time
 import resource
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -54,7 +60,6 @@ from typing import Any
 import numpy as np
 
 from shared.config import FraudConfig
-from shared.domain.decision_record import unpack_features
 from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH, replay
 from shared.domain.model import FraudModel, ModelRejected, load_model
 from shared.domain.promotion import (
@@ -62,6 +67,7 @@ from shared.domain.promotion import (
 )
 from shared.service.model_release import release
 from training.dataset import merchant_risk_replay, read_labelled_csv
+from training.sample_reader import read_sample
 from training.train import TrainingOptions, TrainingSet, TrainingSlices, fit_and_package, training_set
 
 log = logging.getLogger("fraud.retrain")
@@ -107,32 +113,12 @@ def _base_rows(blob_service: Any, container: str, config: RetrainConfig) -> tupl
     return names, parts
 
 
-def _served_rows(audit: Any, now: datetime, config: RetrainConfig) -> tuple[TrainingSet, dict[str, Any]]:
-    """The lookback's decisions whose outcome is known, with their feature vectors exactly as
-    served, and what was read and left out (see the module docstring)."""
-    X, y, t, customers = [], [], [], []
-    counts: Counter = Counter()
+def _sample_rows(sample: Any, now: datetime, config: RetrainConfig) -> tuple[TrainingSet, dict[str, Any]]:
+    """The lookback's sampled decisions whose outcome is known, bounded and weighted, with what
+    was read, kept and left out (see the module docstring)."""
     matured_before = now - timedelta(days=config.maturity_days)
-    for row in audit.read(now - timedelta(days=config.lookback_days), now,
-                          select=["features", "label", "event_time", "customer_id"]):
-        counts["read"] += 1
-        labelled = row.get("label") not in (None, "")
-        if row["event_time"] >= matured_before:
-            counts["fresh_labelled_left_out" if labelled else "fresh_unlabelled_left_out"] += 1
-            continue
-        vector = unpack_features(row["features"])
-        if len(vector) != len(FEATURE_NAMES):
-            counts["other_feature_schema_left_out"] += 1
-            continue
-        counts["labelled" if labelled else "matured_unlabelled_as_legitimate"] += 1
-        X.append(vector)
-        y.append(int(row["label"]) if labelled else 0)
-        t.append(row["event_time"].timestamp())
-        customers.append(row.get("customer_id") or "")
-    served = TrainingSet(np.asarray(X, dtype=np.float32).reshape(-1, len(FEATURE_NAMES)), np.asarray(y, dtype=np.int8),
-                         np.asarray(t, dtype=np.float64), np.full(len(y), "", dtype=object),
-                         np.asarray(customers, dtype=object))
-    return served, {**counts, "matured_before": matured_before.isoformat(), "maturity_days": config.maturity_days}
+    rows, counts = read_sample(sample, now - timedelta(days=config.lookback_days), matured_before, config.max_rows)
+    return rows, {**counts, "maturity_days": config.maturity_days}
 
 
 def sample_legitimate(y: np.ndarray, max_rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
@@ -206,39 +192,41 @@ def _champion(registry: Any, version: str | None) -> FraudModel | None:
         return None
 
 
-def retrain(registry: Any, blob_service: Any, audit: Any, trigger: str, config: RetrainConfig = RetrainConfig(),
+def retrain(registry: Any, blob_service: Any, sample: Any, trigger: str, config: RetrainConfig = RetrainConfig(),
             now: datetime | None = None, training_container: str = "training-data") -> dict[str, Any]:
-    """Fit a challenger on base data + matured served decisions; promote it if it beats the
+    """Fit a challenger on base data + matured sampled decisions; promote it if it beats the
     champion on a holdout neither has learned from.
 
     ``registry`` is the model registry, ``blob_service`` reads the base training files,
-    ``audit`` supplies the served decisions."""
+    ``sample`` is the training sample's store (``TrainingSampleStorePort``)."""
     started = time.perf_counter()
     now = now or datetime.now(timezone.utc)
     pointer = registry.current()  # the champion we judge against, and the ETag promotion needs
     champion = _champion(registry, pointer.version)
 
     names, base = _base_rows(blob_service, training_container, config)
-    served, served_counts = _served_rows(audit, now, config)
+    served, served_counts = _sample_rows(sample, now, config)
     rows = TrainingSet.concat(base + [served])
     champion_end, champion_end_source = (champion_training_end(champion.manifest) if champion is not None
                                          else (None, "no compatible champion"))
     try:
         split = split_for_promotion(rows.y, rows.times, champion_end, config)
-        data = rows.take(split.rows, split.weights)
+        sampled = np.ones(split.rows.size) if rows.weights is None else rows.weights[split.rows]
+        data = rows.take(split.rows, split.weights * sampled)
         slices = TrainingSlices.of(data.times, split.windows)
-        data_info = {"source": f"retrain ({trigger})", "base_files": names, "served": served_counts,
-                     "split": split.summary}
+        data_info = {"source": f"retrain ({trigger})", "base_files": names, "sample": served_counts,
+                     "split": {**split.summary, "holdout_sample_weighted": rows.weights is not None}}
         options = TrainingOptions(max_iter=config.max_iter, search_seconds=config.search_seconds,
                                   search_candidates=config.search_candidates, baseline=False,
                                   label_delay_days=config.label_delay_days, top_k=config.gate.k)
         trained = fit_and_package(data, slices, options, version=None, data_info=data_info, timings={})
     except (NothingToJudge, SystemExit) as exc:  # SystemExit: training's refusal (a slice without fraud, ...)
         log.warning(json.dumps({"event": "retrain_skipped", "trigger": trigger, "reason": str(exc)}))
-        return {"trigger": trigger, "outcome": "skipped", "reason": str(exc), "served": served_counts}
+        return {"trigger": trigger, "outcome": "skipped", "reason": str(exc), "sample": served_counts}
     artifact = trained.artifact
     in_holdout = slices.test
-    holdout = Holdout(data.y[in_holdout], data.days[in_holdout], data.customers[in_holdout])
+    holdout = Holdout(data.y[in_holdout], data.days[in_holdout], data.customers[in_holdout],
+                      None if data.weights is None else data.weights[in_holdout])
     challenger = Contender(artifact.version, trained.test_scores, artifact.manifest["thresholds"])
     incumbent = (Contender(champion.version, champion.predict(data.X[in_holdout]), champion.thresholds)
                  if champion is not None else None)

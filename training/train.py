@@ -123,7 +123,8 @@ class TrainingSet:
 
     @classmethod
     def concat(cls, parts: Sequence["TrainingSet"]) -> "TrainingSet":
-        """The rows of every part, in time order (the customers kept when every part has them)."""
+        """The rows of every part, in time order (the customers kept when every part has them;
+        the weights when any part has them, 1 for the rows of a part without)."""
         if not parts:
             return cls(np.zeros((0, len(FEATURE_NAMES)), np.float32), np.zeros(0, np.int8), np.zeros(0),
                        np.zeros(0, dtype=object), np.zeros(0, dtype=object))
@@ -131,8 +132,11 @@ class TrainingSet:
         order = np.argsort(times, kind="mergesort")
         customers = (None if any(p.customers is None for p in parts) else
                      np.concatenate([np.asarray(p.customers, dtype=object) for p in parts])[order])
+        weights = (None if all(p.weights is None for p in parts) else
+                   np.concatenate([np.ones(p.y.size) if p.weights is None else p.weights for p in parts])[order])
         return cls(np.vstack([p.X for p in parts])[order], np.concatenate([p.y for p in parts])[order], times[order],
-                   np.concatenate([np.asarray(p.scenarios, dtype=object) for p in parts])[order], customers)
+                   np.concatenate([np.asarray(p.scenarios, dtype=object) for p in parts])[order], customers,
+                   weights=weights)
 
     def take(self, rows: np.ndarray, weights: np.ndarray | None = None) -> "TrainingSet":
         """These rows only (positions), with these sample weights (incidents and ids dropped)."""

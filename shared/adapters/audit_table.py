@@ -128,6 +128,16 @@ class AuditLog:
                 found[entity["RowKey"]] = scored_elsewhere(entity)
         return found
 
+    def decisions(self, keys: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """Point reads of decisions by (audit partition key, transaction id), in parallel:
+        transaction id -> its row (JSON types: ``event_time`` as ISO text), for those found."""
+        def read(key: tuple[str, str]) -> dict[str, Any] | None:
+            hit = read_entity(self._table, *key)
+            return hit[0] if hit else None
+
+        return {entity["RowKey"]: entity for entity in self._fanout.map(read, list(dict.fromkeys(keys)))
+                if entity is not None}
+
     def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int:
         """Merge label fields into audit rows: (audit_pk, transaction_id, fields); idempotent."""
         return upsert_grouped(self._table, ({"PartitionKey": pk, "RowKey": txn_id, **fields}

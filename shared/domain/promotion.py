@@ -105,7 +105,10 @@ def champion_training_end(manifest: Mapping[str, Any]) -> tuple[float | None, st
 
 @dataclass(frozen=True)
 class Holdout:
-    """The labelled rows both models are judged on: fraud or not, UTC day number, customer."""
+    """The labelled rows both models are judged on: fraud or not, UTC day number, customer;
+    and, when the rows are a sample (a retrain's rows from the training sample), each row's
+    sample weight: average precision, ECE and alerts per day are then the weighted figures,
+    those of the traffic the rows stand for (card precision@k ranks the sampled rows as they are)."""
 
     y: np.ndarray
     days: np.ndarray
@@ -123,11 +126,13 @@ class Holdout:
         return max(int(np.unique(self.days).size), 1)
 
     def describe(self) -> dict[str, Any]:
-        if self.weights is not None:  # binned rows: customers are not known per row
-            return {"rows": int(round(float(np.sum(self.weights)))), "fraud": int(np.sum(np.asarray(self.y) * self.weights)),
-                    "days": self.n_days, "customers": None}
-        return {"rows": int(np.size(self.y)), "fraud": int(np.sum(self.y)), "days": self.n_days,
-                "customers": int(np.unique(self.customers).size)}
+        known = [c for c in np.asarray(self.customers, dtype=object).tolist() if c is not None]
+        described = {"rows": int(np.size(self.y)), "fraud": int(np.sum(self.y)), "days": self.n_days,
+                     "customers": len(set(known)) if known else None}  # None: binned rows carry no customer
+        if self.weights is not None:  # each row stands for that many decisions
+            w = np.asarray(self.weights, dtype=np.float64)
+            described.update(weighted_rows=float(w.sum()), weighted_fraud=float(w[np.asarray(self.y) == 1].sum()))
+        return described
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ class MonitoringService:
     merchants: MerchantRiskStorePort | None = None
     shadow_manifest: Callable[[], dict[str, Any] | None] | None = None  # the shadow challenger's, if one is set
     gate: PromotionGate | None = None  # judges shadow evidence (the retrain's policy)
+    training_sample: Any = None  # TrainingSampleOutlet: joined labels (and labelled frauds) go to the sample
     config: MonitoringConfig = field(default_factory=MonitoringConfig)
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
@@ -141,6 +142,8 @@ class MonitoringService:
             self.merchants.add_frauds(frauds)  # before the labels are marked joined: a crash re-joins them
         if to_audit:
             self.audit.set_labels(to_audit)
+            if self.training_sample is not None:  # before the marks: a crash re-joins, the sample's reader de-duplicates
+                self.training_sample.add_labels(to_audit)
         if decided and self.aggregates is not None:
             self.aggregates.put_labelled(decided)
         if marks:

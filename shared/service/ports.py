@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
 
 from shared.domain.dead_letter import DeadLetter
 from shared.domain.decision_record import DecisionRecord, Delivery
@@ -104,6 +104,28 @@ class DecisionOutletPort(Protocol):
     """
 
     def record(self, deliveries: Sequence[Delivery]) -> None: ...
+
+
+class TrainingSampleStorePort(Protocol):
+    """The training sample's append-only hourly streams: ``rows`` (sampled decisions and
+    labelled frauds) and ``labels`` (every joined verdict), by the decisions' event hour."""
+
+    def append(self, stream: str, lines_by_hour: Mapping[datetime, Sequence[str]]) -> int:
+        """Append each hour's lines (one storage append per blob touched); raises on failure.
+        Returns the storage appends made."""
+
+    def hours(self, stream: str, start: datetime, end: datetime) -> list[datetime]:
+        """The UTC hours in [start, end) with lines in ``stream``, oldest first."""
+
+    def lines(self, stream: str, hour: datetime) -> Iterator[bytes]:
+        """One hour's lines of ``stream``, streamed (never a whole blob in memory)."""
+
+
+class AuditRowPort(Protocol):
+    """Point reads of decisions of the audit log (the label join knows their partitions)."""
+
+    def decisions(self, keys: Sequence[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """(audit partition key, transaction id) pairs -> transaction id -> its audit row, for those found."""
 
 
 class AlertPort(Protocol):

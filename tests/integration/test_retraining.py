@@ -1,5 +1,5 @@
 """Retraining and hot swap on Azurite: promotion gate (windows, split and every figure in the
-manifest; matured served decisions in, fresh ones out), ETag race, refusal of bad artifacts,
+manifest; matured sampled decisions in, fresh ones out), ETag race, refusal of bad artifacts,
 and swaps during continuous scoring without a failed request."""
 import json
 import threading
@@ -113,11 +113,13 @@ def test_a_worse_challenger_leaves_the_champion_in_place(published, services, tr
     assert "average precision" in promotion["reason"]
 
 
-def log_served_decisions(services, simulated_csv, now):
-    """Decisions in the audit log with real feature vectors: 20-10 days old (matured: 40 labelled
-    fraud, 40 labelled legitimate, 120 unlabelled) and 3-1 days old (fresh: 20 labelled fraud, 60
-    unlabelled)."""
+def sample_served_decisions(services, simulated_csv, now):
+    """Decisions in the training sample (hash rate 1: every decision) with real feature vectors:
+    20-10 days old (matured: 40 labelled fraud, 40 labelled legitimate, 120 unlabelled) and 3-1
+    days old (fresh: 20 labelled fraud, 60 unlabelled), as the outlet and the label join write them."""
+    from shared.domain.decision_record import Delivery
     from shared.domain.features import replay
+    from shared.service.training_sample import TrainingSampleOutlet
     from training.dataset import merchant_risk_replay, read_labelled_csv
 
     data = read_labelled_csv(simulated_csv)
@@ -134,13 +136,15 @@ def log_served_decisions(services, simulated_csv, now):
                 labels[f"{tag}{j}"] = label
             i += 1
     services.audit.write(records)
+    outlet = TrainingSampleOutlet(services.training_sample_store, rate=1.0, audit=services.audit)
+    outlet.record([Delivery(r) for r in records])
     where = services.audit.locate(list(labels))
-    services.audit.set_labels([(where[t].audit_pk, t, {"label": label}) for t, label in labels.items()])
+    outlet.add_labels([(where[t].audit_pk, t, {"label": label, "labelled_at": ""}) for t, label in labels.items()])
 
 
-def test_a_retrain_request_records_its_windows_split_and_every_figure_with_matured_served_decisions(
+def test_a_retrain_request_records_its_windows_split_and_every_figure_with_matured_sampled_decisions(
         published, services, training_container, simulated_csv):
-    log_served_decisions(services, simulated_csv, datetime.now(timezone.utc))
+    sample_served_decisions(services, simulated_csv, datetime.now(timezone.utc))
     drop_training_data(services, simulated_csv)
     request = json.dumps({"reasons": ["feature drift (PSI >= 0.2): amount"]}).encode()
     retrain_on_request(input_stream("retrain-requests", "requests/x.json", request))
@@ -150,10 +154,11 @@ def test_a_retrain_request_records_its_windows_split_and_every_figure_with_matur
     manifest = services.registry.manifest(new)
     promotion = manifest["promotion"]
     assert "feature drift" in promotion["trigger"]
-    # served decisions: matured ones in (unlabelled as legitimate), fresh ones out, labelled or not
-    served = manifest["data"]["served"]
-    assert served["read"] == 280 and served["labelled"] == 80 and served["matured_unlabelled_as_legitimate"] == 120
-    assert served["fresh_labelled_left_out"] == 20 and served["fresh_unlabelled_left_out"] == 60
+    # sampled decisions: matured ones in (unlabelled as legitimate), fresh ones out, labelled or not
+    sample = manifest["data"]["sample"]
+    assert sample["labelled_fraud"] == 40 and sample["labelled_legitimate"] == 40
+    assert sample["matured_unlabelled_as_legitimate"] == 120 and sample["kept"] == {"fraud": 40, "legitimate": 160}
+    assert "fresh_left_out" not in sample and sample["buffer"]["tightened"] == 0  # fresh hours are not read
     # the windows: the challenger's rows end a label delay before the holdout, which starts after the champion's
     windows, champion = TimeWindows.from_dict(manifest["windows"]), TimeWindows.from_dict(published.manifest["windows"])
     assert manifest["windows"]["gap_days"] == pytest.approx(7.0) and promotion["windows"]["gap_days"] == pytest.approx(7.0)

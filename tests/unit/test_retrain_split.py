@@ -1,16 +1,16 @@
 """The retrain's split, pure: the holdout is the newest period, after the champion's training
 end, never down-sampled; the challenger's rows end a label delay before it; the row cap
-samples legitimate training rows only, and their weights undo the sampling; served decisions
+samples legitimate training rows only, and their weights undo the sampling; sampled decisions
 enter once matured."""
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
 
-from fakes import FakeModelRegistry
-from shared.domain.decision_record import pack_features
+from fakes import FakeModelRegistry, FakeTrainingSample
 from shared.domain.features import FEATURE_NAMES
 from shared.domain.promotion import DAY
+from shared.domain.training_sample import SampleLabel, SampleRow
 from training.retrain import NothingToJudge, RetrainConfig, retrain, sample_legitimate, split_for_promotion
 
 
@@ -87,30 +87,28 @@ class NoBaseFiles:
         return []
 
 
-class AuditRows:
-    """The audit log's read port over given rows."""
-
-    def __init__(self, rows):
-        self.rows = rows
-
-    def read(self, start, end, select=None):
-        return (r for r in self.rows if start <= r["event_time"] < end)
-
-
-def served(now, days_ago, label):
-    return {"event_time": now - timedelta(days=days_ago), "label": label, "customer_id": "C1",
-            "features": pack_features(np.zeros(len(FEATURE_NAMES), np.float32))}
+def sample_store(now, rows):
+    """A training sample holding (days ago, label) decisions, hash rate 1 (every decision kept)."""
+    store = FakeTrainingSample()
+    for i, (days_ago, label) in enumerate(rows):
+        when = now - timedelta(days=days_ago)
+        row = SampleRow(f"T{i}", "C1", when, np.zeros(len(FEATURE_NAMES), np.float32), 0.1, "v1", 1.0, 1.0)
+        store.append("rows", {row.hour: [row.to_line()]})
+        if label != "":
+            store.append("labels", {row.hour: [SampleLabel(f"T{i}", label, when.isoformat()).to_line()]})
+    return store
 
 
-def test_only_matured_served_decisions_enter_and_a_retrain_without_fraud_before_the_holdout_is_skipped():
+def test_only_matured_sampled_decisions_enter_and_a_retrain_without_fraud_before_the_holdout_is_skipped():
     now = datetime(2026, 6, 1, tzinfo=timezone.utc)
-    audit = AuditRows([served(now, 20, ""), served(now, 15, 0), served(now, 12, 1), served(now, 3, ""),
-                       served(now, 2, 1), served(now, 40, 1)])  # the last: outside the lookback
-    outcome = retrain(FakeModelRegistry(), NoBaseFiles(), audit, "test", RetrainConfig(label_delay_days=7.0), now=now)
+    sample = sample_store(now, [(20, ""), (15, 0), (12, 1), (3, ""), (2, 1), (40, 1)])  # the last: outside the lookback
+    outcome = retrain(FakeModelRegistry(), NoBaseFiles(), sample, "test", RetrainConfig(label_delay_days=7.0), now=now)
     assert outcome["outcome"] == "skipped" and "no fraud in the rows more than 7 days before" in outcome["reason"]
-    counts = outcome["served"]
-    assert counts["read"] == 5 and counts["labelled"] == 2 and counts["matured_unlabelled_as_legitimate"] == 1
-    assert counts["fresh_labelled_left_out"] == 1 and counts["fresh_unlabelled_left_out"] == 1
-    longer = retrain(FakeModelRegistry(), NoBaseFiles(), audit, "test",
-                     RetrainConfig(label_delay_days=7.0, label_maturity_days=14.0), now=now)["served"]
-    assert longer["labelled"] == 1 and longer["fresh_labelled_left_out"] == 2 and longer["matured_before"].startswith("2026-05-18")
+    counts = outcome["sample"]
+    assert counts["labelled_fraud"] == 1 and counts["labelled_legitimate"] == 1
+    assert counts["matured_unlabelled_as_legitimate"] == 1 and counts["kept"] == {"fraud": 1, "legitimate": 2}
+    assert counts["hours"] == 3  # the fresh hours are not even read, nor those before the lookback
+    longer = retrain(FakeModelRegistry(), NoBaseFiles(), sample, "test",
+                     RetrainConfig(label_delay_days=7.0, label_maturity_days=14.0), now=now)["sample"]
+    assert longer["kept"] == {"fraud": 0, "legitimate": 2} and longer["matured_before"].startswith("2026-05-18")
+    assert longer["hours"] == 2
