@@ -30,8 +30,10 @@ Pure: no I/O. ``shared/adapters/aggregate_table.py`` stores the documents.
 """
 from __future__ import annotations
 
+import base64
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -62,8 +64,24 @@ def hour_start(hour: int) -> datetime:
 
 def fine_edges(thresholds: Iterable[float]) -> np.ndarray:
     """The fine score bins' edges: 0, 1/1000, ..., 1 and the model's thresholds in (0, 1)."""
-    extra = [float(t) for t in thresholds if t is not None and 0.0 < float(t) < 1.0]
-    return np.unique(np.r_[np.linspace(0.0, 1.0, FINE_BINS + 1), extra])
+    return _fine_edges(tuple(sorted(float(t) for t in thresholds if t is not None and 0.0 < float(t) < 1.0)))
+
+
+@lru_cache(maxsize=64)
+def _fine_edges(extra: tuple[float, ...]) -> np.ndarray:
+    edges = np.unique(np.r_[np.linspace(0.0, 1.0, FINE_BINS + 1), extra])
+    edges.flags.writeable = False  # shared by every ScoreBins of these thresholds
+    return edges
+
+
+def _pack(array: np.ndarray, dtype: str) -> str:
+    """A dense array as base64 of its little-endian bytes: the same size and decoding cost
+    however many bins are used, so reading a window costs the same at any traffic."""
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
+
+
+def _unpack(text: str, dtype: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=dtype).copy()
 
 
 @dataclass(frozen=True)
@@ -142,6 +160,10 @@ class ScoreBins:
         if len(self.top_txns) > TOP_KEPT + slack:
             self.top_txns = dict(sorted(self.top_txns.items(), key=lambda kv: (-kv[1][0], kv[0]))[:TOP_KEPT])
 
+    def copy(self) -> "ScoreBins":
+        return ScoreBins(self.thresholds, self.counts.copy(), self.sums.copy(), dict(self.top_cards),
+                         dict(self.top_txns), self.cards_dropped)
+
     def merge(self, other: "ScoreBins") -> None:
         if other.thresholds != self.thresholds:
             raise ValueError("score bins with different edges cannot be added up")
@@ -156,18 +178,14 @@ class ScoreBins:
 
     def to_dict(self) -> dict[str, Any]:
         self._trim(slack=0)
-        nz = np.flatnonzero(self.counts)
-        return {"thresholds": list(self.thresholds), "bins": nz.tolist(), "counts": self.counts[nz].tolist(),
-                "sums": self.sums[nz].tolist(), "cards_dropped": self.cards_dropped,
+        return {"thresholds": list(self.thresholds), "counts": _pack(self.counts, "<i8"),
+                "sums": _pack(self.sums, "<f8"), "cards_dropped": self.cards_dropped,
                 "top_cards": [[c, s] for c, s in self.top_cards.items()],
                 "top_txns": [[t, s, c] for t, (s, c) in self.top_txns.items()]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ScoreBins":
-        bins = cls(tuple(d["thresholds"]))
-        idx = np.asarray(d["bins"], dtype=np.int64)
-        bins.counts[idx] = np.asarray(d["counts"], dtype=np.int64)
-        bins.sums[idx] = np.asarray(d["sums"], dtype=np.float64)
+        bins = cls(tuple(d["thresholds"]), _unpack(d["counts"], "<i8"), _unpack(d["sums"], "<f8"))
         bins.top_cards = {c: float(s) for c, s in d["top_cards"]}
         bins.top_txns = {t: (float(s), c) for t, s, c in d["top_txns"]}
         bins.cards_dropped = bool(d.get("cards_dropped"))
@@ -247,6 +265,14 @@ class HourAggregate:
                 mine = np.fromiter((r["fraud_score"] for r in rows if r["features"] is not None
                                     and len(r["features"]) == N_FEATURES), dtype=np.float64, count=len(vectors))
                 self.score_reference += bin_counts(mine, reference.score.edges)
+
+    def copy(self) -> "HourAggregate":
+        return HourAggregate(self.hour, self.version, self.shadow_version, self.champion.copy(),
+                             None if self.shadow is None else self.shadow.copy(), self.rows, Counter(self.risk_levels),
+                             Counter(self.actions), self.latency.copy(), self.strata.copy(),
+                             {n: c.copy() for n, c in self.features.items()},
+                             None if self.score_reference is None else self.score_reference.copy(),
+                             {m: list(v) for m, v in self.merchants.items()})
 
     def merge(self, other: "HourAggregate") -> None:
         if other.key != self.key:
@@ -371,7 +397,7 @@ class WindowAggregate:
         self.documents += 1
         mine = self.parts.get(aggregate.key)
         if mine is None:
-            self.parts[aggregate.key] = HourAggregate.from_dict(aggregate.to_dict())  # a copy
+            self.parts[aggregate.key] = aggregate.copy()  # windows never share an aggregate they add to
         else:
             mine.merge(aggregate)
 
