@@ -40,3 +40,9 @@ def test_function_names_are_unique_and_every_function_has_a_trigger():
     names = [f.get_function_name() for f in INDEXED]
     assert len(names) == len(set(names))
     assert all(f.get_trigger() is not None for f in INDEXED)
+
+
+def test_the_archive_timer_compacts_on_a_settings_driven_schedule():
+    (trigger,) = bindings("archive_timer")
+    assert trigger == {"direction": "IN", "type": "timerTrigger", "name": "timer", "schedule": "%FRAUD_ARCHIVE_SCHEDULE%",
+                       "runOnStartup": False, "useMonitor": True}
