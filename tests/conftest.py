@@ -39,6 +39,8 @@ def app_env(azurite, monkeypatch):
         "FRAUD_MONITORING_CONTAINER": f"monitoring-{suffix}",
         "FRAUD_RETRAIN_CONTAINER": f"retrain-requests-{suffix}",
         "FRAUD_MERCHANT_TABLE": f"merchantrisk{suffix}",
+        "FRAUD_ARCHIVE_CONTAINER": f"decision-archive-{suffix}",
+        "FRAUD_ARCHIVE_STAGING_CONTAINER": f"decision-staging-{suffix}",
         "FRAUD_STORAGE_RETRIES": "2",
         "FRAUD_RETRAIN_SEARCH_CANDIDATES": "1",
     }
