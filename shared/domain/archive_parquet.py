@@ -14,10 +14,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
 import pyarrow.parquet as pq
 
-from shared.domain.decision_archive import (DECISION_COLUMNS, HEADER_KEY, check_feature_names, utc_instant,
-                                            utc_offset_minutes)
+from shared.domain.decision_archive import DECISION_COLUMNS, HEADER_KEY, check_feature_names, utc_offset_minutes
 from shared.domain.decision_record import FEATURE_DTYPE
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
@@ -49,67 +50,111 @@ def arrow_schema(feature_names: Sequence[str], plan: Mapping[str, Any] | None = 
     return pa.schema(fields, metadata=metadata)
 
 
-def record_batch(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], schema: pa.Schema) -> pa.RecordBatch:
-    """(header, staging document) pairs as one record batch of ``schema``. A feature the
-    document's header does not name is null in its row."""
-    docs = [doc for _, doc in pairs]
+# The staging line's fields as the JSON reader parses them (a header line parses to a row
+# without transaction_id, and is dropped).
+STAGING_JSON_SCHEMA = pa.schema([
+    ("transaction_id", pa.string()), ("customer_id", pa.string()), ("transaction_amount", pa.float64()),
+    ("currency", pa.string()), ("timestamp", pa.string()), ("device_id", pa.string()), ("merchant_id", pa.string()),
+    ("merchant_category", pa.string()), ("channel", pa.string()), ("country", pa.string()),
+    ("fraud_score", pa.float64()), ("risk_level", pa.string()), ("action", pa.string()), ("is_fraud", pa.bool_()),
+    ("reasons", pa.list_(pa.string())), ("rules_fired", pa.list_(pa.string())), ("model_version", pa.string()),
+    ("features", pa.string()), ("scored_at", pa.string()), ("source", pa.string()), ("latency_ms", pa.float64()),
+    ("shadow_score", pa.float64()), ("shadow_version", pa.string()),
+])
+_OFFSET = r"(?P<sign>[+-])(?P<hours>\d{2}):(?P<minutes>\d{2})$"
 
-    def text(key: str, optional: bool = True) -> pa.Array:
-        return pa.array([(d.get(key) or None) if optional else d[key] for d in docs], pa.string())
 
-    def number(key: str, default: float | None = None) -> pa.Array:
-        return pa.array([float(d[key]) if d.get(key) is not None else default for d in docs], pa.float64())
+def staging_table(lines: bytes) -> pa.Table:
+    """Whole staging lines parsed by Arrow's JSON reader (in C++, not one Python dict per line):
+    the decision lines only, with the staging line's fields."""
+    table = pj.read_json(pa.BufferReader(lines), read_options=pj.ReadOptions(block_size=4 << 20),
+                         parse_options=pj.ParseOptions(explicit_schema=STAGING_JSON_SCHEMA,
+                                                       unexpected_field_behavior="ignore"))
+    table = table.select(STAGING_JSON_SCHEMA.names)
+    decisions = pc.is_valid(table.column("transaction_id"))
+    return table if pc.all(decisions).as_py() else table.filter(decisions)
 
-    columns: dict[str, pa.Array] = {
-        "transaction_id": text("transaction_id", optional=False),
-        "customer_id": text("customer_id", optional=False),
-        "transaction_amount": number("transaction_amount"),
-        "currency": text("currency"),
-        "event_time": pa.array([utc_instant(d["timestamp"]) for d in docs], UTC_MICROS),
-        "event_utc_offset_minutes": pa.array([utc_offset_minutes(d["timestamp"]) for d in docs], pa.int32()),
-        "device_id": text("device_id"),
-        "merchant_id": text("merchant_id"),
-        "merchant_category": text("merchant_category"),
-        "channel": text("channel"),
-        "country": text("country"),
-        "scored_at": pa.array([utc_instant(d["scored_at"]) for d in docs], UTC_MICROS),
-        "fraud_score": number("fraud_score"),
-        "risk_level": text("risk_level", optional=False),
-        "action": text("action", optional=False),
-        "is_fraud": pa.array([bool(d["is_fraud"]) for d in docs], pa.bool_()),
-        "reasons": pa.array([list(d.get("reasons") or ()) for d in docs], pa.list_(pa.string())),
-        "rules_fired": pa.array([list(d.get("rules_fired") or ()) for d in docs], pa.list_(pa.string())),
-        "model_version": text("model_version", optional=False),
-        "shadow_score": number("shadow_score"),
-        "shadow_version": text("shadow_version"),
-        "latency_ms": number("latency_ms", 0.0),
-        "source": pa.array([d.get("source") or "" for d in docs], pa.string()),
-        "feature_schema_hash": pa.array([h.get("feature_schema_hash") or "" for h, _ in pairs], pa.string()),
+
+def record_batch(staged: pa.Table, header: Mapping[str, Any], schema: pa.Schema) -> pa.RecordBatch:
+    """Staging lines (``staging_table``) written under ``header`` as one record batch of ``schema``:
+    the columns of ``decision_archive.archive_row``. A feature the header does not name is null."""
+    n = staged.num_rows
+
+    def empty_as_null(name: str) -> pa.Array:
+        column = staged.column(name).combine_chunks()
+        empty = pc.equal(column, "")
+        if not pc.any(empty).as_py():  # the usual case: absent values are JSON null already
+            return column
+        return pc.if_else(empty, pa.scalar(None, pa.string()), column)
+
+    def text(name: str) -> pa.Array:
+        return pc.fill_null(staged.column(name), "").combine_chunks()
+
+    columns: dict[str, Any] = {
+        "transaction_id": staged.column("transaction_id"),
+        "customer_id": staged.column("customer_id"),
+        "transaction_amount": staged.column("transaction_amount"),
+        "currency": empty_as_null("currency"),
+        "event_time": staged.column("timestamp").cast(UTC_MICROS),
+        "event_utc_offset_minutes": _offset_minutes(staged.column("timestamp").combine_chunks()),
+        "scored_at": staged.column("scored_at").cast(UTC_MICROS),
+        "fraud_score": staged.column("fraud_score"),
+        "risk_level": staged.column("risk_level"),
+        "action": staged.column("action"),
+        "is_fraud": staged.column("is_fraud"),
+        "reasons": pc.fill_null(staged.column("reasons"), pa.scalar([], pa.list_(pa.string()))),
+        "rules_fired": pc.fill_null(staged.column("rules_fired"), pa.scalar([], pa.list_(pa.string()))),
+        "model_version": staged.column("model_version"),
+        "shadow_score": staged.column("shadow_score"),
+        "latency_ms": pc.fill_null(staged.column("latency_ms"), 0.0),
+        "source": text("source"),
+        "feature_schema_hash": pa.array([header.get("feature_schema_hash") or ""] * n, pa.string()),
     }
-    columns.update(_feature_columns(pairs, schema))
-    return pa.RecordBatch.from_arrays([columns[f.name] for f in schema], schema=schema)
+    for name in ("device_id", "merchant_id", "merchant_category", "channel", "country", "shadow_version"):
+        columns[name] = empty_as_null(name)
+    columns.update(_feature_columns(staged.column("features"), header[HEADER_KEY], schema))
+    arrays = [pa.chunked_array(columns[f.name]).combine_chunks() if isinstance(columns[f.name], pa.ChunkedArray)
+              else columns[f.name] for f in schema]
+    return pa.RecordBatch.from_arrays([a.cast(f.type) for a, f in zip(arrays, schema)], schema=schema)
 
 
-def _feature_columns(pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], schema: pa.Schema
-                     ) -> dict[str, pa.Array]:
-    """The float32 feature columns, decoded from each document's packed vector in bulk: one
-    matrix per feature list (normally one), scattered into the schema's columns."""
-    wanted = json.loads(schema.metadata[METADATA_FEATURES])
-    n = len(pairs)
-    values = {name: np.zeros(n, dtype=np.float32) for name in wanted}
-    present = {name: np.zeros(n, dtype=bool) for name in wanted}
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for i, (header, _) in enumerate(pairs):
-        groups.setdefault(tuple(header[HEADER_KEY]), []).append(i)
-    for names, rows in groups.items():
-        raw = b"".join(base64.b64decode(pairs[i][1]["features"]) for i in rows)
-        matrix = np.frombuffer(raw, dtype=FEATURE_DTYPE).reshape(len(rows), len(names))
-        index = np.asarray(rows)
-        for j, name in enumerate(names):
-            if name in values:
-                values[name][index] = matrix[:, j]
-                present[name][index] = True
-    return {name: pa.array(values[name], pa.float32(), mask=~present[name]) for name in wanted}
+def _offset_minutes(timestamps: pa.Array) -> pa.Array:
+    """The UTC offset each ISO 8601 time was written with, in minutes."""
+    parts = pc.extract_regex(timestamps, _OFFSET)
+    if parts.null_count:  # an offset with seconds: Python reads it
+        return pa.array([utc_offset_minutes(t) for t in timestamps.to_pylist()], pa.int32())
+    hours = pc.cast(parts.field("hours"), pa.int32())
+    minutes = pc.cast(parts.field("minutes"), pa.int32())
+    magnitude = pc.add(pc.multiply(hours, 60), minutes)
+    return pc.if_else(pc.equal(parts.field("sign"), "-"), pc.negate(magnitude), magnitude)
+
+
+def _packed_bytes(packed: pa.ChunkedArray, width: int) -> bytes:
+    """The concatenated float32 bytes of base64 vectors of ``width`` features each. When a vector's
+    base64 has no padding (4 × width divisible by 3), the column's character buffer is one base64
+    text and decodes in one call; otherwise vector by vector."""
+    column = packed.combine_chunks()
+    if (4 * width) % 3 == 0 and column.null_count == 0 and len(column):
+        offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset:column.offset + len(column) + 1]
+        text = memoryview(column.buffers()[2])[offsets[0]:offsets[-1]]
+        raw = base64.b64decode(text)
+        if len(raw) == len(column) * width * 4:
+            return raw
+    return b"".join(base64.b64decode(p) for p in column.to_pylist())
+
+
+def _feature_columns(packed: pa.ChunkedArray, names: Sequence[str], schema: pa.Schema) -> dict[str, pa.Array]:
+    """The float32 feature columns, decoded from the packed vectors in bulk; a feature of the
+    schema the header does not name is null."""
+    n = len(packed)
+    raw = _packed_bytes(packed, len(names))
+    matrix = np.frombuffer(raw, dtype=FEATURE_DTYPE).reshape(n, len(names)) if n else np.zeros((0, len(names)), np.float32)
+    index = {name: j for j, name in enumerate(names)}
+    out = {}
+    for name in json.loads(schema.metadata[METADATA_FEATURES]):
+        j = index.get(name)
+        out[name] = pa.array(matrix[:, j]) if j is not None else pa.nulls(n, pa.float32())
+    return out
 
 
 def part_feature_names(schema: pa.Schema) -> list[str]:

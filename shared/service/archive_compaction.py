@@ -16,7 +16,7 @@ created once, never overwritten (the container is immutable in Azure). So:
   carries its plan in its Parquet metadata, so the manifest is rebuilt from it.
 
 Memory does not grow with the hour (36 million decisions at 10,000 tx/s): staging blobs are
-read in 8 MiB ranges and parsed ``parse_rows`` lines at a time into Arrow record batches;
+read in 8 MiB ranges and parsed 16 MiB of lines at a time by Arrow's JSON reader;
 up to ``run_rows`` rows are sorted and deduplicated in memory, and when an hour holds more,
 each sorted run is spilled to a local Arrow file and the runs are merged in ``merge_rows``
 slices by a scored_at watermark. Repeats of a transaction are the stored decision, same
@@ -37,8 +37,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from shared.domain.decision_archive import (HEADER_KEY, hour_dir, hour_finished, is_header, parse_staging,
-                                            part_name)
+from shared.domain.decision_archive import HEADER_KEY, hour_dir, hour_finished, is_header, part_name
 from shared.service.ports import ArchiveFileExists, DecisionArchivePort, DecisionStagingPort, StagedBlob
 
 log = logging.getLogger(__name__)
@@ -50,7 +49,7 @@ class CompactionLimits:
     """How much a run does and holds at once."""
 
     max_hours: int = 6  # hours compacted per run, oldest first
-    parse_rows: int = 20_000  # staging lines parsed into one record batch
+    parse_bytes: int = 16 << 20  # staging bytes (whole lines) parsed into one record batch
     run_rows: int = 500_000  # rows sorted in memory before a run is spilled to disk
     merge_rows: int = 16_384  # rows per run read at once while merging
     row_group_rows: int = 131_072  # rows per Parquet row group
@@ -151,20 +150,32 @@ class DecisionArchiveCompaction:
             raise ValueError(f"staging blob {name} does not start with a header line")
         return header
 
-    def _lines(self, rng: Mapping[str, Any]) -> Iterator[bytes]:
-        """The range's lines; committed lengths end on a line, so the last line is whole."""
-        rest = b""
+    def _line_blocks(self, rng: Mapping[str, Any]) -> Iterator[bytes]:
+        """The range in blocks of about ``parse_bytes`` whole lines; committed lengths end on a
+        line, so the range's last line is whole."""
+        pending = bytearray()
         for chunk in self.staging.read(rng["blob"], rng["start"], rng["end"]):
-            lines = (rest + chunk).split(b"\n")
-            rest = lines.pop()
-            yield from lines
-        if rest.strip():
-            raise ValueError(f"staging blob {rng['blob']} range ends inside a line")
+            pending += chunk
+            if len(pending) >= self.limits.parse_bytes:
+                cut = pending.rfind(b"\n") + 1
+                if cut:
+                    yield bytes(pending[:cut])
+                    del pending[:cut]
+        if pending.strip():
+            if not pending.endswith(b"\n"):
+                raise ValueError(f"staging blob {rng['blob']} range ends inside a line")
+            yield bytes(pending)
 
-    def _pairs(self, ranges: Iterable[Mapping[str, Any]]) -> Iterator[tuple[Mapping[str, Any], dict[str, Any]]]:
+    def _staged(self, ranges: Iterable[Mapping[str, Any]]) -> Iterator[tuple[Mapping[str, Any], Any]]:
+        """(header, Arrow table of decision lines) for each block of the ranges."""
+        from shared.domain.archive_parquet import staging_table
+
         for rng in ranges:
-            header = self._header(rng["blob"]) if rng["start"] > 0 else None
-            yield from parse_staging(self._lines(rng), header)
+            header = self._header(rng["blob"])
+            for block in self._line_blocks(rng):
+                table = staging_table(block)
+                if table.num_rows:
+                    yield header, table
 
     def _feature_names(self, ranges: list[Mapping[str, Any]]) -> list[str]:
         """The part's feature columns: every feature its blobs name, in first-seen order."""
@@ -181,7 +192,8 @@ class DecisionArchiveCompaction:
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        candidates = pa.array(sorted({doc["transaction_id"] for _, doc in self._pairs(ranges)}), pa.string())
+        candidates = pa.array(sorted({i for _, table in self._staged(ranges)
+                                      for i in table.column("transaction_id").to_pylist()}), pa.string())
         found: set[str] = set()
         for manifest in self.archive.manifests(hour)[:part]:
             if not manifest.get("file"):
@@ -201,7 +213,7 @@ class DecisionArchiveCompaction:
         rows = 0
         writer = None
         with tempfile.TemporaryDirectory(prefix="archive-") as spill:
-            batches = self._sorted_row_groups(self._pairs(plan["ranges"]), schema, excluded, Path(spill))
+            batches = self._sorted_row_groups(self._staged(plan["ranges"]), schema, excluded, Path(spill))
             first = next(batches, None)
             if first is None:
                 return 0
@@ -213,7 +225,7 @@ class DecisionArchiveCompaction:
                 writer.close()
         return rows
 
-    def _sorted_row_groups(self, pairs: Iterator[tuple[Mapping[str, Any], dict[str, Any]]], schema: Any,
+    def _sorted_row_groups(self, staged: Iterator[tuple[Mapping[str, Any], Any]], schema: Any,
                            excluded: set[str], spill: Path) -> Iterator[Any]:
         """Tables of about ``row_group_rows`` rows, together sorted by (scored_at,
         transaction_id) with one row per id; ``excluded`` ids left out."""
@@ -221,7 +233,7 @@ class DecisionArchiveCompaction:
 
         out: list[Any] = []
         size = 0
-        for table in self._sorted_slices(pairs, schema, excluded, spill):
+        for table in self._sorted_slices(staged, schema, excluded, spill):
             out.append(table)
             size += table.num_rows
             if size >= self.limits.row_group_rows:
@@ -230,7 +242,7 @@ class DecisionArchiveCompaction:
         if size:
             yield pa.concat_tables(out)
 
-    def _sorted_slices(self, pairs: Iterator[tuple[Mapping[str, Any], dict[str, Any]]], schema: Any,
+    def _sorted_slices(self, staged: Iterator[tuple[Mapping[str, Any], Any]], schema: Any,
                        excluded: set[str], spill: Path) -> Iterator[Any]:
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -241,8 +253,8 @@ class DecisionArchiveCompaction:
         runs: list[Path] = []
         current: list[Any] = []
         held = 0
-        for chunk in _chunked(pairs, self.limits.parse_rows):
-            batch = record_batch(chunk, schema)
+        for header, table in staged:
+            batch = record_batch(table, header, schema)
             if value_set is not None:
                 batch = batch.filter(pc.invert(pc.is_in(batch.column("transaction_id"), value_set=value_set)))
             current.append(batch)
@@ -273,17 +285,6 @@ class DecisionArchiveCompaction:
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield first
     yield from rest
-
-
-def _chunked(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 class _Run:

@@ -133,7 +133,7 @@ def staged(records_by_process: dict[str, list[DecisionRecord]], staging=None, ba
     return staging
 
 
-@pytest.mark.parametrize("limits", [CompactionLimits(), CompactionLimits(parse_rows=5, run_rows=11, merge_rows=4,
+@pytest.mark.parametrize("limits", [CompactionLimits(), CompactionLimits(parse_bytes=3000, run_rows=11, merge_rows=4,
                                                                          row_group_rows=9)],
                          ids=["in-memory", "spilled-runs"])
 def test_compaction_is_idempotent_sorted_one_row_per_id_and_late_rows_go_to_the_next_part(limits):
@@ -199,3 +199,19 @@ def test_a_run_compacts_at_most_max_hours_oldest_first():
     assert [c["hour"] for c in report["compacted"]] == [hour_dir(HOUR), hour_dir(HOUR + timedelta(hours=1))]
     assert report["hours_waiting"] == 3
     assert len(compaction.run(now=HOUR + timedelta(hours=10))["compacted"]) == 2
+
+
+def test_an_hour_staged_by_two_feature_lists_keeps_every_feature_column_null_where_a_list_lacks_it():
+    from dataclasses import replace
+
+    staging = staged({"new": [record(1, HOUR)]})
+    older = record(2, HOUR + timedelta(seconds=1))
+    older = replace(older, features=older.features[:-1])  # a process running code without the last feature
+    staging.data["date=2026-11-20/hour=09/old-0.jsonl"] = bytearray(
+        staging_header(FEATURE_NAMES[:-1], "older-hash") + staging_line(older))
+    archive = FakeDecisionArchive()
+    DecisionArchiveCompaction(staging, archive, grace=timedelta(minutes=10)).run(now=HOUR + timedelta(hours=2))
+    (rows,) = read_parts(archive)
+    assert [r["transaction_id"] for r in rows] == ["T00001", "T00002"]
+    assert rows[1][FEATURE_NAMES[-1]] is None and rows[1]["feature_schema_hash"] == "older-hash"
+    assert rows[1] == {**expected_row(older), FEATURE_NAMES[-1]: None, "feature_schema_hash": "older-hash"}
