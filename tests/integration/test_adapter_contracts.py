@@ -2,8 +2,8 @@
 same suite in tests/unit/test_fake_contracts.py)."""
 import pytest
 
-from contracts import (AlertContract, AuditContract, DeadLetterContract, LabelStoreContract, MerchantRiskStoreContract,
-                       ModelRegistryContract, ProfileContract)
+from contracts import (AlertContract, AuditContract, DeadLetterContract, DecisionArchiveContract, DecisionStagingContract,
+                       LabelStoreContract, MerchantRiskStoreContract, ModelRegistryContract, ProfileContract)
 
 
 class TestProfileTable(ProfileContract):
@@ -48,3 +48,15 @@ class TestFakeMerchantRiskStore(MerchantRiskStoreContract):
     @pytest.fixture
     def store(self, services):
         return services.merchant_store
+
+
+class TestDecisionStagingBlobs(DecisionStagingContract):
+    @pytest.fixture
+    def store(self, services):
+        return services.archive_staging
+
+
+class TestDecisionArchiveBlobs(DecisionArchiveContract):
+    @pytest.fixture
+    def store(self, services):
+        return services.decision_archive

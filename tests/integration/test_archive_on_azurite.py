@@ -109,25 +109,3 @@ def test_the_archive_timer_compacts_finished_hours(published, services, fixed_cl
     archive_timer(TimerRequest(past_due=False))
     assert len(services.decision_archive.manifests(SCORED_AT)) == 1
 
-
-def test_archive_files_are_created_once_and_a_failed_part_leaves_no_file(services):
-    from shared.service.ports import ArchiveFileExists
-
-    archive = services.decision_archive
-    with archive.create_part(SCORED_AT, 0) as sink:
-        sink.write(b"x" * (9 * 1024 * 1024))  # more than one staged block
-    with pytest.raises(ArchiveFileExists):
-        with archive.create_part(SCORED_AT, 0) as sink:
-            sink.write(b"y")
-    with archive.open_part(SCORED_AT, 0) as handle:
-        handle.seek(-3, 2)
-        assert handle.read() == b"xxx" and handle.tell() == 9 * 1024 * 1024
-    with pytest.raises(RuntimeError):
-        with archive.create_part(SCORED_AT, 1) as sink:
-            sink.write(b"z" * 10)
-            raise RuntimeError("the writer failed")
-    assert not archive.part_exists(SCORED_AT, 1)
-    archive.write_manifest(SCORED_AT, 0, {"part": 0})
-    with pytest.raises(ArchiveFileExists):
-        archive.write_manifest(SCORED_AT, 0, {"part": 0, "other": True})
-    assert archive.manifests(SCORED_AT) == [{"part": 0}]

@@ -2,10 +2,10 @@
 suite in tests/integration/test_adapter_contracts.py)."""
 import pytest
 
-from contracts import (AlertContract, AuditContract, DeadLetterContract, LabelStoreContract, MerchantRiskStoreContract,
-                       ModelRegistryContract, ProfileContract)
-from fakes import (FakeAlertQueue, FakeAuditLog, FakeDeadLetters, FakeLabelStore, FakeMerchantRiskStore,
-                   FakeModelRegistry, FakeProfiles)
+from contracts import (AlertContract, AuditContract, DeadLetterContract, DecisionArchiveContract, DecisionStagingContract,
+                       LabelStoreContract, MerchantRiskStoreContract, ModelRegistryContract, ProfileContract)
+from fakes import (FakeAlertQueue, FakeAuditLog, FakeDeadLetters, FakeDecisionArchive, FakeDecisionStaging, FakeLabelStore,
+                   FakeMerchantRiskStore, FakeModelRegistry, FakeProfiles)
 
 
 class TestFakeProfiles(ProfileContract):
@@ -48,3 +48,15 @@ class TestFakeMerchantRiskStore(MerchantRiskStoreContract):
     @pytest.fixture
     def store(self):
         return FakeMerchantRiskStore()
+
+
+class TestFakeDecisionStaging(DecisionStagingContract):
+    @pytest.fixture
+    def store(self):
+        return FakeDecisionStaging()
+
+
+class TestFakeDecisionArchive(DecisionArchiveContract):
+    @pytest.fixture
+    def store(self):
+        return FakeDecisionArchive()
