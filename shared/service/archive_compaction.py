@@ -44,6 +44,15 @@ log = logging.getLogger(__name__)
 HEADER_PROBE = 64 * 1024
 
 
+class CompactionFailed(Exception):
+    """Some hours could not be compacted; the others were (``report``)."""
+
+    def __init__(self, report: dict[str, Any], failed: list[str]) -> None:
+        super().__init__(f"{len(failed)} hour(s) not compacted: " + "; ".join(failed))
+        self.report = report
+        self.failed = failed
+
+
 @dataclass(frozen=True)
 class CompactionLimits:
     """How much a run does and holds at once."""
@@ -69,7 +78,7 @@ class DecisionArchiveCompaction:
         """Compact the finished hours with new staging bytes, oldest first, at most ``max_hours``."""
         now = now or self.clock()
         started = time.perf_counter()
-        compacted, waiting = [], 0
+        compacted, failed, waiting = [], [], 0
         for hour in self.staging.staged_hours():
             if not hour_finished(hour, now, self.grace):
                 continue
@@ -81,10 +90,17 @@ class DecisionArchiveCompaction:
             except ArchiveFileExists as exc:  # another run wrote it first: that run's part stands
                 log.warning("archive hour %s: %s was written by another run; skipping the hour", hour_dir(hour), exc)
                 continue
+            except Exception as exc:  # one hour's failure must not hold back the others
+                log.exception("archive hour %s could not be compacted", hour_dir(hour))
+                failed.append(f"{hour_dir(hour)}: {type(exc).__name__}: {exc}")
+                continue
             if done is not None:
                 compacted.append(done)
-        return {"event": "archive_compaction", "now": now.isoformat(), "compacted": compacted,
-                "hours_waiting": waiting, "seconds": round(time.perf_counter() - started, 3)}
+        report = {"event": "archive_compaction", "now": now.isoformat(), "compacted": compacted,
+                  "hours_waiting": waiting, "seconds": round(time.perf_counter() - started, 3)}
+        if failed:  # the run fails visibly (the next one retries those hours: nothing was written for them)
+            raise CompactionFailed(report, failed)
+        return report
 
     # -- one hour ---------------------------------------------------------------------------
     def _plan(self, hour: datetime) -> dict[str, Any] | None:

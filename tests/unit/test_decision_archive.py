@@ -17,7 +17,7 @@ from shared.domain.decision_archive import (DECISION_COLUMN_NAMES, archive_row, 
 from shared.domain.decision_record import DecisionRecord, Delivery, ShadowScore
 from shared.domain.features import FEATURE_NAMES
 from shared.domain.transaction import Transaction
-from shared.service.archive_compaction import CompactionLimits, DecisionArchiveCompaction
+from shared.service.archive_compaction import CompactionFailed, CompactionLimits, DecisionArchiveCompaction
 from shared.service.archive_outlet import DecisionArchiveOutlet
 from shared.service.ports import StagingBlobFull
 
@@ -181,7 +181,7 @@ def test_a_run_stopped_between_the_part_and_its_manifest_is_finished_by_the_next
         raise ConnectionError("stopped")
 
     archive.write_manifest = crash
-    with pytest.raises(ConnectionError):
+    with pytest.raises(CompactionFailed, match="ConnectionError: stopped"):
         compaction.run(now=HOUR + timedelta(hours=2))
     archive.write_manifest = real_write
     assert compaction.run(now=HOUR + timedelta(hours=2))["compacted"] == []  # the part stands; its manifest rebuilt
@@ -215,3 +215,14 @@ def test_an_hour_staged_by_two_feature_lists_keeps_every_feature_column_null_whe
     assert [r["transaction_id"] for r in rows] == ["T00001", "T00002"]
     assert rows[1][FEATURE_NAMES[-1]] is None and rows[1]["feature_schema_hash"] == "older-hash"
     assert rows[1] == {**expected_row(older), FEATURE_NAMES[-1]: None, "feature_schema_hash": "older-hash"}
+
+
+def test_an_hour_that_fails_does_not_hold_back_the_others_and_the_run_fails_visibly():
+    staging = staged({"a": [record(i, HOUR + timedelta(hours=i)) for i in range(3)]}, batch=1)
+    staging.data["date=2026-11-20/hour=09/a-0.jsonl"] += b'{"transaction_id": "broken"\n'
+    archive = FakeDecisionArchive()
+    compaction = DecisionArchiveCompaction(staging, archive, grace=timedelta(minutes=10))
+    with pytest.raises(CompactionFailed, match="date=2026-11-20/hour=09") as failure:
+        compaction.run(now=HOUR + timedelta(hours=5))
+    assert [c["hour"] for c in failure.value.report["compacted"]] == [hour_dir(HOUR + timedelta(hours=h)) for h in (1, 2)]
+    assert archive.manifests(HOUR) == [] and not archive.part_exists(HOUR, 0)
