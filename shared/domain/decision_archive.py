@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -114,8 +115,9 @@ def hour_finished(hour: datetime, now: datetime, grace: timedelta) -> bool:
 
 
 # -- the staging line ---------------------------------------------------------------------
-def staging_header(feature_names: Sequence[str] = FEATURE_NAMES, schema_hash: str = FEATURE_SCHEMA_HASH) -> bytes:
-    """The first line of a staging blob: what its lines' feature vectors hold."""
+@lru_cache(maxsize=8)
+def staging_header(feature_names: tuple[str, ...] = FEATURE_NAMES, schema_hash: str = FEATURE_SCHEMA_HASH) -> bytes:
+    """The first line of a staging blob: what its lines' feature vectors hold (made once per list)."""
     return _line({"staging_format": STAGING_FORMAT, HEADER_KEY: list(feature_names), "feature_schema_hash": schema_hash})
 
 
