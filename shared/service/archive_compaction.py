@@ -60,7 +60,7 @@ class CompactionLimits:
     max_hours: int = 6  # hours compacted per run, oldest first
     parse_bytes: int = 16 << 20  # staging bytes (whole lines) parsed into one record batch
     run_rows: int = 500_000  # rows sorted in memory before a run is spilled to disk
-    merge_rows: int = 16_384  # rows per run read at once while merging
+    merge_rows: int = 4_096  # rows per run read at once while merging (a spilled run's batch)
     row_group_rows: int = 131_072  # rows per Parquet row group
 
 
@@ -285,7 +285,7 @@ class DecisionArchiveCompaction:
             return
         if last.num_rows:
             runs.append(self._spill(last, spill, len(runs)))
-        yield from _merge_runs(runs, self.limits.merge_rows)
+        yield from _merge_runs(runs)
 
     def _spill(self, table: Any, folder: Path, n: int) -> Path:
         import pyarrow as pa
@@ -304,21 +304,22 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
 
 
 class _Run:
-    """A spilled sorted run, read one batch at a time."""
+    """A spilled sorted run, read one batch at a time; ``keys`` are the buffer's scored_at (µs)."""
 
     def __init__(self, path: Path) -> None:
         import pyarrow as pa
 
         self._reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
         self._next = 0
-        self.buffer = self._read()
+        self.buffer, self.keys = self._read()
 
-    def _read(self) -> Any:
+    def _read(self) -> tuple[Any, Any]:
         import pyarrow as pa
 
         batch = self._reader.get_batch(self._next)
         self._next += 1
-        return pa.Table.from_batches([batch])
+        table = pa.Table.from_batches([batch])
+        return table, _micros(table)
 
     @property
     def pending(self) -> bool:
@@ -326,12 +327,25 @@ class _Run:
         return self._next < self._reader.num_record_batches
 
     def extend(self) -> None:
+        import numpy as np
         import pyarrow as pa
 
-        self.buffer = pa.concat_tables([self.buffer, self._read()]) if self.buffer.num_rows else self._read()
+        table, keys = self._read()
+        if self.buffer.num_rows:
+            table, keys = pa.concat_tables([self.buffer, table]), np.concatenate([self.keys, keys])
+        self.buffer, self.keys = table, keys
+
+    def take_before(self, watermark: int) -> Any:
+        """The buffered rows scored before ``watermark`` (a prefix: the run is sorted)."""
+        import numpy as np
+
+        cut = int(np.searchsorted(self.keys, watermark, side="left"))
+        taken = self.buffer.slice(0, cut)
+        self.buffer, self.keys = self.buffer.slice(cut), self.keys[cut:]
+        return taken
 
     def last_scored(self) -> int:
-        return _micros(self.buffer)[-1]
+        return int(self.keys[-1])
 
 
 def _micros(table: Any) -> Any:
@@ -340,11 +354,10 @@ def _micros(table: Any) -> Any:
     return table.column("scored_at").cast("int64").to_numpy().astype(np.int64, copy=False)
 
 
-def _merge_runs(paths: list[Path], merge_rows: int) -> Iterator[Any]:
+def _merge_runs(paths: list[Path]) -> Iterator[Any]:
     """Merge sorted runs by a watermark: every buffered row scored before the smallest last
     ``scored_at`` among runs with batches left can be emitted, since no later row of any run is
     earlier. Rows sharing a ``scored_at`` (a transaction's repeats among them) go out together."""
-    import numpy as np
     import pyarrow as pa
 
     from shared.domain.archive_parquet import sort_and_dedupe
@@ -356,13 +369,7 @@ def _merge_runs(paths: list[Path], merge_rows: int) -> Iterator[Any]:
             yield sort_and_dedupe(pa.concat_tables([r.buffer for r in runs if r.buffer.num_rows]))
             return
         watermark = min(r.last_scored() for r in open_runs)
-        taken = []
-        for run in runs:
-            if run.buffer.num_rows:
-                cut = int(np.searchsorted(_micros(run.buffer), watermark, side="left"))
-                if cut:
-                    taken.append(run.buffer.slice(0, cut))
-                    run.buffer = run.buffer.slice(cut)
+        taken = [t for t in (run.take_before(watermark) for run in runs if run.buffer.num_rows) if t.num_rows]
         if taken:
             yield sort_and_dedupe(pa.concat_tables(taken))
         for run in open_runs:  # runs at the watermark (or emptied) read their next batch
