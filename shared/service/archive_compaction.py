@@ -82,10 +82,10 @@ class DecisionArchiveCompaction:
         for hour in self.staging.staged_hours():
             if not hour_finished(hour, now, self.grace):
                 continue
-            if len(compacted) >= self.limits.max_hours:
-                waiting += 1 if self._plan(hour) is not None else 0
-                continue
             try:
+                if len(compacted) >= self.limits.max_hours:  # left for the next run: only counted
+                    waiting += self._plan(hour) is not None
+                    continue
                 done = self.compact_hour(hour, now)
             except ArchiveFileExists as exc:  # another run wrote it first: that run's part stands
                 log.warning("archive hour %s: %s was written by another run; skipping the hour", hour_dir(hour), exc)
