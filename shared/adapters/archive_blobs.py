@@ -10,16 +10,16 @@
 """
 from __future__ import annotations
 
+import base64
 import io
 import json
 import uuid
-import base64
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, BinaryIO, Iterator
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.blob import BlobBlock
 
 from shared.adapters.storage_account import create_if_missing

@@ -157,10 +157,6 @@ def _feature_columns(packed: pa.ChunkedArray, names: Sequence[str], schema: pa.S
     return out
 
 
-def part_feature_names(schema: pa.Schema) -> list[str]:
-    return json.loads(schema.metadata[METADATA_FEATURES])
-
-
 def part_plan(schema: pa.Schema) -> dict[str, Any] | None:
     """The compaction plan a part file records (None: a file not written by compaction)."""
     raw = (schema.metadata or {}).get(METADATA_PLAN)
