@@ -1,6 +1,7 @@
 """The Function App (Python v2 programming model): registers the blueprints in functions/."""
 import azure.functions as func
 
+from functions.archive_timer import bp as archive_timer
 from functions.dashboard_http import bp as dashboard_http
 from functions.labels_http import bp as labels_http
 from functions.model_http import bp as model_http
@@ -19,6 +20,7 @@ app.register_functions(model_http)
 app.register_functions(retrain_blob)
 app.register_functions(retention_timer)
 app.register_functions(dashboard_http)
+app.register_functions(archive_timer)
 
 
 _indexed = None

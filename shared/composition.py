@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping
 
+from datetime import timedelta
+
 from shared.adapters.alert_queue import AlertQueue, AlertWebhook
 from shared.adapters.aggregate_table import MonitoringAggregateTable
+from shared.adapters.archive_blobs import DecisionArchiveBlobs, DecisionStagingBlobs
 from shared.adapters.audit_table import AuditLog
 from shared.adapters.dead_letter_blobs import DeadLetterStore
 from shared.domain.decision import DecisionPolicy, DecisionRules, Thresholds
@@ -24,6 +27,8 @@ from shared.domain.retention import RetentionPolicy
 from shared.adapters.label_table import LabelStore
 from shared.adapters.merchant_table import MerchantRiskCache, MerchantRiskStore
 from shared.adapters.model_registry import ModelRegistry
+from shared.service.archive_compaction import DecisionArchiveCompaction
+from shared.service.archive_outlet import DecisionArchiveOutlet
 from shared.service.dashboard_views import DashboardViews
 from shared.service.monitoring import MonitoringConfig, MonitoringService
 from shared.service.monitoring_aggregates import MonitoringAggregator, reference_lookup
@@ -174,7 +179,7 @@ class AppServices:
     @cached_property
     def decision_outlets(self) -> list:
         """Where each batch's decisions go besides the audit log (``DecisionOutletPort``)."""
-        return [self.monitoring_aggregator, self.training_sample]
+        return [self.monitoring_aggregator, self.training_sample, self.archive_outlet]
 
     @cached_property
     def aggregate_table(self) -> MonitoringAggregateTable:
@@ -202,6 +207,25 @@ class AppServices:
     def training_sample(self) -> TrainingSampleOutlet:
         """Writes the training sample: sampled decisions per batch, labelled frauds and verdicts per label join."""
         return TrainingSampleOutlet(self.training_sample_store, self.config.training_sample_rate, audit=self.audit)
+
+    @cached_property
+    def archive_staging(self) -> DecisionStagingBlobs:
+        return DecisionStagingBlobs(self.blob_service, self.config.archive_staging_container)
+
+    @cached_property
+    def decision_archive(self) -> DecisionArchiveBlobs:
+        return DecisionArchiveBlobs(self.blob_service, self.config.archive_container)
+
+    @cached_property
+    def archive_outlet(self) -> DecisionArchiveOutlet:
+        """This process's staging writer: its decisions, appended to its own hourly append blobs."""
+        return DecisionArchiveOutlet(self.archive_staging)
+
+    @cached_property
+    def archive_compaction(self) -> DecisionArchiveCompaction:
+        """The archive timer's service: finished hours' staging lines into Parquet."""
+        return DecisionArchiveCompaction(self.archive_staging, self.decision_archive,
+                                         grace=timedelta(minutes=self.config.archive_grace_minutes))
 
     @cached_property
     def label_store(self) -> LabelStore:
@@ -304,6 +328,8 @@ class AppServices:
         self.label_files.ensure_container()
         self.monitoring_blobs.ensure_containers()
         self.training_sample_store.ensure_container()
+        self.archive_staging.ensure_container()
+        self.decision_archive.ensure_container()
 
 
 _services: AppServices | None = None

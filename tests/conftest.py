@@ -41,6 +41,8 @@ def app_env(azurite, monkeypatch):
         "FRAUD_MERCHANT_TABLE": f"merchantrisk{suffix}",
         "FRAUD_AGGREGATE_TABLE": f"monitoraggregates{suffix}",
         "FRAUD_TRAINING_SAMPLE_CONTAINER": f"training-sample-{suffix}",
+        "FRAUD_ARCHIVE_CONTAINER": f"decision-archive-{suffix}",
+        "FRAUD_ARCHIVE_STAGING_CONTAINER": f"decision-staging-{suffix}",
         "FRAUD_STORAGE_RETRIES": "2",
         "FRAUD_RETRAIN_SEARCH_CANDIDATES": "1",
         "FRAUD_MONITOR_FLUSH_SECONDS": "0",  # aggregates written at every batch: the monitor sees them at once

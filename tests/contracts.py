@@ -444,3 +444,66 @@ class HourlyRowsRetentionContract:
         assert store.expired_hours("2026112011", 100) == []
         assert sorted(store.expired_hours("2026112013", 100)) == [("2026112011", "p1"), ("2026112012", "p1"),
                                                                    ("L2026112011", "T2")]
+
+
+class DecisionStagingContract:
+    """``DecisionStagingPort``: append blobs of whole lines, created once, read by byte range."""
+
+    HOUR = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
+
+    def test_appends_accumulate_and_read_back_by_range(self, store):
+        name = "date=2026-11-20/hour=09/p-0.jsonl"
+        store.append(name, b"header\n", create=True)
+        store.append(name, b"one\ntwo\n", create=False)
+        store.append(name, b"three\n", create=True)  # a retried first append: the blob is not emptied
+        (blob,) = store.blobs(self.HOUR)
+        assert (blob.name, blob.length) == (name, 21) and blob.etag
+        assert b"".join(store.read(name, 0, 21)) == b"header\none\ntwo\nthree\n"
+        assert b"".join(store.read(name, 7, 15)) == b"one\ntwo\n"
+        assert store.staged_hours() == [self.HOUR]
+        assert store.blobs(self.HOUR + timedelta(hours=1)) == []
+
+    def test_hours_are_listed_oldest_first(self, store):
+        for hour in (11, 9, 10):
+            store.append(f"date=2026-11-20/hour={hour:02d}/p-0.jsonl", b"x\n", create=True)
+        store.append("date=2026-11-19/hour=23/p-0.jsonl", b"x\n", create=True)
+        assert store.staged_hours() == [datetime(2026, 11, 19, 23, tzinfo=timezone.utc)] + [
+            datetime(2026, 11, 20, h, tzinfo=timezone.utc) for h in (9, 10, 11)]
+
+
+class DecisionArchiveContract:
+    """``DecisionArchivePort``: parts and manifests created once, never overwritten; a part
+    that failed while being written leaves no file."""
+
+    HOUR = datetime(2026, 11, 20, 9, tzinfo=timezone.utc)
+
+    def test_a_part_is_created_once_and_read_back_seekable(self, store):
+        from shared.service.ports import ArchiveFileExists
+
+        with store.create_part(self.HOUR, 0) as sink:
+            sink.write(b"PAR1" + b"x" * (9 * 1024 * 1024) + b"END")  # more than one staged block
+        assert store.part_exists(self.HOUR, 0) and not store.part_exists(self.HOUR, 1)
+        with pytest.raises(ArchiveFileExists):
+            with store.create_part(self.HOUR, 0) as sink:
+                sink.write(b"other")
+        with store.open_part(self.HOUR, 0) as handle:
+            assert handle.read(4) == b"PAR1"
+            handle.seek(-3, 2)
+            assert handle.read() == b"END" and handle.tell() == 9 * 1024 * 1024 + 7
+
+    def test_a_part_whose_writer_failed_leaves_no_file(self, store):
+        with pytest.raises(RuntimeError):
+            with store.create_part(self.HOUR, 1) as sink:
+                sink.write(b"half a file")
+                raise RuntimeError("the writer failed")
+        assert not store.part_exists(self.HOUR, 1)
+
+    def test_manifests_are_created_once_and_listed_in_part_order(self, store):
+        from shared.service.ports import ArchiveFileExists
+
+        for part in (1, 0):
+            store.write_manifest(self.HOUR, part, {"part": part})
+        with pytest.raises(ArchiveFileExists):
+            store.write_manifest(self.HOUR, 0, {"part": 0, "rewritten": True})
+        assert store.manifests(self.HOUR) == [{"part": 0}, {"part": 1}]
+        assert store.manifests(self.HOUR + timedelta(hours=1)) == []

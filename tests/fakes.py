@@ -547,3 +547,113 @@ class FakeTrainingSample:
         with self._lock:
             return [line for (s, _), blocks in sorted(self.blocks.items()) if s == stream
                     for block in blocks for line in block.splitlines()]
+
+
+class FakeDecisionStaging:
+    """``DecisionStagingPort`` in memory: append blobs as byte strings (one block per append)."""
+
+    def __init__(self, max_blocks: int = 50_000) -> None:
+        self.data: dict[str, bytearray] = {}
+        self.blocks: dict[str, int] = {}
+        self.appends = 0
+        self.max_blocks = max_blocks
+        self.fail_next: Exception | None = None
+        self._lock = threading.Lock()
+
+    def append(self, name: str, data: bytes, create: bool) -> None:
+        from shared.service.ports import MAX_APPEND_BYTES, StagingBlobFull
+
+        with self._lock:
+            if self.fail_next is not None:
+                exc, self.fail_next = self.fail_next, None
+                raise exc
+            if create:
+                self.data.setdefault(name, bytearray())
+                self.blocks.setdefault(name, 0)
+            if name not in self.data:
+                raise KeyError(f"append blob {name} does not exist")
+            if len(data) > MAX_APPEND_BYTES:
+                raise ValueError(f"an append of {len(data)} bytes is over 4 MiB")
+            if self.blocks[name] >= self.max_blocks:
+                raise StagingBlobFull(name)
+            self.data[name] += data
+            self.blocks[name] += 1
+            self.appends += 1
+
+    def staged_hours(self) -> list[datetime]:
+        from shared.domain.decision_archive import parse_hour_dir
+
+        return sorted({parse_hour_dir(name) for name in self.data})
+
+    def blobs(self, hour: datetime):
+        from shared.domain.decision_archive import hour_dir
+        from shared.service.ports import StagedBlob
+
+        prefix = hour_dir(hour) + "/"
+        return sorted((StagedBlob(n, len(b), f"etag-{len(b)}") for n, b in self.data.items() if n.startswith(prefix)),
+                      key=lambda b: b.name)
+
+    def read(self, name: str, start: int, end: int, chunk: int = 1000) -> Iterator[bytes]:
+        data = bytes(self.data[name][start:end])
+        for offset in range(0, len(data), chunk):  # small chunks: lines cross chunk ends
+            yield data[offset:offset + chunk]
+
+
+class FakeDecisionArchive:
+    """``DecisionArchivePort`` in memory: files created once, never overwritten."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def manifests(self, hour: datetime) -> list[dict[str, Any]]:
+        from shared.domain.decision_archive import manifest_name
+
+        prefix = manifest_name(hour, 0).rsplit("/", 1)[0] + "/"
+        return [json.loads(self.files[n]) for n in sorted(self.files) if n.startswith(prefix)]
+
+    def write_manifest(self, hour: datetime, part: int, manifest: dict[str, Any]) -> None:
+        from shared.domain.decision_archive import manifest_name
+
+        self._create(manifest_name(hour, part), json.dumps(manifest).encode())
+
+    def _create(self, name: str, data: bytes) -> None:
+        from shared.service.ports import ArchiveFileExists
+
+        if name in self.files:
+            raise ArchiveFileExists(name)
+        self.files[name] = data
+
+    def part_exists(self, hour: datetime, part: int) -> bool:
+        from shared.domain.decision_archive import part_name
+
+        return part_name(hour, part) in self.files
+
+    def create_part(self, hour: datetime, part: int):
+        import contextlib
+        import io
+
+        from shared.domain.decision_archive import part_name
+        from shared.service.ports import ArchiveFileExists
+
+        name = part_name(hour, part)
+        if name in self.files:
+            raise ArchiveFileExists(name)
+
+        @contextlib.contextmanager
+        def stream():
+            buffer = io.BytesIO()
+            buffer.close = lambda: None  # a writer closing its sink does not lose the bytes
+            yield buffer
+            self._create(name, buffer.getvalue())
+
+        return stream()
+
+    def open_part(self, hour: datetime, part: int):
+        import io
+
+        from shared.domain.decision_archive import part_name
+
+        return io.BytesIO(self.files[part_name(hour, part)])
+
+    def parquet_names(self) -> list[str]:
+        return sorted(n for n in self.files if n.endswith(".parquet"))

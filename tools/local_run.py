@@ -15,7 +15,8 @@
    (₦250,000 at 02:00 from a new device);
 6. a summary: events scored and dead-lettered, decisions by risk level, alerts,
    throughput, latency percentiles, precision/recall against the simulated labels, and
-   the monitor's drift, matured and provisional performance and shadow comparison;
+   the monitor's drift, matured and provisional performance and shadow comparison; then
+   the scored hours compacted into the decision archive (Parquet) and one DuckDB query over it;
 7. the API stays up (Ctrl-C stops it) unless --no-serve.
 """
 from __future__ import annotations
@@ -211,6 +212,22 @@ def performance_lines(report: dict) -> list[str]:
     return lines
 
 
+def archive_the_run(services, folder: Path) -> list[str]:
+    """The decision archive of this run: make run's decisions carry the real clock's scored_at,
+    so the hours it scored are compacted as of the current hour's end + grace (as the archive
+    timer will once they are over), downloaded to ``folder/archive`` and queried with DuckDB."""
+    from tools.archive import download, format_table, query
+
+    grace = timedelta(minutes=services.config.archive_grace_minutes)
+    as_of = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1) + grace
+    report = services.archive_compaction.run(now=as_of)
+    dest = folder / "archive"
+    download(services.decision_archive, dest)
+    lines = [f"compacted {c['hour']} part {c['part']}: {c['rows']} decisions from {c['staged_bytes']:,} staged bytes "
+             f"in {c['seconds']:.1f} s" for c in report["compacted"]]
+    return lines + [f"DuckDB over {dest}/decisions/*/*/*.parquet:"] + format_table(*query(dest))
+
+
 def _f(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -349,6 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {m['runs']} monitoring runs: {m['runs_with_flagged_features']} flagged features, "
           f"{m['retrain_requests']} retrain request(s)")
     (folder / "run_summary.json").write_text(json.dumps(summary, indent=1))
+    say("the decision archive: the scored hours compacted into Parquet, then one DuckDB query")
+    for line in archive_the_run(services, folder):
+        print(f"  {line}")
     if args.no_serve:
         server.shutdown()
         return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Any, BinaryIO, ContextManager, Iterable, Iterator, Mapping, Protocol, Sequence
 
 from shared.domain.dead_letter import DeadLetter
 from shared.domain.decision_record import DecisionRecord, Delivery
@@ -311,3 +311,63 @@ class HourlyRowsRetentionPort(Protocol):
     def expired_hours(self, before_hour: str, limit: int) -> list[TableKey]: ...
 
     def delete_rows(self, keys: Sequence[TableKey]) -> int: ...
+
+
+# -- the open decision archive ------------------------------------------------------------
+MAX_APPEND_BYTES = 4 * 1024 * 1024  # an append blob's block: at most 4 MiB
+MAX_APPEND_BLOCKS = 50_000  # an append blob holds at most 50,000 blocks
+
+
+class StagingBlobFull(Exception):
+    """An append blob holds its last block (or its size limit): the writer rolls to its next blob."""
+
+
+class ArchiveFileExists(Exception):
+    """An archive file (part or manifest) is written once: the container is immutable in Azure."""
+
+
+@dataclass(frozen=True)
+class StagedBlob:
+    """A staging append blob as listed: its committed length ends on a line (appends are whole lines)."""
+
+    name: str
+    length: int
+    etag: str
+
+
+class DecisionStagingPort(Protocol):
+    """The scoring processes' hourly append blobs of decision lines (``decision_archive``)."""
+
+    def append(self, name: str, data: bytes, create: bool) -> None:
+        """Append ``data`` (whole lines, at most ``MAX_APPEND_BYTES``) to the append blob ``name`` in
+        one call; with ``create`` the blob is created first when missing (never emptied when it
+        exists). Raises ``StagingBlobFull`` when the blob can take no more blocks."""
+
+    def staged_hours(self) -> list[datetime]:
+        """The hours (UTC) that have staging blobs, oldest first."""
+
+    def blobs(self, hour: datetime) -> list[StagedBlob]:
+        """The hour's staging blobs, by name."""
+
+    def read(self, name: str, start: int, end: int) -> Iterator[bytes]:
+        """The bytes [start, end) of a staging blob, in chunks (ranged reads)."""
+
+
+class DecisionArchivePort(Protocol):
+    """The archive container: Parquet parts and the manifests that say what each part compacted.
+    Every file is created once and never rewritten."""
+
+    def manifests(self, hour: datetime) -> list[dict[str, Any]]:
+        """The hour's manifests, in part order."""
+
+    def write_manifest(self, hour: datetime, part: int, manifest: dict[str, Any]) -> None:
+        """Raises ``ArchiveFileExists`` when the hour's manifest ``part`` exists."""
+
+    def part_exists(self, hour: datetime, part: int) -> bool: ...
+
+    def create_part(self, hour: datetime, part: int) -> ContextManager[BinaryIO]:
+        """A writable stream of the part file, uploaded as it is written and created when the block
+        closes without an error (an error leaves no file). Raises ``ArchiveFileExists``."""
+
+    def open_part(self, hour: datetime, part: int) -> BinaryIO:
+        """The part file for reading, seekable (ranged reads: a reader takes only the columns it needs)."""

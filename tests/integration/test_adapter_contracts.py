@@ -2,9 +2,9 @@
 same suite in tests/unit/test_fake_contracts.py)."""
 import pytest
 
-from contracts import (AlertContract, AuditContract, DeadLetterContract, LabelStoreContract, MerchantRiskStoreContract,
-                       MonitoringAggregateContract,
-                       ModelRegistryContract, ProfileContract)
+from contracts import (AlertContract, AuditContract, DeadLetterContract, DecisionArchiveContract, DecisionStagingContract,
+                       LabelStoreContract, MerchantRiskStoreContract, ModelRegistryContract, MonitoringAggregateContract,
+                       ProfileContract)
 
 
 class TestProfileTable(ProfileContract):
@@ -103,3 +103,15 @@ class TestAggregateTableRetention(HourlyRowsRetentionContract):
     @pytest.fixture
     def seed(self, table):
         return lambda partition, row: table.upsert_entity({"PartitionKey": partition, "RowKey": row, "flushes": 1})
+
+
+class TestDecisionStagingBlobs(DecisionStagingContract):
+    @pytest.fixture
+    def store(self, services):
+        return services.archive_staging
+
+
+class TestDecisionArchiveBlobs(DecisionArchiveContract):
+    @pytest.fixture
+    def store(self, services):
+        return services.decision_archive

@@ -1,4 +1,4 @@
-"""The scoring path imports onnxruntime and numpy, never scikit-learn, pandas or scipy."""
+"""The scoring path imports onnxruntime and numpy, never scikit-learn, pandas, scipy or pyarrow."""
 import json
 import subprocess
 import sys
@@ -13,7 +13,7 @@ indexed_functions()
 from shared.composition import AppServices
 import shared.service.scoring, shared.service.model_serving, shared.domain.model
 import onnxruntime
-heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'pandas', 'scipy', 'skl2onnx', 'onnx', 'matplotlib'))
+heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'pandas', 'scipy', 'skl2onnx', 'onnx', 'matplotlib', 'pyarrow', 'duckdb'))
 print(json.dumps(heavy))
 """
 
@@ -32,7 +32,7 @@ art = ModelArtifact.from_files(open(sys.argv[1], 'rb').read(), open(sys.argv[2],
 model = load_model(art)
 assert model.calibration is not None
 model.predict(np.zeros((4, len(art.manifest['feature_names'])), dtype=np.float32))
-heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'pandas', 'scipy', 'skl2onnx', 'onnx'))
+heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'pandas', 'scipy', 'skl2onnx', 'onnx', 'pyarrow', 'duckdb'))
 print(json.dumps(heavy))
 """
     sys.path.insert(0, str(ROOT / "tests"))

@@ -2,11 +2,11 @@
 suite in tests/integration/test_adapter_contracts.py)."""
 import pytest
 
-from contracts import (AlertContract, AuditContract, DeadLetterContract, LabelStoreContract, MerchantRiskStoreContract,
-                       MonitoringAggregateContract,
-                       ModelRegistryContract, ProfileContract)
-from fakes import (FakeAlertQueue, FakeAuditLog, FakeDeadLetters, FakeLabelStore, FakeMerchantRiskStore,
-                   FakeModelRegistry, FakeProfiles)
+from contracts import (AlertContract, AuditContract, DeadLetterContract, DecisionArchiveContract, DecisionStagingContract,
+                       LabelStoreContract, MerchantRiskStoreContract, ModelRegistryContract, MonitoringAggregateContract,
+                       ProfileContract)
+from fakes import (FakeAlertQueue, FakeAuditLog, FakeDeadLetters, FakeDecisionArchive, FakeDecisionStaging, FakeLabelStore,
+                   FakeMerchantRiskStore, FakeModelRegistry, FakeProfiles)
 
 
 class TestFakeProfiles(ProfileContract):
@@ -104,3 +104,15 @@ class TestFakeHourlyRowsRetention(HourlyRowsRetentionContract):
     @pytest.fixture
     def seed(self, store):
         return lambda partition, row: store.put(partition, row)
+
+
+class TestFakeDecisionStaging(DecisionStagingContract):
+    @pytest.fixture
+    def store(self):
+        return FakeDecisionStaging()
+
+
+class TestFakeDecisionArchive(DecisionArchiveContract):
+    @pytest.fixture
+    def store(self):
+        return FakeDecisionArchive()

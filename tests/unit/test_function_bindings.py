@@ -57,3 +57,9 @@ def test_the_retention_timer_runs_on_its_setting_s_schedule():
     (trigger,) = bindings("retention_timer")
     assert trigger == {"direction": "IN", "type": "timerTrigger", "name": "timer",
                        "schedule": "%FRAUD_RETENTION_SCHEDULE%", "runOnStartup": False, "useMonitor": True}
+
+
+def test_the_archive_timer_compacts_on_a_settings_driven_schedule():
+    (trigger,) = bindings("archive_timer")
+    assert trigger == {"direction": "IN", "type": "timerTrigger", "name": "timer", "schedule": "%FRAUD_ARCHIVE_SCHEDULE%",
+                       "runOnStartup": False, "useMonitor": True}
