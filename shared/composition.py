@@ -32,6 +32,7 @@ from shared.service.archive_outlet import DecisionArchiveOutlet
 from shared.service.dashboard_views import DashboardViews
 from shared.service.monitoring import MonitoringConfig, MonitoringService
 from shared.service.monitoring_aggregates import MonitoringAggregator, reference_lookup
+from shared.service.outlet_buffer import BufferedOutlet
 from shared.adapters.monitoring_blobs import LabelFileContainer, MonitoringBlobs
 from shared.adapters.profile_accounts import ProfileAccountRouter
 from shared.adapters.profile_table import ProfileStore
@@ -179,7 +180,8 @@ class AppServices:
     @cached_property
     def decision_outlets(self) -> list:
         """Where each batch's decisions go besides the audit log (``DecisionOutletPort``)."""
-        return [self.monitoring_aggregator, self.training_sample, self.archive_outlet]
+        return [self.monitoring_aggregator, BufferedOutlet(self.training_sample, "training sample"),
+                BufferedOutlet(self.archive_outlet, "decision archive")]
 
     @cached_property
     def aggregate_table(self) -> MonitoringAggregateTable:

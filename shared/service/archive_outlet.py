@@ -11,8 +11,9 @@ Blobs are ``date=YYYY-MM-DD/hour=HH/<process id>-<n>.jsonl``: the process id (ho
 a random part) keeps every writer on its own blob, so appends never contend. A blob starts
 with the header line naming the features; after 50,000 appends (the service's limit) the
 outlet rolls to ``-<n+1>``, and it rolls too when the service says the blob is full. A failed
-append raises: the scoring call fails and is retried, and nothing is lost (a retry may
-append the same lines again, which compaction drops).
+append raises; the composition root wraps this outlet in a ``BufferedOutlet``, so during a
+Blob outage the lines wait in memory (bounded) and scoring goes on (an append repeated after
+a failure is harmless: compaction keeps one row per transaction id).
 """
 from __future__ import annotations
 
