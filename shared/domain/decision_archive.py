@@ -131,7 +131,11 @@ def staging_line(record: DecisionRecord) -> bytes:
 
 
 def _line(doc: Mapping[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:  # a lone surrogate (JSON allows "\ud800", UTF-8 and Parquet do not): U+FFFD
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode() + b"\n"
 
 
 def is_header(doc: Mapping[str, Any]) -> bool:

@@ -157,8 +157,9 @@ def test_stats_from_the_monitoring_report(published, services, every_decision_hi
     assert set(stats["latency_ms"]) == {"p50", "p95", "p99"}
     assert sum(stats["score_distribution"]["counts"]) == 6
     assert stats["model"]["version"] == published.version
-    # a label maturity later, the same decisions are the matured window (unlabelled ones legitimate)
-    app_services().monitoring.run(now=now + timedelta(days=app_services().config.label_maturity_days))
+    # a label maturity (and an hour: windows are whole hours) later, the same decisions are the
+    # matured window (unlabelled ones legitimate)
+    app_services().monitoring.run(now=now + timedelta(days=app_services().config.label_maturity_days, hours=1))
     matured = body(stats_http(http_get("stats")))["performance"]
     assert (matured["view"], matured["rows"], matured["positives"]) == ("matured", 6, 1)
     assert "medium" in matured["at_thresholds"]

@@ -226,3 +226,18 @@ def test_an_hour_that_fails_does_not_hold_back_the_others_and_the_run_fails_visi
         compaction.run(now=HOUR + timedelta(hours=5))
     assert [c["hour"] for c in failure.value.report["compacted"]] == [hour_dir(HOUR + timedelta(hours=h)) for h in (1, 2)]
     assert archive.manifests(HOUR) == [] and not archive.part_exists(HOUR, 0)
+
+
+def test_text_that_is_not_unicode_is_staged_with_a_replacement_character():
+    """A lone surrogate passes JSON validation but cannot be UTF-8 (nor a Parquet string): the
+    staging line carries U+FFFD instead of failing the scoring call."""
+    import json
+    from dataclasses import replace
+
+    from fraud_events import decision_record
+    from shared.domain.decision_archive import staging_line
+
+    record = decision_record("S1", datetime(2026, 12, 1, 10, tzinfo=timezone.utc), "Low")
+    record = replace(record, transaction=replace(record.transaction, merchant_category="caf\ud800"))
+    line = staging_line(record)
+    assert json.loads(line)["merchant_category"] == "caf\ufffd"
