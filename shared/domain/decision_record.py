@@ -256,9 +256,18 @@ def scored_elsewhere_fields(entity: Mapping[str, Any]) -> dict[str, Any]:
 
 def export_row(entity: Mapping[str, Any]) -> dict[str, Any]:
     """An audit entity as a row of the export (CSV columns ``AUDIT_EXPORT_COLUMNS``)."""
-    row = {column: entity.get(column, "") for column in AUDIT_EXPORT_COLUMNS}
+    row = {column: _inert(entity.get(column, "")) for column in AUDIT_EXPORT_COLUMNS}
     row["label"] = "" if entity.get("label") in (None, "") else entity.get("label")
     return row
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (``=HYPERLINK(...)`` in a merchant name)
+    gets a leading apostrophe (OWASP's CSV injection advice); numbers stay numbers."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
 def alert_item(entity: Mapping[str, Any], event_time: datetime, recent_activity: list[dict[str, Any]]) -> dict[str, Any]:

@@ -87,6 +87,11 @@ def alert_queue(views: "DashboardViews", limit: int = 50, hours: float = 72, cur
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     if cursor:
         after_time, after_id, window_start = decode_cursor(cursor)
+        after_time, window_start = _as_utc(after_time), _as_utc(window_start)
+        if not now - timedelta(hours=MAX_HOURS) <= window_start <= after_time <= now + timedelta(minutes=5):
+            # a forged cursor (2030 -> 2000) would otherwise walk 260,000 hours of partitions
+            raise BadCursor(f"cursor is outside the alert queue's window (at most {MAX_HOURS} hours back, "
+                            "not in the future)")
         upper = after_time
     else:
         after_time, after_id = None, None

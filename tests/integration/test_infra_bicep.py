@@ -79,7 +79,8 @@ APP_ROLES = sorted([
 ])
 
 # App settings the platform needs besides the app's own.
-PLATFORM_SETTINGS = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
+PLATFORM_SETTINGS = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+                     "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"}
 
 # Settings Flex Consumption rejects or ignores (runtime/deployment moved to functionAppConfig).
 FLEX_DEPRECATED_SETTINGS = {
@@ -819,7 +820,7 @@ def test_secure_parameters_have_no_default_value():
     for path in BICEP_FILES:
         for name, param in parse(path).get("parameters", {}).items():
             if any(d["type"] == "secure" for d in param["decorators"]):
-                assert param.get("default", "") == "", f"{path.name}: @secure() {name} has a default value"
+                assert param.get("default") in ("", None), f"{path.name}: @secure() {name} has a default value"
 
 
 SECRET_NAMED = re.compile(r"key|secret|password|token|webhook|connectionstring|sas", re.I)
@@ -1154,3 +1155,16 @@ def test_always_ready_groups_name_real_functions():
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
 def test_post_deploy_script_is_valid_bash():
     subprocess.run(["bash", "-n", str(INFRA / "post-deploy.sh")], check=True)
+
+
+def test_the_app_settings_reach_the_function_app_as_a_secure_parameter():
+    """They carry the alert webhook URL (its own credential): a non-secure module parameter
+    would keep it in the deployment history."""
+    decorators = parse(module_file("functionapp"))["parameters"]["appSettings"]["decorators"]
+    assert any(d["type"] == "secure" for d in decorators)
+
+
+def test_the_host_refuses_bodies_above_the_app_s_limit_before_buffering_them():
+    platform = json.dumps(parse(module_file("functionapp"))["variables"]["platformSettings"]["value"])
+    assert "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT" in platform and "FRAUD_HTTP_MAX_BODY_BYTES" in platform
+    assert deployed_app_settings()["FRAUD_HTTP_MAX_BODY_BYTES"] is not None

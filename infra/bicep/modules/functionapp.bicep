@@ -59,7 +59,8 @@ param httpPerInstanceConcurrency int = 0
 @description('Spread instances across availability zones (only in regions that support it for Flex Consumption: az functionapp list-flexconsumption-locations --zone-redundant). The platform then keeps at least 2 always-ready instances per function group, billed as always-ready.')
 param zoneRedundant bool = false
 
-@description('The app\'s settings (shared/config.py SETTINGS, connection settings in identity form), name -> value.')
+@description('The app\'s settings (shared/config.py SETTINGS, connection settings in identity form), name -> value. Secure: it carries the alert webhook URL, which must not land in the deployment history.')
+@secure()
 param appSettings object
 
 @description('The profile accounts\' connections, [{setting: \'FRAUD_PROFILE_STORAGE_1\', tableServiceUri: \'https://<account>.table.core.windows.net/\'}, ...]: each becomes <setting>__tableServiceUri, __credential and __clientId (the names are listed in the FRAUD_PROFILE_ACCOUNTS app setting).')
@@ -69,9 +70,11 @@ param profileConnections array = []
 param tags object = {}
 
 // Platform settings: telemetry with Entra ID as the user-assigned identity.
+// The host refuses a bigger request body before buffering it (the app's own check runs after).
 var platformSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identityClientId}'
+  FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: appSettings.FRAUD_HTTP_MAX_BODY_BYTES
 }
 
 var allSettings = union(appSettings, platformSettings)

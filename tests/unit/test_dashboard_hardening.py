@@ -1,0 +1,37 @@
+"""Small hardening of what analysts get (issue #16, item 7): a forged alert-queue cursor is
+refused before any storage read, and exported CSV cells never start a formula."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from shared.domain.decision_record import export_row
+from shared.service.dashboard_views import MAX_HOURS, BadCursor, alert_queue, encode_cursor
+
+NOW = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+
+
+class NoStorage:
+    """Any attribute read fails the test: the cursor must be refused before storage is touched."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"storage touched ({name}) for a cursor that should be refused")
+
+
+@pytest.mark.parametrize("after, start", [
+    (datetime(2030, 1, 1, tzinfo=timezone.utc), datetime(2000, 1, 1, tzinfo=timezone.utc)),  # 260,000 hours
+    (NOW - timedelta(hours=1), NOW - timedelta(hours=MAX_HOURS + 1)),  # further back than the queue goes
+    (NOW + timedelta(days=1), NOW - timedelta(hours=2)),  # in the future
+    (NOW - timedelta(hours=5), NOW - timedelta(hours=1)),  # the window starts after the cursor's time
+])
+def test_a_cursor_outside_the_queue_s_window_is_refused_before_any_read(after, start):
+    with pytest.raises(BadCursor, match="outside the alert queue's window"):
+        alert_queue(NoStorage(), cursor=encode_cursor(after, "T1", start), now=NOW)
+
+
+def test_exported_cells_that_would_run_as_formulas_are_made_inert():
+    row = export_row({"transaction_id": "T1", "merchant_category": "=HYPERLINK(\"http://x\",\"y\")",
+                      "device_id": "@SUM(A1)", "country": "+NG", "channel": "-mobile", "merchant_id": "M1",
+                      "transaction_amount": -5.0, "fraud_score": 0.25, "label": 1})
+    assert row["merchant_category"].startswith("'=") and row["device_id"] == "'@SUM(A1)"
+    assert (row["country"], row["channel"], row["merchant_id"]) == ("'+NG", "'-mobile", "M1")
+    assert (row["transaction_amount"], row["fraud_score"], row["label"]) == (-5.0, 0.25, 1)  # numbers stay numbers
