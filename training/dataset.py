@@ -75,10 +75,12 @@ def with_offset(text: str | None, offset: str | None) -> str | None:
 
 def read_labelled_csv(
     path: str | Path, column_map: Mapping[str, str] | None = None, label_column: str = "is_fraud",
-    assume_offset: str | None = None,
+    assume_offset: str | None = None, now: datetime | None = None,
 ) -> LabelledTransactions:
     """Rows in event-time order. ``assume_offset`` (e.g. "+00:00") is given to timestamps
-    written without a UTC offset; without it such rows are rejected on ``timestamp``."""
+    written without a UTC offset; without it such rows are rejected on ``timestamp``. With
+    ``now`` (a retrain's time), rows dated more than 5 minutes after it are rejected on
+    ``timestamp``: whoever drops a file must not pick the newest rows, hence the holdout."""
     column_map = dict(column_map or {})
     transactions: list[Transaction] = []
     labels: list[int] = []
@@ -103,7 +105,7 @@ def read_labelled_csv(
             except ValueError:
                 rejected["labelled_at"] += 1
                 continue
-            outcome = validate_transaction(_coerce(row), now=FAR_FUTURE)
+            outcome = validate_transaction(_coerce(row), now=now or FAR_FUTURE)
             if not outcome.ok:
                 rejected[outcome.errors[0].field] += 1
                 continue

@@ -96,21 +96,26 @@ class RetrainConfig:
                    search_candidates=settings.retrain_search_candidates, gate=gate)
 
 
-def _base_rows(blob_service: Any, container: str, config: RetrainConfig) -> tuple[list[str], list[TrainingSet]]:
-    """Feature rows from the base data files, replayed in time order."""
+def _base_rows(blob_service: Any, container: str, config: RetrainConfig,
+               now: datetime | None = None) -> tuple[list[str], list[TrainingSet], dict[str, int]]:
+    """Feature rows from the base data files, replayed in time order; rows dated after ``now``
+    are refused (counted in the third value, by field)."""
     client = blob_service.get_container_client(container)
     names = sorted(b.name for b in client.list_blobs() if b.name.endswith(".csv"))
     parts = []
+    refused: dict[str, int] = {}
     for name in names:
         with tempfile.NamedTemporaryFile(suffix=".csv") as handle:
             handle.write(client.download_blob(name).readall())
             handle.flush()
-            data = read_labelled_csv(handle.name)
+            data = read_labelled_csv(handle.name, now=now)
+        for field_name, count in data.rejected.items():
+            refused[field_name] = refused.get(field_name, 0) + count
         if len(data) == 0:
             continue
         X = replay(data.transactions, merchants=merchant_risk_replay(data, config.label_delay_days))
         parts.append(training_set(data, X))
-    return names, parts
+    return names, parts, refused
 
 
 def _sample_rows(sample: Any, now: datetime, config: RetrainConfig) -> tuple[TrainingSet, dict[str, Any]]:
@@ -204,7 +209,9 @@ def retrain(registry: Any, blob_service: Any, sample: Any, trigger: str, config:
     pointer = registry.current()  # the champion we judge against, and the ETag promotion needs
     champion = _champion(registry, pointer.version)
 
-    names, base = _base_rows(blob_service, training_container, config)
+    names, base, refused = _base_rows(blob_service, training_container, config, now)
+    if refused:
+        log.warning(json.dumps({"event": "retrain_rows_refused", "by_field": refused}))
     served, served_counts = _sample_rows(sample, now, config)
     rows = TrainingSet.concat(base + [served])
     champion_end, champion_end_source = (champion_training_end(champion.manifest) if champion is not None
@@ -214,7 +221,8 @@ def retrain(registry: Any, blob_service: Any, sample: Any, trigger: str, config:
         sampled = np.ones(split.rows.size) if rows.weights is None else rows.weights[split.rows]
         data = rows.take(split.rows, split.weights * sampled)
         slices = TrainingSlices.of(data.times, split.windows)
-        data_info = {"source": f"retrain ({trigger})", "base_files": names, "sample": served_counts,
+        data_info = {"source": f"retrain ({trigger})", "base_files": names, "base_rows_refused": refused,
+                     "sample": served_counts,
                      "split": {**split.summary, "holdout_sample_weighted": rows.weights is not None}}
         options = TrainingOptions(max_iter=config.max_iter, search_seconds=config.search_seconds,
                                   search_candidates=config.search_candidates, baseline=False,

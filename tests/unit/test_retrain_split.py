@@ -112,3 +112,22 @@ def test_only_matured_sampled_decisions_enter_and_a_retrain_without_fraud_before
                      RetrainConfig(label_delay_days=7.0, label_maturity_days=14.0), now=now)["sample"]
     assert longer["kept"] == {"fraud": 0, "legitimate": 2} and longer["matured_before"].startswith("2026-05-18")
     assert longer["hours"] == 2
+
+
+def test_training_rows_dated_after_the_retrain_are_refused(tmp_path):
+    """A dropped file dated into the future would pick the newest rows, hence the holdout:
+    the retrain reads base files as of its own time and refuses later rows (by field)."""
+    from datetime import datetime, timezone
+
+    from training.dataset import read_labelled_csv
+
+    path = tmp_path / "dropped.csv"
+    path.write_text("transaction_id,customer_id,transaction_amount,timestamp,is_fraud\n"
+                    "T1,C1,10.0,2026-11-30T10:00:00+00:00,0\n"
+                    "T2,C1,20.0,2026-12-01T11:59:00+00:00,1\n"
+                    "T3,C2,30.0,9000-01-01T00:00:00+00:00,1\n"
+                    "T4,C2,40.0,2026-12-02T10:00:00+00:00,0\n")
+    now = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+    data = read_labelled_csv(path, now=now)
+    assert [t.transaction_id for t in data.transactions] == ["T1", "T2"] and data.rejected == {"timestamp": 2}
+    assert len(read_labelled_csv(path)) == 4  # training's own CLI still reads history of any date
