@@ -17,10 +17,7 @@ Reading streams a blob in chunks and yields its lines: never a whole blob in mem
 """
 from __future__ import annotations
 
-import os
-import socket
 import threading
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Mapping, Sequence
@@ -28,40 +25,16 @@ from typing import Any, Iterator, Mapping, Sequence
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
 from shared.adapters.storage_account import create_if_missing
+from shared.service.append_staging import pack_lines, writer_id
 
 MAX_BLOCK_BYTES = 4 * 1024 * 1024
 MAX_BLOCKS = 50_000
 STREAM_PREFIX = {"rows": "", "labels": "labels/"}
 
 
-def new_process_id() -> str:
-    """Unique per process instance: host, pid and a random part (a restarted pid never reuses blobs)."""
-    host = "".join(c for c in socket.gethostname() if c.isalnum())[:20] or "host"
-    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
 def hour_prefix(stream: str, hour: datetime) -> str:
     hour = hour.astimezone(timezone.utc)
     return f"{STREAM_PREFIX[stream]}{hour:%Y-%m-%d}/{hour:%H}/"
-
-
-def blocks_of(lines: Sequence[str], max_bytes: int = MAX_BLOCK_BYTES) -> list[bytes]:
-    """The lines as newline-terminated UTF-8, cut at line boundaries into blocks of at most ``max_bytes``."""
-    blocks: list[bytes] = []
-    current: list[bytes] = []
-    size = 0
-    for line in lines:
-        data = line.encode("utf-8") + b"\n"
-        if len(data) > max_bytes:
-            raise ValueError(f"a line of {len(data)} bytes exceeds an append block ({max_bytes})")
-        if size + len(data) > max_bytes:
-            blocks.append(b"".join(current))
-            current, size = [], 0
-        current.append(data)
-        size += len(data)
-    if current:
-        blocks.append(b"".join(current))
-    return blocks
 
 
 @dataclass
@@ -75,7 +48,7 @@ class TrainingSampleBlobs:
     def __init__(self, blob_service: Any, container: str = "training-sample", process_id: str | None = None,
                  max_block_bytes: int = MAX_BLOCK_BYTES, max_blocks: int = MAX_BLOCKS) -> None:
         self._container = blob_service.get_container_client(container)
-        self.process_id = process_id or new_process_id()
+        self.process_id = process_id or writer_id()
         self.max_block_bytes = max_block_bytes
         self.max_blocks = max_blocks
         self._open: dict[tuple[str, str], _OpenBlob] = {}
@@ -89,7 +62,7 @@ class TrainingSampleBlobs:
         """Append each hour's lines to this process's blob of that hour; returns the appends made."""
         appends = 0
         for hour, lines in lines_by_hour.items():
-            for block in blocks_of(lines, self.max_block_bytes):
+            for block in pack_lines([line.encode("utf-8") + b"\n" for line in lines], self.max_block_bytes):
                 self._append(stream, hour_prefix(stream, hour), block)
                 appends += 1
         return appends

@@ -17,10 +17,6 @@ a failure is harmless: compaction keeps one row per transaction id).
 """
 from __future__ import annotations
 
-import os
-import re
-import secrets
-import socket
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,16 +24,10 @@ from typing import Sequence
 
 from shared.domain.decision_archive import hour_of, staging_blob_name, staging_header, staging_line
 from shared.domain.decision_record import Delivery
+from shared.service.append_staging import pack_lines, writer_id
 from shared.service.ports import MAX_APPEND_BLOCKS, MAX_APPEND_BYTES, DecisionStagingPort, StagingBlobFull
 
 HOURS_KEPT = 3  # hours whose blob state a process keeps (a late call still finds its hour's blob)
-
-
-def process_id() -> str:
-    """Unique per process: host name, pid and a random part (a recycled pid on a new host
-    instance never reuses a blob)."""
-    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40].strip("-") or "host"
-    return f"{host}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 @dataclass
@@ -53,7 +43,7 @@ class DecisionArchiveOutlet:
     def __init__(self, staging: DecisionStagingPort, process: str | None = None,
                  max_append_bytes: int = MAX_APPEND_BYTES, max_blocks: int = MAX_APPEND_BLOCKS) -> None:
         self.staging = staging
-        self.process = process or process_id()
+        self.process = process or writer_id()
         self.max_append_bytes = max_append_bytes
         self.max_blocks = max_blocks
         self._blobs: dict[datetime, _HourBlob] = {}
@@ -65,25 +55,8 @@ class DecisionArchiveOutlet:
             if delivery.record is not None:
                 by_hour.setdefault(hour_of(delivery.record.scored_at), []).append(staging_line(delivery.record))
         for hour, lines in sorted(by_hour.items()):
-            for piece in self._pieces(lines):
+            for piece in pack_lines(lines, self.max_append_bytes - len(staging_header())):  # room for a header
                 self._append(hour, piece)
-
-    def _pieces(self, lines: list[bytes]) -> list[bytes]:
-        """The lines joined into appends of at most ``max_append_bytes``, cut at line ends (room
-        left for a header line)."""
-        room = self.max_append_bytes - len(staging_header())
-        pieces, current, size = [], [], 0
-        for line in lines:
-            if len(line) > room:
-                raise ValueError(f"a decision line of {len(line)} bytes cannot be appended ({room} at most)")
-            if size + len(line) > room:
-                pieces.append(b"".join(current))
-                current, size = [], 0
-            current.append(line)
-            size += len(line)
-        if current:
-            pieces.append(b"".join(current))
-        return pieces
 
     def _append(self, hour: datetime, data: bytes) -> None:
         for _ in range(3):  # a full blob rolls to the next; more than twice is a bug

@@ -16,25 +16,18 @@ it never fails scoring (the batch's retry would count it again).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from shared.domain.decision_record import Delivery
 from shared.domain.monitoring_aggregate import AggregateKey, HourAggregate, ServingReference, decision_row, hour_of
+from shared.service.append_staging import writer_id
 from shared.service.ports import MonitoringAggregatePort
 
 log = logging.getLogger(__name__)
-
-
-def process_id() -> str:
-    """Unique per process: host, pid and a random part (a recycled pid on the same host differs)."""
-    return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -44,7 +37,7 @@ class MonitoringAggregator:
     flush_seconds: float = 60.0
     keep_hours: int = 2
     clock: Callable[[], float] = time.monotonic
-    process: str = field(default_factory=process_id)
+    process: str = field(default_factory=writer_id)
     _open: dict[AggregateKey, HourAggregate] = field(default_factory=dict, init=False)
     _dirty: set[int] = field(default_factory=set, init=False)
     _generation: dict[int, int] = field(default_factory=lambda: defaultdict(int), init=False)
