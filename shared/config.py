@@ -138,9 +138,39 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAUD_LABEL_RETENTION_DAYS", "400", "Days received labels are kept."),
     Setting("FRAUD_PROFILE_INACTIVE_DAYS", "90", "Days without a transaction after which a customer's profile is removed; also the age at which applied-transaction rows go."),
     Setting("FRAUD_RETENTION_SCHEDULE", "0 40 * * * *", "NCRONTAB schedule (UTC) of the retention timer (hourly: each run deletes about an hour's worth)."),
+    # -- a bank's security review (#16)
+    Setting("FRAUD_ANALYST_AUTH", "entra", "How analysts are identified on the dashboard and POST /api/labels: 'entra' "
+            "(App Service Authentication with Microsoft Entra ID: the platform's X-MS-CLIENT-PRINCIPAL header, trusted "
+            "only when the platform reports authentication on) or 'development' (the local host injects a documented "
+            "development principal; never deployed)."),
+    Setting("FRAUD_RELEASE_KEY", "", "The release key that signs models and rules: in Azure a Key Vault key identifier "
+            "(https://<vault>.vault.azure.net/keys/<name>); locally the path of a PEM EC P-256 private key file. Scoring "
+            "verifies with its public half and refuses an unsigned or wrongly signed release."),
+    Setting("FRAUD_AUTO_PROMOTE", "false", "'true': a retrain whose challenger passes the gate signs and promotes it; "
+            "otherwise it stops at 'candidate' and a person with Fraud.Admin approves it (python -m tools.models approve)."),
+    Setting("FRAUD_TRAINING_MAX_AGE_DAYS", "730", "Training rows dated more than this many days before a retrain (or after it) are refused."),
+    Setting(
+        "FRAUD_MODEL_STORAGE",
+        "",
+        "Storage the retraining function writes model candidates with: the release identity, the only one that may write "
+        "to the model container. Same forms as FRAUD_DATA_STORAGE; empty: FRAUD_DATA_STORAGE.",
+        kind="connection",
+        identity_properties=("blobServiceUri", "credential", "clientId"),
+    ),
+    Setting("FRAUD_PSEUDONYM_KEY", "", "Key of the keyed pseudonyms (HMAC-SHA-256) of customer and device ids in profiles "
+            "and in everything sent out of the bank: in Azure a Key Vault reference; locally 'file:<path>' of a key file."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+ANALYST_AUTH_MODES = ("entra", "development")
+
+
+def _flag(name: str, value: str) -> bool:
+    """'true'/'false' (any case); anything else fails at startup."""
+    normalised = value.strip().lower()
+    if normalised not in ("true", "false"):
+        raise ValueError(f"{name} must be 'true' or 'false', not {value!r}")
+    return normalised == "true"
 
 
 def setting(name: str, env: Mapping[str, str] | None = None) -> str:
@@ -227,6 +257,11 @@ class FraudConfig:
     dead_letter_retention_days: float
     label_retention_days: float
     profile_inactive_days: float
+    analyst_auth: str = "entra"
+    release_key: str = ""
+    auto_promote: bool = False
+    training_max_age_days: float = 730.0
+    pseudonym_key: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "FraudConfig":
@@ -294,9 +329,16 @@ class FraudConfig:
             dead_letter_retention_days=number("FRAUD_DEAD_LETTER_RETENTION_DAYS"),
             label_retention_days=number("FRAUD_LABEL_RETENTION_DAYS"),
             profile_inactive_days=number("FRAUD_PROFILE_INACTIVE_DAYS"),
+            analyst_auth=text("FRAUD_ANALYST_AUTH").strip().lower(),
+            release_key=text("FRAUD_RELEASE_KEY"),
+            auto_promote=_flag("FRAUD_AUTO_PROMOTE", text("FRAUD_AUTO_PROMOTE")),
+            training_max_age_days=number("FRAUD_TRAINING_MAX_AGE_DAYS"),
+            pseudonym_key=text("FRAUD_PSEUDONYM_KEY"),
         )
 
     def __post_init__(self) -> None:
+        if self.analyst_auth not in ANALYST_AUTH_MODES:
+            raise ValueError(f"FRAUD_ANALYST_AUTH must be one of {', '.join(ANALYST_AUTH_MODES)}, not {self.analyst_auth!r}")
         self.profile_account_settings  # a malformed list fails at startup, not at the first profile read
 
     @property

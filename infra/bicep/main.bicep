@@ -523,6 +523,9 @@ var appSettings = {
   FRAUD_DATA_STORAGE__credential: 'managedidentity'
   FRAUD_DATA_STORAGE__clientId: identity.outputs.clientId
   FRAUD_PROFILE_ACCOUNTS: join(profileConnectionNames, ',')
+  FRAUD_MODEL_STORAGE__blobServiceUri: dataStorage.outputs.blobEndpoint
+  FRAUD_MODEL_STORAGE__credential: 'managedidentity'
+  FRAUD_MODEL_STORAGE__clientId: identity.outputs.clientId
   EventHubConnection__fullyQualifiedNamespace: eventHubs.outputs.fullyQualifiedNamespace
   EventHubConnection__credential: 'managedidentity'
   EventHubConnection__clientId: identity.outputs.clientId
@@ -584,6 +587,11 @@ var appSettings = {
   FRAUD_LABEL_RETENTION_DAYS: '400'
   FRAUD_PROFILE_INACTIVE_DAYS: '90'
   FRAUD_RETENTION_SCHEDULE: '0 40 * * * *'
+  FRAUD_ANALYST_AUTH: 'entra'
+  FRAUD_RELEASE_KEY: ''
+  FRAUD_AUTO_PROMOTE: 'false'
+  FRAUD_TRAINING_MAX_AGE_DAYS: '730'
+  FRAUD_PSEUDONYM_KEY: ''
 }
 
 module functionApp 'modules/functionapp.bicep' = {

@@ -840,6 +840,9 @@ EVENTHUBS_EMULATOR = re.compile(
     r"SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;?$", re.I)
 
 
+LOCAL_KEY_FILE = re.compile(r"(file:)?data/keys/[a-z0-9-]+\.(pem|key)")
+
+
 def local_settings_problems(doc: dict[str, Any]) -> list[str]:
     problems = []
     values = doc.get("Values", {})
@@ -856,6 +859,8 @@ def local_settings_problems(doc: dict[str, Any]) -> list[str]:
             if not EVENTHUBS_EMULATOR.match(compact):
                 problems.append(f"{name}: a shared access key that is not the Event Hubs emulator's")
             continue
+        if LOCAL_KEY_FILE.fullmatch(value):
+            continue  # the path of a development key file made by make run, not a key
         if secret_findings(value) or (SECRET_NAMED.search(name) and value):
             problems.append(f"{name}: looks like a credential")
     return problems
@@ -870,6 +875,8 @@ def local_settings_problems(doc: dict[str, Any]) -> list[str]:
     ({"EventHubConnection": "Endpoint=sb://bank.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=abc="}, False),
     ({"FRAUD_ALERT_WEBHOOK_URL": "https://bank.webhook.office.com/webhookb2/abc/IncomingWebhook/def"}, False),
     ({"FRAUD_MODEL_CONTAINER": "https://a.blob.core.windows.net/models?sv=2022-11-02&sig=abc"}, False),
+    ({"FRAUD_RELEASE_KEY": "data/keys/release-signing.pem", "FRAUD_PSEUDONYM_KEY": "file:data/keys/pseudonym.key"}, True),
+    ({"FRAUD_PSEUDONYM_KEY": "c2VjcmV0LWtleS1tYXRlcmlhbA=="}, False),
 ])
 def test_local_settings_checker(values, ok):
     assert (local_settings_problems({"Values": values}) == []) is ok

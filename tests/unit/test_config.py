@@ -41,5 +41,16 @@ def test_every_setting_the_app_itself_reads_is_read_into_the_config():
     FraudConfig.from_env(env)
     host_or_connection = {"AzureWebJobsStorage", "EventHubConnection", "EVENTHUB_NAME", "EVENTHUB_CONSUMER_GROUP",
                           "FRAUD_MONITOR_SCHEDULE", "FRAUD_ARCHIVE_SCHEDULE", "FRAUD_RETENTION_SCHEDULE",
-                          "FRAUD_DATA_STORAGE"}
+                          "FRAUD_DATA_STORAGE", "FRAUD_MODEL_STORAGE"}
     assert {s.name for s in SETTINGS} - host_or_connection == env.asked
+
+
+@pytest.mark.parametrize("env", [{"FRAUD_ANALYST_AUTH": "none"}, {"FRAUD_AUTO_PROMOTE": "yes"}])
+def test_security_settings_refuse_values_they_do_not_know(env):
+    with pytest.raises(ValueError):
+        FraudConfig.from_env(env)
+
+
+def test_security_settings_default_to_the_safe_side():
+    config = FraudConfig.from_env({})
+    assert (config.analyst_auth, config.auto_promote) == ("entra", False)
