@@ -264,14 +264,17 @@ class MerchantRiskStoreContract:
 
     def test_an_unknown_merchant_has_no_history(self, store):
         history, as_of = store.load("M0")
-        assert history.hours == {} and history.frauds == {} and as_of is None
+        assert history.hours == {} and history.fraud_hours == {} and history.pending == {} and as_of is None
 
     def test_frauds_accumulate_and_a_repeat_changes_nothing(self, store):
         t = NOW.timestamp()
         assert store.add_frauds([("M1", "F1", t, t + 60), ("M1", "F2", t, t + 120), ("", "F3", t, t)]) == 1
         store.add_frauds([("M1", "F1", t, t + 60)])
         history, _ = store.load("M1")
-        assert history.frauds == {"F1": [t, t + 60], "F2": [t, t + 120]}
+        hour = int(t // 3600)
+        assert history.frauds_known(hour, hour + 1, hour + 1) == 2  # F1 and F2, F1 once
+        # each counted from the hour end by which it is known
+        assert history.frauds_known(hour, hour + 1, hour) == 0
 
     def test_a_recount_replaces_the_window_and_keeps_the_frauds(self, store):
         hour = int(NOW.timestamp() // 3600)
@@ -283,7 +286,7 @@ class MerchantRiskStoreContract:
                              hour, as_of)
         history, stored_as_of = store.load("M2")
         assert history.hours == {hour: [6, 60_000, 2, 2], hour + 1: [3, 9_900, 0, 0]} and stored_as_of == as_of
-        assert set(history.frauds) == {"F1"}
+        assert history.frauds_known(hour - 1, hour + 2, hour + 2) == 1
 
     def test_a_recount_without_a_gap_moves_every_merchant_s_counted_time(self, store):
         hour = int(NOW.timestamp() // 3600)

@@ -2,8 +2,11 @@
 
 Table ``merchantrisk``: PartitionKey ``m-<shard>``, RowKey the merchant id; properties
 ``hour_base`` and one JSON array per hourly statistic from that hour on (``counts``,
-``amounts`` in cents, ``new_devices``, ``first_visits``), ``frauds`` (JSON transaction id
--> [event time, label known at]) and ``as_of`` (epoch seconds: stats are complete up to here);
+``amounts`` in cents, ``new_devices``, ``first_visits``), the known frauds as counts
+(``fraud_hour_base``, ``fraud_counts`` per event hour, ``fraud_pending`` per event hour and
+hour known, ``fraud_settled``, and the per-day fingerprint sets ``frauds_seen_0``..``_3`` that
+keep a fraud from counting twice: each bounded by the windows' hours, not by how many frauds,
+see ``shared.domain.merchant_risk``) and ``as_of`` (epoch seconds: stats are complete up to here);
 one row ``counted``/``as_of`` holds when every merchant's visits were last counted up to.
 Only the timer writes it, once per run per merchant seen: no per-transaction write, so a
 big merchant never becomes a hot partition. Scoring reads a merchant at most once per

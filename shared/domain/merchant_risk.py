@@ -32,10 +32,24 @@ Label-free, so a breach shows on its first day (windows ``[as_of - w, as_of)``):
 Hourly buckets (count, amount sum, new-device count, first-visit count) keep the state
 small and the as-of cut exact. The values only change when the hour changes, so they are
 computed once per merchant and hour and cached until the history changes.
+
+Known fraud is kept as counts, not as a list of transaction ids (which outgrew a Table
+property's 64 KiB at ~700 frauds a month): frauds per event hour (the label windows are cut
+at hours, so days would change the values), each fraud held with the hour by which it is
+known (``pending``) until that hour is a day behind the history's last recount, when it
+joins the plain per-hour counts (``fraud_hours``). Values as of any hour from the settled
+hour on are exactly those of the id list; a transaction scored more than a day late sees
+the labels known by then. Old hours are dropped on write (``KEEP_HOURS``). A fraud counts
+once: each event day keeps a set of 30-bit fingerprints of its frauds' transaction ids, so
+a label joined twice (a crash before the join marked it, or a chargeback after an
+analyst's verdict) changes nothing; the first report says when it became known.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import math
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -47,6 +61,10 @@ DEFAULT_LABEL_DELAY_DAYS = 7.0
 MAX_LABEL_DELAY_DAYS = 9
 BASELINE_HOURS = 30 * 24
 KEEP_HOURS = (30 + MAX_LABEL_DELAY_DAYS + 1) * 24  # the longest shifted window, plus its delay
+SETTLE_AFTER_HOURS = 24  # a fraud's known time is kept until it is this far behind the last recount
+SEEN_SHARDS = 4  # the fingerprint sets, by event day, over this many properties
+MAX_PROPERTY_CHARS = 32_000  # a Table string property: 64 KiB as UTF-16
+FINGERPRINT_CHARS = 5  # 30 bits: a repeat within one merchant's day, never a collision in practice
 
 LABEL_FEATURES = (
     tuple(f"merchant_fraud_rate_{d}d" for d in WINDOW_DAYS)
@@ -111,10 +129,20 @@ def _mean_ratio(amount: float, count: float, base_amount: float, base_count: flo
     return (amount / count) / (base_amount / base_count)
 
 
+def fraud_fingerprint(transaction_id: str) -> str:
+    """30 bits of the id's SHA-256, base64url: what a day's set of counted frauds holds."""
+    return base64.urlsafe_b64encode(hashlib.sha256(transaction_id.encode()).digest()[:6]).decode()[:FINGERPRINT_CHARS]
+
+
 @dataclass
 class MerchantHistory:
     hours: dict[int, list[int]] = field(default_factory=dict)  # hour index (t // 3600) -> hour stats
-    frauds: dict[str, list[float]] = field(default_factory=dict)  # transaction id -> [event time, known at]
+    # frauds known by the end of hour `settled`, counted per event hour
+    fraud_hours: dict[int, int] = field(default_factory=dict)
+    # the others: (event hour, first hour end at which known) -> frauds
+    pending: dict[tuple[int, int], int] = field(default_factory=dict)
+    seen: dict[int, set[str]] = field(default_factory=dict)  # event day -> fingerprints of its counted frauds
+    settled: int = 0  # hour index: every fraud known by then is in fraud_hours
     _cached: tuple[int, int, list[float]] | None = field(default=None, repr=False, compare=False)
     # the hours in order and the running totals before each (rebuilt when an older hour changes)
     _keys: list[int] | None = field(default=None, repr=False, compare=False)
@@ -140,9 +168,29 @@ class MerchantHistory:
         if self._cached is not None and h < self._cached[0]:
             self._cached = None  # a late event inside the cached windows
 
-    def add_fraud(self, transaction_id: str, t: float, known_at: float) -> None:
-        self.frauds[transaction_id] = [t, known_at]
+    def add_fraud(self, transaction_id: str, t: float, known_at: float) -> bool:
+        """Count a fraud (event time ``t``, label known at ``known_at``); False if already counted."""
+        event_hour = int(t // HOUR)
+        day = self.seen.setdefault(event_hour // 24, set())
+        fingerprint = fraud_fingerprint(transaction_id)
+        if fingerprint in day:
+            return False
+        day.add(fingerprint)
+        # known by the end of hour E  <=>  known_at <= E * HOUR; a window ending at E holds only
+        # events before E, so a label known before its event's hour ended is known at event_hour + 1
+        known_hour = max(math.ceil(known_at / HOUR), event_hour + 1)
+        if known_hour <= self.settled:
+            self.fraud_hours[event_hour] = self.fraud_hours.get(event_hour, 0) + 1
+        else:
+            self.pending[(event_hour, known_hour)] = self.pending.get((event_hour, known_hour), 0) + 1
         self._cached = None  # the hourly sums stand
+        return True
+
+    def frauds_known(self, start: int, end: int, known_by: int) -> int:
+        """Frauds with event hour in [start, end) known by the end of hour ``known_by`` (exact
+        from hour ``settled`` on)."""
+        settled = sum(n for h, n in self.fraud_hours.items() if start <= h < end)
+        return settled + sum(n for (h, known), n in self.pending.items() if start <= h < end and known <= known_by)
 
     def recount(self, hourly: Mapping[int, list[int]], first_hour: int, as_of: float) -> None:
         """Replace the stats of hours [first_hour, as_of) with ``hourly`` (recounted from the
@@ -156,9 +204,21 @@ class MerchantHistory:
         self.prune(as_of)
 
     def prune(self, now: float) -> None:
+        """Drop the hours no window reaches any more, and settle the frauds known a day before ``now``."""
         oldest = int(now // HOUR) - KEEP_HOURS
         self.hours = {h: c for h, c in self.hours.items() if h >= oldest}
-        self.frauds = {k: v for k, v in self.frauds.items() if v[0] >= oldest * HOUR}
+        self.settled = max(self.settled, int(now // HOUR) - SETTLE_AFTER_HOURS)
+        fraud_hours = {h: n for h, n in self.fraud_hours.items() if h >= oldest}
+        pending: dict[tuple[int, int], int] = {}
+        for (h, known), n in self.pending.items():
+            if h < oldest:
+                continue
+            if known <= self.settled:
+                fraud_hours[h] = fraud_hours.get(h, 0) + n
+            else:
+                pending[(h, known)] = n
+        self.fraud_hours, self.pending = fraud_hours, pending
+        self.seen = {d: s for d, s in self.seen.items() if d >= oldest // 24}
         self._changed()
 
     # -- values ----------------------------------------------------------------------------
@@ -178,17 +238,15 @@ class MerchantHistory:
         shift = int(round(min(delay_days, MAX_LABEL_DELAY_DAYS) * 24))
         if self._cached is not None and self._cached[:2] == (end, shift):
             return list(self._cached[2])
-        known_by = end * HOUR
         label_end = end - shift
         rates, fraud_counts = [], []
         for days in WINDOW_DAYS:
             start = label_end - days * 24
             count = self._sum(start, label_end)[COUNT]
-            frauds = sum(1 for t, known in self.frauds.values()
-                         if start * HOUR <= t < label_end * HOUR and known <= known_by)
+            frauds = self.frauds_known(start, label_end, end)
             rates.append(frauds / count if count else UNKNOWN)
             fraud_counts.append(float(frauds))
-        recent = sum(1 for t, known in self.frauds.values() if label_end * HOUR <= t < end * HOUR and known <= known_by)
+        recent = self.frauds_known(label_end, end, end)
 
         h1, h24, d30 = self._sum(end - 1, end), self._sum(end - 24, end), self._sum(end - BASELINE_HOURS, end)
         daily_mean = d30[COUNT] / 30.0
@@ -219,7 +277,32 @@ class MerchantHistory:
         props: dict[str, Any] = {"hour_base": int(base)}
         for name, column in zip(_FIELDS, columns):
             props[name] = json.dumps(column, separators=(",", ":"))
-        props["frauds"] = json.dumps(self.frauds, separators=(",", ":"))
+        props.update(self._fraud_properties())
+        return props
+
+    def _fraud_properties(self) -> dict[str, Any]:
+        """Counts, not ids: sparse [hour - base, frauds] and [hour - base, known - hour, frauds],
+        and the day-sharded fingerprint sets; each bounded by KEEP_HOURS, well under 64 KiB."""
+        event_hours = list(self.fraud_hours) + [h for h, _ in self.pending]
+        base = min(event_hours) if event_hours else 0
+        counts = sorted([h - base, n] for h, n in self.fraud_hours.items())
+        pending = sorted([h - base, known - h, n] for (h, known), n in self.pending.items())
+        props: dict[str, Any] = {
+            "fraud_hour_base": int(base), "fraud_settled": int(self.settled),
+            "fraud_counts": json.dumps(counts, separators=(",", ":")),
+            "fraud_pending": json.dumps(pending, separators=(",", ":")),
+            "frauds": "",  # the id list this replaces: emptied, as the table merges properties
+        }
+        for shard in range(SEEN_SHARDS):
+            days = sorted((d for d in self.seen if d % SEEN_SHARDS == shard and self.seen[d]), reverse=True)
+            parts, size = [], 0
+            for d in days:  # newest first: past the property's size, the oldest days lose their dedup
+                part = f"{d}:{''.join(sorted(self.seen[d]))}"
+                if size + len(part) + 1 > MAX_PROPERTY_CHARS:
+                    break
+                parts.append(part)
+                size += len(part) + 1
+            props[f"frauds_seen_{shard}"] = ";".join(reversed(parts))
         return props
 
     @classmethod
@@ -230,7 +313,21 @@ class MerchantHistory:
         for offset, stats in enumerate(zip(*columns)):
             if stats[COUNT]:
                 hours[base + offset] = [int(v) for v in stats]
-        return cls(hours, json.loads(props.get("frauds") or "{}"))
+        fraud_base = int(props.get("fraud_hour_base") or 0)
+        history = cls(hours, settled=int(props.get("fraud_settled") or 0))
+        for offset, n in json.loads(props.get("fraud_counts") or "[]"):
+            history.fraud_hours[fraud_base + int(offset)] = int(n)
+        for offset, delay, n in json.loads(props.get("fraud_pending") or "[]"):
+            history.pending[(fraud_base + int(offset), fraud_base + int(offset) + int(delay))] = int(n)
+        for shard in range(SEEN_SHARDS):
+            for part in filter(None, (props.get(f"frauds_seen_{shard}") or "").split(";")):
+                day, prints = part.split(":", 1)
+                history.seen[int(day)] = {prints[i:i + FINGERPRINT_CHARS]
+                                          for i in range(0, len(prints), FINGERPRINT_CHARS)}
+        # a row written before counts per hour: its id list is counted once, then emptied on write
+        for txn_id, (t, known) in (json.loads(props.get("frauds") or "{}")).items():
+            history.add_fraud(txn_id, float(t), float(known))
+        return history
 
 
 class MerchantRiskReplay:

@@ -28,7 +28,9 @@ class MerchantRiskBook(ABC):
         """Record that every merchant's visits are counted up to ``as_of``."""
 
     def add_frauds(self, frauds: Iterable[tuple[str, str, float, float]]) -> int:
-        """(merchant, transaction id, event time, known at) for newly joined fraud labels; idempotent."""
+        """(merchant, transaction id, event time, known at) for newly joined fraud labels; idempotent:
+        a fraud already counted (its transaction id's fingerprint in its event day's set) is not
+        counted again, so a label joined twice changes nothing."""
         grouped: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
         for merchant, txn_id, t, known in frauds:
             if merchant:
@@ -58,6 +60,8 @@ class MerchantRiskBook(ABC):
 
     def backfill(self, histories: dict[str, MerchantHistory], as_of: float) -> int:
         """Histories counted from a complete history up to ``as_of`` (``make run``, a first deployment)."""
+        for history in histories.values():
+            history.prune(as_of)  # as the timer stores them: old hours dropped, known frauds settled
         saved = self.save(histories, as_of)
         self.save_counted_as_of(as_of)
         return saved

@@ -108,7 +108,7 @@ def test_the_storage_form_round_trips_in_cents():
     h.add_fraud("f", AS_OF - 40 * HOUR, AS_OF)
     back = MerchantHistory.from_properties(h.to_properties())
     assert back.hours == h.hours == {int(AS_OF // HOUR) - 5: [2, 30, 1, 1], int(AS_OF // HOUR) - 40: [1, 1234567, 0, 0]}
-    assert back.frauds == h.frauds and back.features(AS_OF) == h.features(AS_OF)
+    assert back == h and back.features(AS_OF) == h.features(AS_OF)
 
 
 # --------------------------------------------------------------------------- parity

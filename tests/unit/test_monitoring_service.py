@@ -66,8 +66,10 @@ def test_labels_join_known_decisions_and_keep_unknown_ones(parts):
     assert parts["labels"].compromised_since("C2") is None
     # an analyst's verdict counts from when it was given; a label without a time after the label delay
     m1, m2 = parts["merchants"].histories["M1"], parts["merchants"].histories["M2"]
-    assert m1.frauds == {"T1": [scored_at.timestamp(), verdict_at.timestamp()]}
-    assert m2.frauds == {"T3": [scored_at.timestamp(), (scored_at + timedelta(days=7)).timestamp()]}
+    hour = int(scored_at.timestamp() // 3600)
+    for end in range(hour + 1, hour + 8 * 24):  # counted (once) as of every hour end by which it is known
+        assert m1.frauds_known(hour, hour + 1, end) == int(verdict_at.timestamp() <= end * 3600)
+        assert m2.frauds_known(hour, hour + 1, end) == int((scored_at + timedelta(days=7)).timestamp() <= end * 3600)
 
 
 def test_a_label_file_is_read_once_and_its_bad_lines_are_counted(parts):
