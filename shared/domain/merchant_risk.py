@@ -283,14 +283,29 @@ class MerchantHistory:
     def _fraud_properties(self) -> dict[str, Any]:
         """Counts, not ids: sparse [hour - base, frauds] and [hour - base, known - hour, frauds],
         and the day-sharded fingerprint sets; each bounded by KEEP_HOURS, well under 64 KiB."""
-        event_hours = list(self.fraud_hours) + [h for h, _ in self.pending]
-        base = min(event_hours) if event_hours else 0
-        counts = sorted([h - base, n] for h, n in self.fraud_hours.items())
-        pending = sorted([h - base, known - h, n] for (h, known), n in self.pending.items())
+        fraud_hours, pending_by_hour, settled = dict(self.fraud_hours), dict(self.pending), self.settled
+        while True:
+            event_hours = list(fraud_hours) + [h for h, _ in pending_by_hour]
+            base = min(event_hours) if event_hours else 0
+            counts = json.dumps(sorted([h - base, n] for h, n in fraud_hours.items()), separators=(",", ":"))
+            pending = json.dumps(sorted([h - base, known - h, n] for (h, known), n in pending_by_hour.items()),
+                                 separators=(",", ":"))
+            if len(counts) <= MAX_PROPERTY_CHARS and len(pending) <= MAX_PROPERTY_CHARS:
+                break
+            # Never refused by the table: past a property's size (frauds known at more distinct
+            # hours than a recount leaves, or years never pruned) the earliest known half is
+            # settled early, or the oldest half of the hours dropped. Values from the settled
+            # hour on stay exact.
+            if len(pending) > MAX_PROPERTY_CHARS:
+                settled = max(settled, sorted(known for _, known in pending_by_hour)[len(pending_by_hour) // 2])
+                for (h, known) in [key for key in pending_by_hour if key[1] <= settled]:
+                    fraud_hours[h] = fraud_hours.get(h, 0) + pending_by_hour.pop((h, known))
+            else:
+                for h in sorted(fraud_hours)[:len(fraud_hours) // 2]:
+                    del fraud_hours[h]
         props: dict[str, Any] = {
-            "fraud_hour_base": int(base), "fraud_settled": int(self.settled),
-            "fraud_counts": json.dumps(counts, separators=(",", ":")),
-            "fraud_pending": json.dumps(pending, separators=(",", ":")),
+            "fraud_hour_base": int(base), "fraud_settled": int(settled),
+            "fraud_counts": counts, "fraud_pending": pending,
             "frauds": "",  # the id list this replaces: emptied, as the table merges properties
         }
         for shard in range(SEEN_SHARDS):

@@ -36,10 +36,14 @@ class MerchantRiskBook(ABC):
             if merchant:
                 grouped[merchant].append((txn_id, t, known))
         histories = {}
+        counted = self.counted_as_of() if grouped else None
         for merchant, items in grouped.items():
-            history, _ = self.load(merchant)
+            history, as_of = self.load(merchant)
             for txn_id, t, known in items:
                 history.add_fraud(txn_id, t, known)
+            recounted = max((a for a in (as_of, counted) if a is not None), default=None)
+            if recounted is not None:
+                history.prune(recounted)  # settled as at the last recount: a month of labels at once stays small
             histories[merchant] = history
         self.save(histories, None)
         return len(histories)

@@ -83,3 +83,53 @@ def test_backfilled_merchant_risk_equals_the_replay_at_the_end_of_history(servic
     merchants = sorted(histories)[:25]
     for merchant in merchants:
         assert cache.values(merchant, as_of + 1800, 7.0) == replayed.values(merchant, as_of + 1800)
+
+
+def test_five_thousand_frauds_a_month_for_one_merchant_fit_one_table_row_and_serve_the_id_lists_values(services):
+    """A merchant under attack: 5,000 frauds in a month, joined in batches by the timer (one
+    batch twice), written to Azurite. Every property stays within a Table property's 64 KiB
+    (the id list they replace would not), and the label features read back equal the id
+    list's for the last day's hours and delays."""
+    import json
+    import random
+
+    from merchant_id_list import id_list_label_values
+    from shared.adapters.merchant_table import merchant_partition
+    from shared.adapters.tables import read_entity
+    from shared.domain.merchant_risk import HOUR, LABEL_FEATURES, MAX_PROPERTY_CHARS
+
+    store, merchant = services.merchant_store, "M-BREACHED"
+    rng = random.Random(16)
+    end = int(NOW.timestamp() // HOUR)
+    start = end - 30 * 24
+    hourly = {h: [rng.randrange(20, 60), 0, 0, 0] for h in range(start, end)}
+    for stats in hourly.values():
+        stats[1] = stats[0] * 5_000_00  # amounts in cents
+    frauds = {}
+    for i in range(5000):
+        t = (start + rng.uniform(0, 30 * 24 - 1)) * HOUR
+        labelled = t + rng.uniform(0, 48 * HOUR) if rng.random() < 0.5 else None
+        frauds[f"{rng.getrandbits(128):032x}"] = (t, label_known_at(t, labelled, 7.0))
+    store.refresh_counts({merchant: hourly}, start, end * HOUR)  # the timer counted the visits
+    batches = [list(frauds.items())[k:k + 500] for k in range(0, 5000, 500)]
+    for batch in batches + batches[3:4]:  # then the labels: the fourth batch joined twice (a crash before marking)
+        store.add_frauds([(merchant, txn_id, t, known) for txn_id, (t, known) in batch])
+
+    row, _ = read_entity(store._table, merchant_partition(merchant), merchant)  # the row as Azurite holds it
+    sizes = {name: len(value) for name, value in row.items() if isinstance(value, str)}
+    assert max(sizes.values()) <= MAX_PROPERTY_CHARS, sizes  # 64 KiB of UTF-16
+    assert len(json.dumps({k: list(v) for k, v in frauds.items()}, separators=(",", ":"))) > 32_768  # the id list
+    assert row["frauds"] == ""
+
+    history, as_of = store.load(merchant)
+    assert as_of == end * HOUR
+    visits = sorted(h * HOUR for h, stats in hourly.items() for _ in range(stats[0]))
+    for hour in range(end - 23, end + 1):
+        for delay in (7.0, 2.0):
+            expected = id_list_label_values(frauds, visits, hour * HOUR, delay)
+            assert history.features(hour * HOUR, delay)[:len(LABEL_FEATURES)] == expected, (hour, delay)
+    assert expected[LABEL_FEATURES.index("merchant_fraud_count_7d")] > 500
+    # the whole month joined again changes nothing
+    store.add_frauds([(merchant, txn_id, t, known) for txn_id, (t, known) in frauds.items()])
+    again, _ = store.load(merchant)
+    assert again == history

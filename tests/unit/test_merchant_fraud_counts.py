@@ -121,3 +121,20 @@ def test_the_stored_form_is_bounded_by_the_windows_not_by_the_number_of_frauds()
     assert min(h.fraud_hours) >= (START + 60 * DAY) // HOUR - KEEP_HOURS
     assert all(len(v) <= MAX_PROPERTY_CHARS for v in props.values() if isinstance(v, str))
     assert sum(h.fraud_hours.values()) + sum(h.pending.values()) > 9000
+
+
+def test_a_history_never_pruned_still_fits_a_table_row_exactly_from_its_settled_hour_on():
+    """Frauds known at 20,000 different hours and no recount to settle them (a first label file
+    for a merchant never counted): the stored form settles the earliest known early rather than
+    be refused by the table, and serves the same values from its settled hour on."""
+    h = MerchantHistory()
+    rng = random.Random(4)
+    for i in range(20_000):
+        t = START + rng.uniform(0, 40 * DAY)
+        h.add_fraud(f"T{i}", t, t + rng.uniform(0, 20 * DAY))
+    props = h.to_properties()
+    assert all(len(v) <= MAX_PROPERTY_CHARS for v in props.values() if isinstance(v, str))
+    stored = MerchantHistory.from_properties(props)
+    assert stored.settled > h.settled == 0 and len(stored.pending) < len(h.pending)
+    for hour in range(stored.settled, stored.settled + 20 * 24, 7):
+        assert stored.features(hour * HOUR, 7.0) == h.features(hour * HOUR, 7.0)
