@@ -212,14 +212,14 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 // token store (the session cookie carries the principal).
 resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
-  name: 'authsettingsV2'
-  //checkov:skip=CKV_AZURE_13: Sign-in IS on: authsettingsV2 has platform.enabled true and requireAuthentication true (tests/integration/test_infra_security.py asserts it); checkov's check reads the V1 `authsettings` shape (properties.enabled).
+  //checkov:skip=CKV_AZURE_13: Sign-in IS on: authsettingsV2 has platform.enabled true and requireAuthentication true (tests/integration/test_infra_security.py asserts it); the check reads the V1 `authsettings` shape (properties.enabled).
   //checkov:skip=CKV_AZURE_63: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property. HTTP logs go to Application Insights (host.json).
   //checkov:skip=CKV_AZURE_65: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property.
+  name: 'authsettingsV2'
   //checkov:skip=CKV_AZURE_66: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property.
-  //checkov:skip=CKV_AZURE_80: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property. (Python app, no .NET Framework.)
-  //checkov:skip=CKV_AZURE_88: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property. (Flex Consumption mounts no Azure Files.)
-  //checkov:skip=CKV_AZURE_222: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property. The site's own skip explains its public inbound endpoint.
+  //checkov:skip=CKV_AZURE_80: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property. The app is Python.
+  //checkov:skip=CKV_AZURE_88: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property. Flex Consumption mounts no Azure Files.
+  //checkov:skip=CKV_AZURE_222: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property. The skip on the site explains its public inbound endpoint.
   properties: {
     platform: {
       enabled: true
