@@ -357,6 +357,8 @@ def evaluate(expr: Any, path: Path, values: dict[str, Any] | None = None, scope:
         if kind == "conditional":
             chosen = "true_value" if evaluate(operands["condition"], path, values, scope) else "false_value"
             return evaluate(operands[chosen], path, values, scope)
+        if kind == "not":
+            return not evaluate(operands["bool_value"], path, values, scope)
         if kind == "equals":
             return evaluate(operands["operand_1"], path, values, scope) == evaluate(operands["operand_2"], path, values, scope)
         if kind == "not_equals":
@@ -366,6 +368,8 @@ def evaluate(expr: Any, path: Path, values: dict[str, Any] | None = None, scope:
             if chain and chain[0] in doc.get("modules", {}):
                 return ModuleOutput(".".join(chain))
             base = evaluate(operands["operand_1"], path, values, scope)
+            if isinstance(base, ModuleOutput):  # a property of a module's output (through a variable)
+                return ModuleOutput(f"{base}.{operands['operand_2']}")
             return base[operands["operand_2"]]
         raise AssertionError(f"evaluate: operator {kind} not covered")
     return {key: evaluate(value, path, values, scope) for key, value in expr.items()}
