@@ -26,7 +26,7 @@ import pytest
 
 from test_infra_bicep import (  # noqa: E402  (same directory; pytest puts it on sys.path)
     APP_ROLES, APPROVER_ROLES, BICEP_FILES, CONTRIBUTOR, KEY_VAULT_CRYPTO_USER, KEY_VAULT_READER, MAIN,
-    OWNER, PARAMETER_FILES, RELEASE_ROLES, ROOT, STORAGE_BLOB_DATA_CONTRIBUTOR, STORAGE_BLOB_DATA_OWNER,
+    OWNER, PARAMETER_FILES, RELEASE_ROLES, STORAGE_BLOB_DATA_OWNER,
     STORAGE_BLOB_DATA_READER, ModuleOutput, accessor_path, body, data_containers, deployed_app_settings,
     evaluate, main_module, main_values, module_call, module_file, module_symbol, only_resource, param_default,
     parameter_files, parse, resources, role_assignments, roles_of, setting_default, storage_names,
@@ -103,8 +103,8 @@ def test_the_app_registration_is_a_required_parameter():
     assert param_default(MAIN, "entraClientId") is None, "no default: deploying without an app registration fails"
     decorators = {d["type"]: d.get("argument") for d in parse(MAIN)["parameters"]["entraClientId"]["decorators"]}
     assert decorators["min_length"] == decorators["max_length"] == 36  # a GUID
-    assert param_default(MAIN, "entraTenantId") == {"function": {"type": "tenant", "parameters": {}}} or \
-        "tenant" in json.dumps(param_default(MAIN, "entraTenantId"))
+    tenant = param_default(MAIN, "entraTenantId")["function"]  # tenant().tenantId: the deployment's tenant
+    assert tenant["type"] == "tenant" and "tenantId" in tenant["property_name"]
     call = module_call("functionapp")["params"]
     assert call["entraClientId"] == "entraClientId" and call["entraTenantId"] == "entraTenantId"
     for path, values in parameter_files():
@@ -166,7 +166,7 @@ def test_each_data_container_table_and_queue_has_the_app_role_it_needs():
             assert role == STORAGE_BLOB_DATA_READER, name
     profile = [scope for _, scope in roles_of("app") if isinstance(scope, tuple) and scope[0] == "profileStorage"]
     assert profile == [("profileStorage", "table", setting_default("FRAUD_PROFILE_TABLE"))]
-    assert {name for _, _, name in [s for s in profile]} <= storage_names("profileStorage", "tables") | {"profiles"}
+    assert storage_names("profileStorage", "tables") == {setting_default("FRAUD_PROFILE_TABLE")}
 
 
 def test_release_approvers_are_optional():
@@ -332,8 +332,8 @@ def _module_params(symbol: str, values: dict[str, Any], scope: dict[str, Any] | 
             if not (isinstance(expr, dict) and "index_accessor" in json.dumps(expr))}
 
 
-def _chosen(path: Path, type_: str, values: dict[str, Any]) -> list[str]:
-    """The modules of <path> that deploy a <type_> shape, whose condition holds for <values>."""
+def _chosen(path: Path, values: dict[str, Any]) -> list[str]:
+    """The modules <path> deploys (its network shapes) whose condition holds for <values>."""
     chosen = []
     for symbol, module in parse(path).get("modules", {}).items():
         config, condition, _ = body(module)
@@ -376,7 +376,7 @@ def test_production_deploys_private_endpoints_with_dns_and_vnet_integration():
         assert isinstance(params["privateEndpointSubnetId"], ModuleOutput), symbol
         assert isinstance(params["privateDnsZoneIds"], ModuleOutput), symbol
         assert params.get("privateEndpointServices", param_default(storage, "privateEndpointServices")) == expected, symbol
-        assert _chosen(storage, "account", params) == ["storageaccount.bicep"], symbol
+        assert _chosen(storage, params) == ["storageaccount.bicep"], symbol
     endpoints, condition, loop = body(resources(storage, "Microsoft.Network/privateEndpoints")["privateEndpoints"])
     assert condition == "privateNetworking" and loop["detail"]["array_name"] == "privateEndpointServices"
     link = endpoints["properties"]["privateLinkServiceConnections"][0]["properties"]
@@ -393,7 +393,7 @@ def test_production_deploys_private_endpoints_with_dns_and_vnet_integration():
     assert isinstance(eh_params["privateDnsZoneId"], ModuleOutput) and eh_params["privateDnsZoneId"].endswith(".namespace")
     kv_params = _module_params(module_symbol("keyvault"), values)
     assert isinstance(kv_params["privateDnsZoneId"], ModuleOutput) and kv_params["privateDnsZoneId"].endswith(".vault")
-    assert _chosen(module_file("keyvault"), "vault", kv_params) == ["vault.bicep"]
+    assert _chosen(module_file("keyvault"), kv_params) == ["vault.bicep"]
     for path, group in ((eh, "namespace"), (module_file("keyvault"), "vault")):
         endpoint, condition, _ = body(next(iter(resources(path, "Microsoft.Network/privateEndpoints").values())))
         assert condition == "privateNetworking", path.name
@@ -408,8 +408,8 @@ def test_dev_is_public_with_the_reason():
     for symbol in ("hostStorage", "dataStorage"):
         params = _module_params(symbol, values)
         assert params["privateNetworking"] is False
-        assert _chosen(module_file("storage"), "account", params) == ["storageaccount-public.bicep"]
-    assert _chosen(module_file("keyvault"), "vault", _module_params("keyVault", values)) == ["vault-public.bicep"]
+        assert _chosen(module_file("storage"), params) == ["storageaccount-public.bicep"]
+    assert _chosen(module_file("keyvault"), _module_params("keyVault", values)) == ["vault-public.bicep"]
     assert _module_params(module_symbol("functionapp"), values)["virtualNetworkSubnetId"] == ""
     for shape in ("storageaccount-public", "vault-public"):
         header = module_file(shape).read_text().split("\n\n")[0]
