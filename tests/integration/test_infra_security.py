@@ -452,3 +452,16 @@ def test_data_blobs_are_versioned_and_soft_deleted():
     assert _module_params("profileStorage", main_values(), {"account": {"name": "x"}})["containers"] == []
     archive = only_resource(module_file("decisionarchive"), "Microsoft.Storage/storageAccounts/blobServices/containers")
     assert archive["properties"]["immutableStorageWithVersioning"] == {"enabled": True}
+
+
+def test_post_deploy_reads_outputs_the_template_has():
+    """infra/post-deploy.sh makes the pseudonym key and grants it from the deployment's outputs."""
+    script = (MAIN.parent.parent / "post-deploy.sh").read_text()
+    used = set(re.findall(r'\$\(output (\w+)\)', script))
+    assert {"keyVaultName", "identityPrincipalId", "functionAppName", "eventGridSystemTopicName"} <= used
+    assert used <= set(parse(MAIN)["outputs"]), sorted(used - set(parse(MAIN)["outputs"]))
+    # the secret is created only when missing, and the role is scoped to that one secret
+    assert 'az resource show --ids "$SECRET_ID"' in script and '--scope "$SECRET_ID"' in script
+    assert '"Key Vault Secrets User"' in script
+    secret = parse(module_file("keyvault"))["variables"]["pseudonymSecretName"]["value"]
+    assert f'SECRET_ID="$VAULT_ID/secrets/{secret}"' in script, "the same secret the app setting references"
