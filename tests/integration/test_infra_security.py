@@ -49,10 +49,10 @@ NETWORK_CHECKS = {"CKV_AZURE_35", "CKV_AZURE_59", "CKV_AZURE_109", "CKV_AZURE_18
 
 def function_app_routes() -> dict[str, str]:
     """'/api/<route>' -> authLevel of every HTTP function the app registers."""
-    import function_app
+    from function_app import indexed_functions  # get_functions() may be called only once per process
 
     routes = {}
-    for fn in function_app.app.get_functions():
+    for fn in indexed_functions():
         for binding in fn.get_bindings():
             spec = binding.get_dict_repr()
             if spec.get("type") == "httpTrigger":
