@@ -97,6 +97,9 @@ def test_excluded_paths_are_exactly_the_machine_routes():
     assert ANALYST_ROUTES <= set(routes), "the analyst routes exist"
     assert not ANALYST_ROUTES & excluded, "analyst routes are behind sign-in"
     assert set(routes) == MACHINE_ROUTES | ANALYST_ROUTES, "a new route must be placed on one side of the contract"
+    # a route that skips sign-in must keep its key: never anonymous
+    for route in MACHINE_ROUTES:
+        assert routes[route].upper().endswith("FUNCTION"), f"{route}: {routes[route]}"
 
 
 def test_the_app_registration_is_a_required_parameter():
