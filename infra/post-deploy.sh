@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# After `az deployment group create` and `func azure functionapp publish`: subscribe the
-# app's Event Grid blob triggers to the storage account's system topic.
+# After `az deployment group create` and `func azure functionapp publish`:
+#   1. make sure the pseudonym key exists: the Key Vault secret `pseudonym-key` (the HMAC key of
+#      the pseudonyms, FRAUD_PSEUDONYM_KEY) is created with 32 random bytes if the deployment did
+#      not create it (-p pseudonymKey=...), and the app identity gets Key Vault Secrets User on
+#      that one secret. An existing secret is never replaced (that would re-key every pseudonym);
+#   2. subscribe the app's Event Grid blob triggers to the storage account's system topic.
 #
 #   infra/post-deploy.sh -g <resource-group> [-d <deployment-name>] [container=function ...]
 #
@@ -10,6 +14,9 @@
 # Without pairs, the pairs are read from the deployed app: every blobTrigger with
 # source EventGrid, its container taken from its path.
 #
+# The secret is written through Azure Resource Manager (control plane), so it works when the
+# vault's public network access is disabled (production); its value is generated here, sent in
+# a request body from a private temporary file, and never printed.
 # The blobs_extension system key exists only once the published app (with a blob trigger)
 # has started, hence this runs after publishing, never inside the template. The key is
 # passed to Event Grid and never printed. Re-running updates the subscriptions.
@@ -19,7 +26,7 @@ RG=""
 DEPLOYMENT="main"
 
 usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -39,6 +46,33 @@ output() {
   az deployment group show -g "$RG" -n "$DEPLOYMENT" --query "properties.outputs.$1.value" -o tsv
 }
 
+# --- 1. the pseudonym key ------------------------------------------------------------------------
+VAULT="$(output keyVaultName)"
+APP_PRINCIPAL="$(output identityPrincipalId)"
+if [ -z "$VAULT" ] || [ -z "$APP_PRINCIPAL" ]; then
+  echo "error: deployment '$DEPLOYMENT' in '$RG' has no keyVaultName/identityPrincipalId outputs" >&2
+  exit 1
+fi
+VAULT_ID="$(az keyvault show -g "$RG" -n "$VAULT" --query id -o tsv)"
+SECRET_ID="$VAULT_ID/secrets/pseudonym-key"
+if az resource show --ids "$SECRET_ID" --output none 2>/dev/null; then
+  echo "pseudonym key: the secret exists in $VAULT (left as it is)"
+else
+  command -v openssl >/dev/null || { echo "error: openssl is required to generate the pseudonym key" >&2; exit 1; }
+  BODY="$(mktemp)"
+  chmod 600 "$BODY"
+  trap 'rm -f "$BODY"' EXIT
+  printf '{"properties": {"value": "%s", "contentType": "application/octet-stream; base64 HMAC-SHA-256 key of the pseudonyms"}}' \
+    "$(openssl rand -base64 32)" > "$BODY"
+  az rest --method put --url "${SECRET_ID}?api-version=2023-07-01" --body "@$BODY" --output none
+  rm -f "$BODY"
+  echo "pseudonym key: created the secret in $VAULT"
+fi
+az role assignment create --assignee-object-id "$APP_PRINCIPAL" --assignee-principal-type ServicePrincipal \
+  --role "Key Vault Secrets User" --scope "$SECRET_ID" --output none
+echo "pseudonym key: the app identity may read it (Key Vault Secrets User on that secret only)"
+
+# --- 2. Event Grid subscriptions ------------------------------------------------------------------
 APP="$(output functionAppName)"
 TOPIC="$(output eventGridSystemTopicName)"
 if [ -z "$APP" ] || [ -z "$TOPIC" ]; then
@@ -92,3 +126,6 @@ for pair in "${PAIRS[@]}"; do
     --output none
 done
 echo "done: ${#PAIRS[@]} event subscription(s) on $TOPIC"
+# Key Vault references are re-read when the app restarts (otherwise within 24 hours)
+az functionapp restart -g "$RG" -n "$APP" --output none
+echo "restarted $APP (Key Vault references re-read)"

@@ -4,8 +4,16 @@
 //   az deployment group create -g <rg> -f infra/bicep/main.bicep -p @infra/bicep/main.dev.parameters.json
 //
 // No secret, key or connection string with a key appears here: every connection is
-// identity-based (the user-assigned identity of identity.bicep) and tests/integration/test_infra_bicep.py
-// checks that, and that every app setting the code reads (shared/config.py) is set.
+// identity-based (the user-assigned identities of identity.bicep) and tests/integration/test_infra_bicep.py
+// checks that, and that every app setting the code reads (shared/config.py) is set. The two
+// secrets the app needs (the pseudonym key, the alert webhook URL) are Key Vault references.
+//
+// Security shape (issue #16, tests/integration/test_infra_security.py): analysts sign in with
+// Entra ID (authsettingsV2 in functionapp.bicep), machines keep function keys; two identities
+// (scoring reads the model registry, release writes it) with roles scoped to single containers,
+// tables and queues (roles.bicep); releases signed with an HSM key in Key Vault (keyvault.bicep);
+// in production (privateNetworking) VNet integration and private endpoints for every account,
+// the Event Hubs namespace and the vault, their public access disabled (network.bicep).
 
 targetScope = 'resourceGroup'
 
@@ -57,6 +65,34 @@ param httpPerInstanceConcurrency int = 0
 
 @description('Zone-redundant Flex Consumption plan (regions that support it only). The platform then keeps at least 2 always-ready instances per function group.')
 param zoneRedundant bool = false
+
+// --- Sign-in, releases, network (issue #16) -------------------------------------------------
+
+@description('Client id of the Entra ID app registration analysts sign in to, with app roles Fraud.Analyst and Fraud.Admin (docs/DEPLOY.md: register it first). Required: pass it with -p entraClientId=<id>.')
+@minLength(36)
+@maxLength(36)
+param entraClientId string
+
+@description('Tenant id of that app registration.')
+param entraTenantId string = tenant().tenantId
+
+@description('Optional: object id of the release approvers (the group whose members hold Fraud.Admin): Key Vault Crypto User on the release key and write access to the model registry, for python -m tools.models approve. Empty: grant it later (docs/DEPLOY.md).')
+param releaseApproverPrincipalId string = ''
+
+@description('Principal type of releaseApproverPrincipalId.')
+@allowed([
+  'Group'
+  'User'
+  'ServicePrincipal'
+])
+param releaseApproverPrincipalType string = 'Group'
+
+@description('FRAUD_PSEUDONYM_KEY: the HMAC key of the pseudonyms, base64 of 32 random bytes. Pass it on the FIRST deployment only, generated at deploy time (-p pseudonymKey="$(openssl rand -base64 32)"), or let infra/post-deploy.sh create it; never in a parameter file. A later value re-keys every pseudonym.')
+@secure()
+param pseudonymKey string = ''
+
+@description('Production network shape: VNet integration of the Function App, private endpoints (and private DNS zones) for the host, data and profile accounts, the Event Hubs namespace and the Key Vault, their public network access disabled. Dev (false) keeps public endpoints: no VNet reaches a developer\'s laptop; every call still needs an Entra identity with a role (no keys).')
+param privateNetworking bool = false
 
 // --- Event Hubs -------------------------------------------------------------------------
 
@@ -130,10 +166,18 @@ param dataStorageSku string = 'Standard_ZRS'
 @maxValue(16)
 param profileAccountCount int = 0
 
-@description('Days deleted blobs/containers stay recoverable.')
+@description('Days deleted blobs (and overwritten ones, with versioning) stay recoverable.')
 @minValue(1)
 @maxValue(365)
 param blobSoftDeleteDays int = 14
+
+@description('Days deleted containers stay recoverable.')
+@minValue(1)
+@maxValue(365)
+param containerSoftDeleteDays int = 14
+
+@description('Blob change feed on the data account: a log of every change to every data blob (who wrote or deleted what, when), kept indefinitely.')
+param dataChangeFeed bool = false
 
 @description('Days previous blob versions (e.g. of the model registry pointer) are kept on the data account, in every container but the decision archive (whose versions its immutability policy keeps).')
 @minValue(1)
@@ -187,6 +231,9 @@ var storageBaseName = replace(baseName, '-', '')
 var storageAccountName = take(toLower('st${storageBaseName}${environmentName}${token}'), 24)
 var dataStorageAccountName = take(toLower('stdata${token}${storageBaseName}${environmentName}'), 24)
 var functionAppName = 'func-${prefix}-${token}'
+// Key Vault names: 3-24 letters, digits and hyphens, starting with a letter; the token first
+// so the cut never loses it
+var keyVaultName = take(toLower('kv${token}${storageBaseName}${environmentName}'), 24)
 var deploymentContainerName = 'app-package'
 var eventHubName = 'transactions'
 var consumerGroupName = 'fraud-scoring'
@@ -218,7 +265,7 @@ var trainingSampleContainerName = 'training-sample'
 var deadLetterContainerName = 'dead-letter'
 // containers whose blobs stay (their old versions expire), then those whose blobs expire
 var keptContainers = [
-  'models'
+  modelContainerName
   'labels'
   'monitoring'
   'training-data'
@@ -236,8 +283,26 @@ var dataTables = [
   'labels'
   'monitoraggregates'
 ]
+// the alert queue, and the blob triggers' poison queue (on the trigger connection's account)
+var alertQueueName = 'fraud-alerts'
 var dataQueues = [
-  'fraud-alerts'
+  alertQueueName
+  'webjobs-blobtrigger-poison'
+]
+// Least privilege on the data account (roles.bicep): the app identity only READS the model
+// registry and the training data; it writes these (the archive write-once by its policy)
+var modelContainerName = 'models'
+var appReadContainers = [
+  'training-data'
+]
+var appWriteContainers = [
+  'labels'
+  'monitoring'
+  'retrain-requests'
+  stagingContainerName
+  trainingSampleContainerName
+  deadLetterContainerName
+  archiveContainerName
 ]
 
 // Lifecycle of the data account's blobs. Delete rules also remove the previous version a
@@ -395,6 +460,38 @@ module identity 'modules/identity.bicep' = {
   params: {
     location: location
     name: 'id-${prefix}-${token}'
+    releaseName: 'id-${prefix}-release-${token}'
+    tags: tags
+  }
+}
+
+module network 'modules/network.bicep' = if (privateNetworking) {
+  name: 'network'
+  params: {
+    location: location
+    name: 'vnet-${prefix}-${token}'
+    tags: tags
+  }
+}
+
+// what every private endpoint needs; empty in the public (dev) shape
+var endpointSubnetId = privateNetworking ? network.outputs.endpointSubnetId : ''
+var privateDnsZoneIds = privateNetworking ? network.outputs.privateDnsZoneIds : {}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    location: location
+    name: keyVaultName
+    appPrincipalId: identity.outputs.principalId
+    releasePrincipalId: identity.outputs.releasePrincipalId
+    releaseApproverPrincipalId: releaseApproverPrincipalId
+    releaseApproverPrincipalType: releaseApproverPrincipalType
+    pseudonymKey: pseudonymKey
+    alertWebhookUrl: alertWebhookUrl
+    privateNetworking: privateNetworking
+    privateEndpointSubnetId: endpointSubnetId
+    privateDnsZoneId: privateNetworking ? privateDnsZoneIds.vault : ''
     tags: tags
   }
 }
@@ -420,8 +517,12 @@ module hostStorage 'modules/storage.bicep' = {
     tables: []
     queues: []
     softDeleteDays: blobSoftDeleteDays
+    containerSoftDeleteDays: containerSoftDeleteDays
     enableVersioning: false
     lifecycleRules: []
+    privateNetworking: privateNetworking
+    privateEndpointSubnetId: endpointSubnetId
+    privateDnsZoneIds: privateDnsZoneIds
     tags: tags
   }
 }
@@ -436,8 +537,13 @@ module dataStorage 'modules/storage.bicep' = {
     tables: dataTables
     queues: dataQueues
     softDeleteDays: blobSoftDeleteDays
+    containerSoftDeleteDays: containerSoftDeleteDays
     enableVersioning: true
+    enableChangeFeed: dataChangeFeed
     lifecycleRules: dataLifecycleRules
+    privateNetworking: privateNetworking
+    privateEndpointSubnetId: endpointSubnetId
+    privateDnsZoneIds: privateDnsZoneIds
     tags: tags
   }
 }
@@ -463,8 +569,16 @@ module profileStorage 'modules/storage.bicep' = [for account in profileAccounts:
     ]
     queues: []
     softDeleteDays: blobSoftDeleteDays
+    containerSoftDeleteDays: containerSoftDeleteDays
     enableVersioning: false
     lifecycleRules: []
+    privateNetworking: privateNetworking
+    privateEndpointSubnetId: endpointSubnetId
+    privateDnsZoneIds: privateDnsZoneIds
+    // the account holds only the profiles table
+    privateEndpointServices: [
+      'table'
+    ]
     tags: tags
   }
 }]
@@ -482,18 +596,33 @@ module eventHubs 'modules/eventhubs.bicep' = {
     partitionCount: eventHubPartitionCount
     messageRetentionInDays: eventHubRetentionDays
     consumerGroupName: consumerGroupName
+    privateNetworking: privateNetworking
+    privateEndpointSubnetId: endpointSubnetId
+    privateDnsZoneId: privateNetworking ? privateDnsZoneIds.namespace : ''
     tags: tags
   }
 }
 
 module roles 'modules/roles.bicep' = {
   name: 'roles'
+  // the containers, tables and queues each role is scoped to must exist first
+  dependsOn: [
+    decisionArchive
+  ]
   params: {
     appPrincipalId: identity.outputs.principalId
+    releasePrincipalId: identity.outputs.releasePrincipalId
+    releaseApproverPrincipalId: releaseApproverPrincipalId
+    releaseApproverPrincipalType: releaseApproverPrincipalType
     producerPrincipalId: producerPrincipalId
     producerPrincipalType: producerPrincipalType
     hostStorageAccountName: hostStorage.outputs.name
     dataStorageAccountName: dataStorage.outputs.name
+    modelContainerName: modelContainerName
+    appWriteContainers: appWriteContainers
+    appReadContainers: appReadContainers
+    appTables: dataTables
+    appQueues: dataQueues
     eventHubsNamespaceName: eventHubs.outputs.namespaceName
     eventHubName: eventHubs.outputs.eventHubName
     appInsightsName: monitoring.outputs.appInsightsName
@@ -505,6 +634,7 @@ module profileRoles 'modules/profileroles.bicep' = [for (account, i) in profileA
   params: {
     appPrincipalId: identity.outputs.principalId
     storageAccountName: profileStorage[i].outputs.name
+    tableName: profileTableName
   }
 }]
 
@@ -525,7 +655,8 @@ var appSettings = {
   FRAUD_PROFILE_ACCOUNTS: join(profileConnectionNames, ',')
   FRAUD_MODEL_STORAGE__blobServiceUri: dataStorage.outputs.blobEndpoint
   FRAUD_MODEL_STORAGE__credential: 'managedidentity'
-  FRAUD_MODEL_STORAGE__clientId: identity.outputs.clientId
+  // the one connection of the release identity: the retraining function's registry writes
+  FRAUD_MODEL_STORAGE__clientId: identity.outputs.releaseClientId
   EventHubConnection__fullyQualifiedNamespace: eventHubs.outputs.fullyQualifiedNamespace
   EventHubConnection__credential: 'managedidentity'
   EventHubConnection__clientId: identity.outputs.clientId
@@ -533,7 +664,7 @@ var appSettings = {
   EVENTHUB_CONSUMER_GROUP: eventHubs.outputs.consumerGroupName
   FRAUD_DEFAULT_CURRENCY: 'NGN'
   FRAUD_MAX_AMOUNT: '1000000000'
-  FRAUD_MODEL_CONTAINER: 'models'
+  FRAUD_MODEL_CONTAINER: modelContainerName
   FRAUD_MODEL_REFRESH_SECONDS: '60'
   FRAUD_HIGH_THRESHOLD: ''
   FRAUD_MEDIUM_THRESHOLD: ''
@@ -544,8 +675,9 @@ var appSettings = {
   FRAUD_PROFILE_CACHE_SIZE: '20000'
   FRAUD_AUDIT_TABLE: 'scores'
   FRAUD_AUDIT_SHARDS: '8'
-  FRAUD_ALERT_QUEUE: 'fraud-alerts'
-  FRAUD_ALERT_WEBHOOK_URL: alertWebhookUrl
+  FRAUD_ALERT_QUEUE: alertQueueName
+  // a Key Vault reference when a webhook URL was given (the URL itself never reaches a setting)
+  FRAUD_ALERT_WEBHOOK_URL: empty(alertWebhookUrl) ? '' : '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.alertWebhookSecretUri})'
   FRAUD_DEAD_LETTER_CONTAINER: 'dead-letter'
   FRAUD_LABEL_TABLE: 'labels'
   FRAUD_LABELS_CONTAINER: 'labels'
@@ -588,10 +720,10 @@ var appSettings = {
   FRAUD_PROFILE_INACTIVE_DAYS: '90'
   FRAUD_RETENTION_SCHEDULE: '0 40 * * * *'
   FRAUD_ANALYST_AUTH: 'entra'
-  FRAUD_RELEASE_KEY: ''
+  FRAUD_RELEASE_KEY: keyVault.outputs.releaseKeyUri
   FRAUD_AUTO_PROMOTE: 'false'
   FRAUD_TRAINING_MAX_AGE_DAYS: '730'
-  FRAUD_PSEUDONYM_KEY: ''
+  FRAUD_PSEUDONYM_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.pseudonymKeySecretUri})'
 }
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -607,6 +739,10 @@ module functionApp 'modules/functionapp.bicep' = {
     name: functionAppName
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
+    releaseIdentityId: identity.outputs.releaseId
+    entraClientId: entraClientId
+    entraTenantId: entraTenantId
+    virtualNetworkSubnetId: privateNetworking ? network.outputs.appSubnetId : ''
     storageBlobEndpoint: hostStorage.outputs.blobEndpoint
     deploymentContainerName: deploymentContainerName
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
@@ -646,3 +782,8 @@ output eventGridSystemTopicName string = eventGrid.outputs.name
 output appInsightsName string = monitoring.outputs.appInsightsName
 output identityClientId string = identity.outputs.clientId
 output identityPrincipalId string = identity.outputs.principalId
+output releaseIdentityClientId string = identity.outputs.releaseClientId
+output releaseIdentityPrincipalId string = identity.outputs.releasePrincipalId
+output keyVaultName string = keyVault.outputs.name
+output releaseKeyUri string = keyVault.outputs.releaseKeyUri
+output privateNetworking bool = privateNetworking

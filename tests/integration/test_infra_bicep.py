@@ -64,19 +64,44 @@ EVENT_HUBS_DATA_RECEIVER = "a638d3c7-ab3a-418d-83e6-5f17a39d4fde"
 EVENT_HUBS_DATA_SENDER = "2b629674-e913-4c01-ae53-ef4638d8f975"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 
-# (role, scope) of every role the app's identity holds: a storage scope is the main.bicep
-# module that deploys the account, anything else the resource type.
+STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+KEY_VAULT_READER = "21090545-7ca7-4776-b22c-e363652d74d2"
+KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
+KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+CONTRIBUTOR = "b24988ac-6180-49ef-9c6f-c8b9396f4c25"
+
+# What each principal may do, (role, scope): a storage scope is (<main.bicep module of the
+# account>, "account") or (<module>, "container"|"table"|"queue", <name>); a Key Vault scope
+# ("keyVault", "key"|"secret", <name>); anything else the resource type. Issue #16: every
+# data-account role is scoped to one container, table or queue; the host account keeps the
+# account-wide roles the Functions host documents.
+APP_WRITE_CONTAINERS = ("labels", "monitoring", "retrain-requests", "decision-staging", "training-sample",
+                        "dead-letter", "decision-archive")
 APP_ROLES = sorted([
-    (STORAGE_BLOB_DATA_OWNER, "hostStorage"),          # Functions host: leases, checkpoints, package
-    (STORAGE_QUEUE_DATA_CONTRIBUTOR, "hostStorage"),   # the blob trigger's internal queues
-    (STORAGE_TABLE_DATA_CONTRIBUTOR, "hostStorage"),   # the host's diagnostic events
-    (STORAGE_BLOB_DATA_CONTRIBUTOR, "dataStorage"),
-    (STORAGE_QUEUE_DATA_CONTRIBUTOR, "dataStorage"),
-    (STORAGE_TABLE_DATA_CONTRIBUTOR, "dataStorage"),
-    (STORAGE_TABLE_DATA_CONTRIBUTOR, "profileStorage"),  # once per profile account (module loop)
+    (STORAGE_BLOB_DATA_OWNER, ("hostStorage", "account")),          # Functions host: leases, checkpoints, package
+    (STORAGE_QUEUE_DATA_CONTRIBUTOR, ("hostStorage", "account")),   # the blob trigger's internal queues
+    (STORAGE_TABLE_DATA_CONTRIBUTOR, ("hostStorage", "account")),   # the host's diagnostic events
+    *[(STORAGE_BLOB_DATA_CONTRIBUTOR, ("dataStorage", "container", c)) for c in APP_WRITE_CONTAINERS],
+    (STORAGE_BLOB_DATA_READER, ("dataStorage", "container", "models")),         # loads models, never writes them
+    (STORAGE_BLOB_DATA_READER, ("dataStorage", "container", "training-data")),  # the retrain reads base data
+    *[(STORAGE_TABLE_DATA_CONTRIBUTOR, ("dataStorage", "table", t))
+      for t in ("profiles", "scores", "merchantrisk", "labels", "monitoraggregates")],
+    (STORAGE_QUEUE_DATA_CONTRIBUTOR, ("dataStorage", "queue", "fraud-alerts")),
+    (STORAGE_QUEUE_DATA_CONTRIBUTOR, ("dataStorage", "queue", "webjobs-blobtrigger-poison")),
+    (STORAGE_TABLE_DATA_CONTRIBUTOR, ("profileStorage", "table", "profiles")),  # once per profile account (module loop)
     (EVENT_HUBS_DATA_RECEIVER, "Microsoft.EventHub/namespaces/eventhubs"),
     (MONITORING_METRICS_PUBLISHER, "Microsoft.Insights/components"),
-])
+    (KEY_VAULT_READER, ("keyVault", "key", "fraud-release")),          # verify releases: public key only
+    (KEY_VAULT_SECRETS_USER, ("keyVault", "secret", "pseudonym-key")),
+    (KEY_VAULT_SECRETS_USER, ("keyVault", "secret", "alert-webhook-url")),
+], key=repr)
+RELEASE_ROLES = sorted([
+    (STORAGE_BLOB_DATA_CONTRIBUTOR, ("dataStorage", "container", "models")),  # publish candidates
+    (KEY_VAULT_CRYPTO_USER, ("keyVault", "key", "fraud-release")),            # sign them
+], key=repr)
+APPROVER_ROLES = RELEASE_ROLES  # tools.models approve: sign the approval, move the pointer
+PRODUCER_ROLES = [(EVENT_HUBS_DATA_SENDER, "Microsoft.EventHub/namespaces/eventhubs")]
 
 # App settings the platform needs besides the app's own.
 PLATFORM_SETTINGS = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
@@ -247,11 +272,20 @@ def _interpolate(text: str, path: Path, values: dict[str, Any], scope: dict[str,
     """'${name}' and '${name.key}' replaced by their values; other expressions are left as they are."""
     def value_of(match: re.Match[str]) -> str:
         head, *keys = match.group(1).split(".")
+        if head in parse(path).get("modules", {}):
+            raise _ModuleReference(match.group(1))
         value = evaluate(head, path, values, scope)
         for key in keys:
             value = value[key]
         return str(value)
-    return re.sub(r"\$\{([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\}", value_of, text)
+    try:
+        return re.sub(r"\$\{([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\}", value_of, text)
+    except _ModuleReference:
+        return ModuleOutput(text)  # known only at deployment
+
+
+class _ModuleReference(Exception):
+    """An interpolation names a module's output."""
 
 
 def evaluate(expr: Any, path: Path, values: dict[str, Any] | None = None, scope: dict[str, Any] | None = None) -> Any:
@@ -315,12 +349,16 @@ def evaluate(expr: Any, path: Path, values: dict[str, Any] | None = None, scope:
             return arg("original_string").replace(arg("old_string"), arg("new_string"))
         if kind == "unique_string":
             return FAKE_UNIQUE_STRING
+        if kind == "empty":
+            return not arg("item_to_test")
         raise AssertionError(f"evaluate: function {kind} not covered")
     if "operator" in expr:
         kind, operands = expr["operator"]["type"], expr["operator"]["operands"]
         if kind == "conditional":
             chosen = "true_value" if evaluate(operands["condition"], path, values, scope) else "false_value"
             return evaluate(operands[chosen], path, values, scope)
+        if kind == "not":
+            return not evaluate(operands["bool_value"], path, values, scope)
         if kind == "equals":
             return evaluate(operands["operand_1"], path, values, scope) == evaluate(operands["operand_2"], path, values, scope)
         if kind == "not_equals":
@@ -330,6 +368,8 @@ def evaluate(expr: Any, path: Path, values: dict[str, Any] | None = None, scope:
             if chain and chain[0] in doc.get("modules", {}):
                 return ModuleOutput(".".join(chain))
             base = evaluate(operands["operand_1"], path, values, scope)
+            if isinstance(base, ModuleOutput):  # a property of a module's output (through a variable)
+                return ModuleOutput(f"{base}.{operands['operand_2']}")
             return base[operands["operand_2"]]
         raise AssertionError(f"evaluate: operator {kind} not covered")
     return {key: evaluate(value, path, values, scope) for key, value in expr.items()}
@@ -439,7 +479,10 @@ def test_test_parser_is_the_one_checkov_pins():
 
 
 def test_every_module_is_deployed_by_main():
+    """By main.bicep, or (the network shapes of an account or a vault) by the module that owns it."""
     used = {m["detail"]["path"] for m in parse(MAIN)["modules"].values()}
+    for path in MODULES.glob("*.bicep"):
+        used |= {f"modules/{m['detail']['path']}" for m in parse(path).get("modules", {}).values()}
     assert used == {f"modules/{p.name}" for p in MODULES.glob("*.bicep")}
 
 
@@ -477,8 +520,10 @@ def test_connection_settings_are_identity_based():
         if "credential" in s.identity_properties:
             assert deployed[f"{s.name}__credential"] == "managedidentity"
         if "clientId" in s.identity_properties:
-            assert accessor_path(deployed[f"{s.name}__clientId"]) == [identity, "outputs", "clientId"], (
-                f"{s.name}__clientId must be the app's user-assigned identity"
+            # the model registry's writes (retraining) are the release identity's; all else the app's
+            output = "releaseClientId" if s.name == "FRAUD_MODEL_STORAGE" else "clientId"
+            assert accessor_path(deployed[f"{s.name}__clientId"]) == [identity, "outputs", output], (
+                f"{s.name}__clientId must be the {'release' if output == 'releaseClientId' else 'app'} identity"
             )
         for prop in s.identity_properties:
             if prop.endswith("ServiceUri") or prop == "fullyQualifiedNamespace":
@@ -486,11 +531,20 @@ def test_connection_settings_are_identity_based():
                 assert not is_literal(value, MAIN), f"{s.name}__{prop} should come from the deployed resource"
 
 
+# A Key Vault reference to a secret keyvault.bicep makes: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.<x>SecretUri})'.
+KEY_VAULT_REFERENCE = re.compile(r"^@Microsoft\.KeyVault\(SecretUri=\$\{keyVault\.outputs\.(\w+SecretUri)\}\)$")
+
+
 def test_plain_setting_values_are_registry_defaults_or_references():
-    """A literal in the template must be the code's default (change values via appSettingOverrides)."""
+    """A literal in the template must be the code's default (change values via appSettingOverrides),
+    or a Key Vault reference to a secret the template makes."""
     deployed = deployed_app_settings()
+    outputs = parse(module_file("keyvault"))["outputs"]
     for s in (s for s in SETTINGS if s.kind == "plain"):
         value = deployed[s.name]
+        if isinstance(value, str) and (match := KEY_VAULT_REFERENCE.match(value)):
+            assert match.group(1) in outputs, f"{s.name}: keyvault.bicep has no output {match.group(1)}"
+            continue
         if is_literal(value, MAIN):
             assert value == s.default, f"{s.name}: template has {value!r}, shared/config.py default is {s.default!r}"
         else:
@@ -507,6 +561,10 @@ def test_storage_connections_point_at_their_own_accounts():
                 f"{connection}__{prop} must be the {account} account's endpoint")
 
 
+MODULE_DERIVED_SETTINGS = {"FRAUD_ARCHIVE_CONTAINER", "EVENTHUB_NAME", "EVENTHUB_CONSUMER_GROUP",
+                           "FRAUD_RELEASE_KEY", "FRAUD_PSEUDONYM_KEY"}
+
+
 def test_setting_values_evaluate_to_the_registry_defaults():
     """With main.bicep's defaults every plain setting the template can compute (literals,
     variables, parameters, string(), join()) is the code's default; what a module outputs is
@@ -520,7 +578,8 @@ def test_setting_values_evaluate_to_the_registry_defaults():
             continue
         computed += 1
         assert value == s.default, f"{s.name}: the template deploys {value!r}, shared/config.py default is {s.default!r}"
-    assert computed >= len([s for s in SETTINGS if s.kind == "plain"]) - 3
+    # what only a module knows: the archive container, the hub's names, the Key Vault's key and secret
+    assert computed == len([s for s in SETTINGS if s.kind == "plain"]) - len(MODULE_DERIVED_SETTINGS)
     archive = main_module("decisionArchive")[0]["params"]
     assert accessor_path(deployed["FRAUD_ARCHIVE_CONTAINER"]) == ["decisionArchive", "outputs", "containerName"]
     assert evaluate(archive["containerName"], MAIN, values) == setting_default("FRAUD_ARCHIVE_CONTAINER")
@@ -644,48 +703,134 @@ def storage_scope(path: Path, scope: str) -> str | None:
     assert res["existing"], f"{path.name}:{scope}: roles are granted on accounts storage.bicep creates"
     name_param = body(res)[0]["name"]
     assert name_param in parse(path)["parameters"], f"{path.name}:{scope}: name the account by a parameter"
-    calls = module_calls(path.stem)
-    assert len(calls) == 1, f"main.bicep must deploy modules/{path.name} once (a loop counts once)"
-    passed = body(next(iter(calls.values())))[0]["params"][name_param]
+    passed = module_param(path, name_param)
     account = module_of(passed)
     assert account is not None and parse(MAIN)["modules"][account]["detail"]["path"] == "modules/storage.bicep", (
         f"{path.name}: {name_param} must be the name output of a storage.bicep module")
     return account
 
 
+def module_param(path: Path, name: str) -> Any:
+    """What main.bicep passes to parameter <name> of the module <path> (deployed once; a loop counts once)."""
+    calls = module_calls(path.stem)
+    assert len(calls) == 1, f"main.bicep must deploy modules/{path.name} once (a loop counts once)"
+    return body(next(iter(calls.values())))[0]["params"][name]
+
+
+def principal_name(path: Path, principal: str) -> str:
+    """app | release | approver | producer: who a module's principal parameter is, from main.bicep."""
+    passed = module_param(path, principal)
+    chain = accessor_path(passed)
+    identity = module_symbol("identity")
+    known = {(identity, "outputs", "principalId"): "app", (identity, "outputs", "releasePrincipalId"): "release"}
+    if chain is not None and tuple(chain) in known:
+        return known[tuple(chain)]
+    if passed == "releaseApproverPrincipalId":
+        return "approver"
+    if passed == "producerPrincipalId":
+        return "producer"
+    raise AssertionError(f"{path.name}: {principal} is {passed!r}: not a known principal")
+
+
+CHILD_KINDS = {"Microsoft.Storage/storageAccounts/blobServices/containers": "container",
+               "Microsoft.Storage/storageAccounts/tableServices/tables": "table",
+               "Microsoft.Storage/storageAccounts/queueServices/queues": "queue",
+               "Microsoft.KeyVault/vaults/keys": "key",
+               "Microsoft.KeyVault/vaults/secrets": "secret"}
+
+
+def _scope_symbol(scope: Any) -> tuple[str, Any]:
+    """`x` -> ("x", None); `x[i]` -> ("x", "i")."""
+    if isinstance(scope, str):
+        return scope, None
+    operator = scope["operator"]
+    assert operator["type"] == "index_accessor", scope
+    return operator["operands"]["operand_1"], operator["operands"]["operand_2"]
+
+
+def _module_values(path: Path) -> dict[str, Any]:
+    """The module's parameter values that main.bicep passes as literals or main variables."""
+    values = {}
+    for name in parse(path).get("parameters", {}):
+        try:
+            passed = module_param(path, name)
+        except KeyError:
+            continue
+        if module_of(passed) is not None:
+            continue  # a module's output (e.g. profileStorage[i].outputs.name): known at deployment
+        value = evaluate(passed, MAIN, main_values())
+        if not isinstance(value, ModuleOutput):
+            values[name] = value
+    return values
+
+
+def _scopes(path: Path, scope: Any, loop: Any) -> list[Any]:
+    """Every scope a role assignment (possibly a loop) covers, in the form of APP_ROLES."""
+    doc = parse(path)
+    symbol, index = _scope_symbol(scope)
+    res = doc["resources"][symbol]
+    config, _, res_loop = body(res)
+    kind = CHILD_KINDS.get(res["type"])
+    if res["type"] == "Microsoft.Storage/storageAccounts":
+        assert index is None and loop is None
+        return [(storage_scope(path, symbol), "account")]
+    if kind in ("container", "table", "queue"):
+        service = doc["resources"][config["parent"]]
+        account = storage_scope(path, body(service)[0]["parent"])
+        if res_loop is None:
+            assert index is None and loop is None
+            return [(account, kind, evaluate(config["name"], path, _module_values(path)))]
+        # [for (x, i) in A: {scope: refs[i]}] over refs = [for x in A: {name: x}]: the same array
+        assert index is not None and loop is not None and loop["detail"]["index_name"] == index
+        array = res_loop["detail"]["array_name"]
+        assert loop["detail"]["array_name"] == array, f"{path.name}: role loop and scope loop differ"
+        assert config["name"] == res_loop["detail"]["item_name"], f"{path.name}:{symbol}: name it by the loop item"
+        return [(account, kind, name) for name in _module_values(path)[array]]
+    if kind in ("key", "secret"):
+        assert index is None and loop is None
+        vault_and_name = evaluate(config["name"], path, {"name": "VAULT"})
+        vault, _, name = vault_and_name.partition("/")
+        assert vault == "VAULT", vault_and_name
+        return [("keyVault", kind, name)]
+    assert index is None and loop is None
+    return [res["type"]]
+
+
 def role_assignments() -> list[dict[str, Any]]:
-    """Every role assignment of every template: role GUID, principal, scope, condition, name."""
+    """Every role assignment of every template, one per scope a loop covers: role GUID, who
+    (app, release, approver, producer), scope, condition, name."""
     found = []
     for path in BICEP_FILES:
         doc = parse(path)
         variables = doc.get("variables", {})
         for symbol, res in resources(path, "Microsoft.Authorization/roleAssignments").items():
             config, condition, loop = body(res)
-            assert loop is None, f"{path.name}:{symbol}: write role assignments out one by one"
             role_id = config["properties"]["roleDefinitionId"]["function"]
             assert role_id["type"] in ("subscription_resource_id", "resource_id")
             assert role_id["parameters"]["resource_type"] == "Microsoft.Authorization/roleDefinitions"
             role = role_id["parameters"]["resource_name_1"]
             role = variables[role]["value"] if role in variables else role
             assert GUID.match(role), f"{path.name}:{symbol}: role {role!r} is not a role definition GUID"
-            scope = config.get("scope")
-            scope_type = doc["resources"][scope]["type"] if scope in doc.get("resources", {}) else None
-            found.append({"file": path, "symbol": symbol, "role": role, "principal": config["properties"]["principalId"],
-                          "scope_type": scope_type, "condition": condition, "name": config["name"],
-                          "scope": (storage_scope(path, scope) if scope_type == "Microsoft.Storage/storageAccounts"
-                                    else scope_type)})
+            principal = config["properties"]["principalId"]
+            for scope in _scopes(path, config["scope"], loop):
+                found.append({"file": path, "symbol": symbol, "role": role, "principal": principal,
+                              "who": principal_name(path, principal), "scope": scope, "condition": condition,
+                              "name": config["name"], "loop": loop})
     return found
 
 
+def roles_of(who: str) -> list[tuple[str, Any]]:
+    return sorted(((a["role"], a["scope"]) for a in role_assignments() if a["who"] == who), key=repr)
+
+
 def test_app_identity_holds_exactly_the_roles_it_needs():
-    """Host roles on the host account, data roles on the data account, the table role on each
-    profile account: every storage role scoped to one account (no resource group or wider)."""
-    app = [a for a in role_assignments() if a["principal"] == "appPrincipalId"]
-    assert sorted((a["role"], a["scope"]) for a in app) == APP_ROLES
-    for a in app:
-        assert a["condition"] is None, f"{a['symbol']}: the app's roles are unconditional"
-    # the data account's blob role is Contributor, not Owner; Owner stays on the host account
-    assert (STORAGE_BLOB_DATA_OWNER, "dataStorage") not in APP_ROLES
+    """Host roles on the host account; on the data account one role per container, table and
+    queue (Reader on the model registry); the table role on each profile account's table."""
+    assert roles_of("app") == APP_ROLES
+    for a in role_assignments():
+        if a["who"] == "app" and a["scope"] != ("keyVault", "secret", "alert-webhook-url") and \
+                a["scope"] != ("keyVault", "secret", "pseudonym-key"):
+            assert a["condition"] is None, f"{a['symbol']}: the app's roles are unconditional"
 
 
 def test_roles_modules_get_the_app_identity_and_the_accounts():
@@ -710,21 +855,22 @@ def test_roles_are_granted_to_the_identity_the_app_runs_as():
     identity = module_symbol("identity")
     roles_call = module_call("roles")["params"]
     assert accessor_path(roles_call["appPrincipalId"]) == [identity, "outputs", "principalId"]
+    assert accessor_path(roles_call["releasePrincipalId"]) == [identity, "outputs", "releasePrincipalId"]
     app_call = module_call("functionapp")
     assert accessor_path(app_call["params"]["identityId"]) == [identity, "outputs", "id"]
+    assert accessor_path(app_call["params"]["releaseIdentityId"]) == [identity, "outputs", "releaseId"]
     for roles in (module_symbol("roles"), "profileRoles"):
         assert roles in app_call.get("dependsOn", []), "the app must wait for its role assignments"
     site = only_resource(module_file("functionapp"), "Microsoft.Web/sites")
     assert site["identity"]["type"] == "UserAssigned"
-    assert [k.strip("'") for k in site["identity"]["userAssignedIdentities"]] == ["${identityId}"]
+    assert [k.strip("'") for k in site["identity"]["userAssignedIdentities"]] == ["${identityId}", "${releaseIdentityId}"]
 
 
 def test_producer_send_role_is_optional_and_not_the_apps():
     senders = [a for a in role_assignments() if a["role"] == EVENT_HUBS_DATA_SENDER]
     assert len(senders) == 1
     sender = senders[0]
-    assert sender["principal"] == "producerPrincipalId"
-    assert sender["scope_type"] == "Microsoft.EventHub/namespaces/eventhubs"
+    assert sender["who"] == "producer" and roles_of("producer") == PRODUCER_ROLES
     assert "producerPrincipalId" in json.dumps(sender["condition"]), "granted only when a producer is given"
     assert param_default(module_file("roles"), "producerPrincipalId") == ""
     assert module_call("roles")["params"]["producerPrincipalId"] == "producerPrincipalId"
@@ -736,6 +882,8 @@ def test_role_assignment_names_are_deterministic_guids():
         assert a["name"]["function"]["type"] == "guid", f"{a['symbol']}: name it with guid(scope, principal, role)"
         args = json.dumps(a["name"])
         assert a["principal"] in args, f"{a['symbol']}: the name must depend on the principal"
+        if a["loop"] is not None:  # one name per item: the name must depend on the loop's scope
+            assert a["loop"]["detail"]["index_name"] in args, f"{a['symbol']}: the name must depend on the item"
 
 
 # --------------------------------------------------------------------------------------
@@ -895,14 +1043,19 @@ def test_local_settings_example_has_only_emulator_strings():
 STORAGE_MODULES = ("hostStorage", "dataStorage", "profileStorage")
 
 
-def test_storage_account_is_locked_down():
-    account = only_resource(module_file("storage"), "Microsoft.Storage/storageAccounts")
+ACCOUNT_SHAPES = ("storageaccount", "storageaccount-public")
+
+
+@pytest.mark.parametrize("shape", ACCOUNT_SHAPES)
+def test_storage_account_is_locked_down(shape):
+    account = only_resource(module_file(shape), "Microsoft.Storage/storageAccounts")
     props = account["properties"]
     assert props["minimumTlsVersion"] == "TLS1_2"
     assert props["allowBlobPublicAccess"] is False
     assert props["allowSharedKeyAccess"] is False
     assert props["supportsHttpsTrafficOnly"] is True
     assert props["defaultToOAuthAuthentication"] is True
+    assert props["isLocalUserEnabled"] is False and props["isSftpEnabled"] is False
     blob = only_resource(module_file("storage"), "Microsoft.Storage/storageAccounts/blobServices")["properties"]
     assert blob["deleteRetentionPolicy"]["enabled"] is True
     assert blob["containerDeleteRetentionPolicy"]["enabled"] is True
@@ -912,11 +1065,14 @@ def test_storage_account_is_locked_down():
 
 
 def test_every_account_is_made_by_the_hardened_storage_module():
-    """The host, data and profile accounts all come from storage.bicep (so all get the settings
-    above); no other template creates a storage account."""
+    """The host, data and profile accounts all come from storage.bicep, through one of its two
+    network shapes (so all get the settings above); no other template creates a storage account."""
+    shapes = {module_file(shape) for shape in ACCOUNT_SHAPES}
     for path in BICEP_FILES:
         created = resources(path, "Microsoft.Storage/storageAccounts")
-        assert bool(created) == (path == module_file("storage")), f"{path.name} creates a storage account"
+        assert bool(created) == (path in shapes), f"{path.name} creates a storage account"
+        uses = {m["detail"]["path"] for m in parse(path).get("modules", {}).values()}
+        assert bool(uses & {f"{s}.bicep" for s in ACCOUNT_SHAPES}) == (path == module_file("storage")), path.name
     assert set(module_calls("storage")) == set(STORAGE_MODULES)
 
 

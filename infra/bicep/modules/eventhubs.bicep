@@ -1,6 +1,10 @@
 // Event Hubs namespace, the transactions hub and the scoring function's consumer group.
 // Local (SAS) authentication is disabled: the app receives, and the bank's producer sends,
 // with Entra ID identities (Azure Event Hubs Data Receiver / Data Sender, roles.bicep).
+// Production (privateNetworking): public network access disabled and a private endpoint in
+// network.bicep's subnet, so the bank's producer sends from a network peered to that VNet (or
+// its own private endpoint). Dev keeps the public endpoint (no VNet from a laptop); it still
+// takes Entra identities only.
 
 @description('Azure region.')
 param location string
@@ -46,6 +50,15 @@ param messageRetentionInDays int = 1
 @description('Consumer group of the scoring function (EVENTHUB_CONSUMER_GROUP).')
 param consumerGroupName string
 
+@description('Production shape: public network access disabled, a private endpoint instead.')
+param privateNetworking bool = false
+
+@description('privateNetworking: subnet of the private endpoint (network.bicep endpointSubnetId).')
+param privateEndpointSubnetId string = ''
+
+@description('privateNetworking: id of the privatelink.servicebus.windows.net zone.')
+param privateDnsZoneId string = ''
+
 @description('Tags for every resource.')
 param tags object = {}
 
@@ -61,7 +74,7 @@ resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' = {
   properties: {
     minimumTlsVersion: '1.2'
     disableLocalAuth: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     isAutoInflateEnabled: skuName == 'Standard' && autoInflate
     maximumThroughputUnits: skuName == 'Standard' && autoInflate ? maximumThroughputUnits : 0
   }
@@ -81,6 +94,43 @@ resource consumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2
   name: consumerGroupName
   properties: {
     userMetadata: 'Fraud scoring function (Event Hub trigger).'
+  }
+}
+
+resource privateEndpoint 'Microsoft.Network/privateEndpoints@2023-11-01' = if (privateNetworking) {
+  name: 'pe-${namespaceName}'
+  location: location
+  tags: tags
+  properties: {
+    subnet: {
+      id: privateEndpointSubnetId
+    }
+    privateLinkServiceConnections: [
+      {
+        name: namespaceName
+        properties: {
+          privateLinkServiceId: namespace.id
+          groupIds: [
+            'namespace'
+          ]
+        }
+      }
+    ]
+  }
+}
+
+resource privateDnsZoneGroup 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2023-11-01' = if (privateNetworking) {
+  parent: privateEndpoint
+  name: 'default'
+  properties: {
+    privateDnsZoneConfigs: [
+      {
+        name: 'namespace'
+        properties: {
+          privateDnsZoneId: privateDnsZoneId
+        }
+      }
+    ]
   }
 }
 

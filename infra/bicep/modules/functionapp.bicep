@@ -3,6 +3,19 @@
 // (FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION, WEBSITE_RUN_FROM_PACKAGE,
 // WEBSITE_CONTENT*, SCM_DO_BUILD_DURING_DEPLOYMENT, ...) and siteConfig.linuxFxVersion:
 // the runtime, the deployment package and the scale settings live in functionAppConfig.
+//
+// It runs as two user-assigned identities (identity.bicep): the app identity (every connection
+// but one, the Key Vault references, the deployment package) and the release identity (only the
+// FRAUD_MODEL_STORAGE connection, whose __clientId names it: the retraining function's writes
+// into the model registry).
+//
+// People sign in; machines use keys. App Service Authentication (authsettingsV2) puts every
+// route behind Microsoft Entra ID sign-in, the dashboard and the analyst routes (/api/dashboard*,
+// /api/alerts, /api/stats, /api/labels) included: the platform passes the signed-in principal in
+// X-MS-CLIENT-PRINCIPAL and the app checks its roles (Fraud.Analyst, Fraud.Admin). The machine
+// routes are excluded from sign-in and keep their function keys: /api/score, /api/predict,
+// /api/health, /api/model, /api/openapi.json, and the host's Event Grid webhook
+// /runtime/webhooks/blobs (Event Grid presents the blobs_extension system key, no Entra token).
 
 @description('Azure region.')
 param location string
@@ -18,6 +31,18 @@ param identityId string
 
 @description('Client id of that identity (Application Insights Entra authentication).')
 param identityClientId string
+
+@description('Resource id of the release identity (retraining), attached to the app too.')
+param releaseIdentityId string
+
+@description('Client id of the Entra app registration analysts sign in to (docs/DEPLOY.md).')
+param entraClientId string
+
+@description('Tenant id of that app registration.')
+param entraTenantId string
+
+@description('Resource id of the subnet (delegated to Microsoft.App/environments) for VNet integration; empty: none (dev).')
+param virtualNetworkSubnetId string = ''
 
 @description('Blob endpoint of the storage account holding the deployment package, e.g. https://<account>.blob.core.windows.net/.')
 param storageBlobEndpoint string
@@ -98,6 +123,16 @@ var profileClientIdSettings = [for connection in profileConnections: {
   value: identityClientId
 }]
 
+// Paths that skip sign-in (machines with function or system keys); everything else needs it.
+var authExcludedPaths = [
+  '/api/score'
+  '/api/predict'
+  '/api/health'
+  '/api/model'
+  '/api/openapi.json'
+  '/runtime/webhooks/blobs'
+]
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -123,15 +158,19 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     type: 'UserAssigned'
     userAssignedIdentities: {
       '${identityId}': {}
+      '${releaseIdentityId}': {}
     }
   }
-  //checkov:skip=CKV_AZURE_222: The HTTP scoring API is called by the bank's systems and Event Grid delivers blob events to the blob extension webhook, both over the public endpoint; every HTTP function needs a function key (auth level FUNCTION). Private endpoints/access restrictions are the documented next step (docs/DEPLOY.md).
+  //checkov:skip=CKV_AZURE_222: The site's inbound endpoint stays public in every shape: Event Grid delivers blob events to the blob extension webhook over the public endpoint, the bank's systems call the scoring API, analysts sign in with Entra ID (authsettingsV2). Machine routes need a function key, every other route an Entra sign-in; the app's outbound traffic is private in production (VNet integration, private endpoints). Put API Management or Front Door in front to restrict inbound further (docs/DEPLOY.md).
   //checkov:skip=CKV_AZURE_17: Incoming client certificates would break Event Grid webhook delivery (it presents none) and the app does not validate them; callers authenticate with function keys over TLS 1.2. Put mTLS in front (API Management/Front Door) if the bank requires it.
   //checkov:skip=CKV_AZURE_212: No fixed instance count on Flex Consumption: it scales per function from zero; minimum warm capacity is the alwaysReady parameter (set in main.prod.parameters.json), zone spreading is zoneRedundant.
   //checkov:skip=CKV_AZURE_213: App Service health check does not apply to Flex Consumption (instances are platform-managed and scale to zero); /api/health is for external probes with a function key.
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Key Vault references (FRAUD_PSEUDONYM_KEY, FRAUD_ALERT_WEBHOOK_URL) resolve as the app identity
+    keyVaultReferenceIdentity: identityId
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
@@ -163,6 +202,67 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       runtime: {
         name: 'python'
         version: pythonVersion
+      }
+    }
+  }
+}
+
+// Entra ID sign-in (App Service Authentication). No client secret: sign-in uses the OpenID
+// Connect id_token (ID tokens enabled on the registration), which carries the app roles; no
+// token store (the session cookie carries the principal).
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: site
+  //checkov:skip=CKV_AZURE_13: Sign-in IS on: authsettingsV2 has platform.enabled true and requireAuthentication true (tests/integration/test_infra_security.py asserts it); the check reads the V1 `authsettings` shape (properties.enabled).
+  //checkov:skip=CKV_AZURE_63: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property. HTTP logs go to Application Insights (host.json).
+  //checkov:skip=CKV_AZURE_65: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property.
+  name: 'authsettingsV2'
+  //checkov:skip=CKV_AZURE_66: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property.
+  //checkov:skip=CKV_AZURE_80: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property. The app is Python.
+  //checkov:skip=CKV_AZURE_88: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property. Flex Consumption mounts no Azure Files.
+  //checkov:skip=CKV_AZURE_222: checkov reads every Microsoft.Web/sites/config as the `web` config (siteConfig); this is the authsettingsV2 config, which has no such property. The skip on the site explains its public inbound endpoint.
+  properties: {
+    platform: {
+      enabled: true
+      runtimeVersion: '~1'
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'RedirectToLoginPage'
+      redirectToProvider: 'azureactivedirectory'
+      excludedPaths: authExcludedPaths
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: entraClientId
+          openIdIssuer: '${environment().authentication.loginEndpoint}${entraTenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            entraClientId
+            'api://${entraClientId}'
+          ]
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
+      }
+      preserveUrlFragmentsForLogins: false
+      cookieExpiration: {
+        convention: 'FixedTime'
+        timeToExpiration: '08:00:00'
+      }
+      nonce: {
+        validateNonce: true
+      }
+    }
+    httpSettings: {
+      requireHttps: true
+      forwardProxy: {
+        convention: 'NoProxy'
       }
     }
   }

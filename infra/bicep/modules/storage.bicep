@@ -8,6 +8,16 @@
 //
 // Shared-key access is disabled on all of them: the app, the Functions host and the Flex
 // deployment authenticate with the user-assigned identity, so no account key is ever needed.
+//
+// Network: two shapes of the same hardened account, exactly one deployed.
+//   - privateNetworking (production): public network access disabled, network ACLs deny,
+//     and a private endpoint per storage service in privateEndpointServices, registered in
+//     network.bicep's private DNS zones. The app reaches it through its VNet integration.
+//   - public (dev): a developer's laptop, `func publish` and the Flex app without VNet
+//     integration reach the account over its public endpoint; access still needs an Entra
+//     identity with a data role (no shared key, no anonymous blob). checkov's network checks
+//     are skipped on this shape only (storageaccount-public.bicep); the production one
+//     (storageaccount.bicep) is checked in full.
 
 @description('Azure region.')
 param location string
@@ -48,71 +58,75 @@ param enableVersioning bool = false
 @description('Lifecycle management rules (Microsoft.Storage/storageAccounts/managementPolicies rules); empty: no policy.')
 param lifecycleRules array = []
 
+@description('Days deleted containers stay recoverable (container soft delete).')
+@minValue(1)
+@maxValue(365)
+param containerSoftDeleteDays int = 14
+
+@description('Blob change feed (a log of every blob change, kept indefinitely): an audit trail of who changed which blob; also what point-in-time restore needs.')
+param enableChangeFeed bool = false
+
+@description('Production shape: private endpoints, public network access disabled (see above).')
+param privateNetworking bool = false
+
+@description('privateNetworking: subnet of the private endpoints (network.bicep endpointSubnetId).')
+param privateEndpointSubnetId string = ''
+
+@description('privateNetworking: private DNS zone id per service, {blob: ..., queue: ..., table: ...} (network.bicep privateDnsZoneIds).')
+param privateDnsZoneIds object = {}
+
+@description('privateNetworking: the storage services that get a private endpoint (those the account serves).')
+param privateEndpointServices array = [
+  'blob'
+  'queue'
+  'table'
+]
+
 @description('Tags for every resource.')
 param tags object = {}
 
-resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  name: name
-  location: location
-  tags: tags
-  kind: 'StorageV2'
-  sku: {
-    name: skuName
-  }
-  //checkov:skip=CKV_AZURE_206: Replication is the skuName parameter: GZRS in main.prod.parameters.json, LRS only in dev.
-  //checkov:skip=CKV_AZURE_35: Network default action stays Allow until the app is VNet-integrated: the Flex app without VNet integration, the deployment path and operators reach the account over its public endpoint. Access is Entra-only (allowSharedKeyAccess false, no anonymous blobs). Private endpoints are the documented next step (docs/DEPLOY.md).
-  //checkov:skip=CKV_AZURE_59: Public network access is needed without VNet integration (see CKV_AZURE_35); neither key nor anonymous access is possible.
-  properties: {
-    minimumTlsVersion: 'TLS1_2'
-    supportsHttpsTrafficOnly: true
-    allowBlobPublicAccess: false
-    allowSharedKeyAccess: false
-    defaultToOAuthAuthentication: true
-    allowCrossTenantReplication: false
-    isLocalUserEnabled: false
-    isSftpEnabled: false
-    publicNetworkAccess: 'Enabled'
-    networkAcls: {
-      bypass: 'AzureServices'
-      defaultAction: 'Allow'
-    }
-    encryption: {
-      keySource: 'Microsoft.Storage'
-      requireInfrastructureEncryption: true
-      services: {
-        blob: {
-          enabled: true
-          keyType: 'Account'
-        }
-        file: {
-          enabled: true
-          keyType: 'Account'
-        }
-        queue: {
-          enabled: true
-          keyType: 'Account'
-        }
-        table: {
-          enabled: true
-          keyType: 'Account'
-        }
-      }
-    }
+// Exactly one shape of the account (see above), each a module of its own so checkov checks it.
+module account 'storageaccount.bicep' = if (privateNetworking) {
+  name: 'account-${name}'
+  params: {
+    location: location
+    name: name
+    skuName: skuName
+    tags: tags
   }
 }
 
+module publicAccount 'storageaccount-public.bicep' = if (!privateNetworking) {
+  name: 'account-public-${name}'
+  params: {
+    location: location
+    name: name
+    skuName: skuName
+    tags: tags
+  }
+}
+
+var accountId = resourceId('Microsoft.Storage/storageAccounts', name)
+
+// The services are children of whichever shape was deployed (named, not parented, for that).
 resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
-  parent: account
-  name: 'default'
+  name: '${name}/default'
+  dependsOn: [
+    account
+    publicAccount
+  ]
   properties: {
     isVersioningEnabled: enableVersioning
+    changeFeed: {
+      enabled: enableChangeFeed
+    }
     deleteRetentionPolicy: {
       enabled: true
       days: softDeleteDays
     }
     containerDeleteRetentionPolicy: {
       enabled: true
-      days: softDeleteDays
+      days: containerSoftDeleteDays
     }
   }
 }
@@ -126,8 +140,11 @@ resource blobContainers 'Microsoft.Storage/storageAccounts/blobServices/containe
 }]
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
-  parent: account
-  name: 'default'
+  name: '${name}/default'
+  dependsOn: [
+    account
+    publicAccount
+  ]
 }
 
 resource storageTables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [for table in tables: {
@@ -136,8 +153,11 @@ resource storageTables 'Microsoft.Storage/storageAccounts/tableServices/tables@2
 }]
 
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
-  parent: account
-  name: 'default'
+  name: '${name}/default'
+  dependsOn: [
+    account
+    publicAccount
+  ]
 }
 
 resource storageQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queue in queues: {
@@ -146,8 +166,7 @@ resource storageQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2
 }]
 
 resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = if (!empty(lifecycleRules)) {
-  parent: account
-  name: 'default'
+  name: '${name}/default'
   // the rules name containers; they must exist (and versioning be on) before the policy
   dependsOn: [
     blobService
@@ -160,8 +179,50 @@ resource lifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05
   }
 }
 
-output id string = account.id
-output name string = account.name
-output blobEndpoint string = account.properties.primaryEndpoints.blob
-output queueEndpoint string = account.properties.primaryEndpoints.queue
-output tableEndpoint string = account.properties.primaryEndpoints.table
+// Private endpoints (production shape), one per service, each registered in its private DNS zone.
+resource privateEndpoints 'Microsoft.Network/privateEndpoints@2023-11-01' = [for service in privateEndpointServices: if (privateNetworking) {
+  name: 'pe-${name}-${service}'
+  location: location
+  tags: tags
+  dependsOn: [
+    account
+  ]
+  properties: {
+    subnet: {
+      id: privateEndpointSubnetId
+    }
+    privateLinkServiceConnections: [
+      {
+        name: '${name}-${service}'
+        properties: {
+          privateLinkServiceId: accountId
+          groupIds: [
+            service
+          ]
+        }
+      }
+    ]
+  }
+}]
+
+resource privateDnsZoneGroups 'Microsoft.Network/privateEndpoints/privateDnsZoneGroups@2023-11-01' = [for (service, i) in privateEndpointServices: if (privateNetworking) {
+  parent: privateEndpoints[i]
+  name: 'default'
+  properties: {
+    privateDnsZoneConfigs: [
+      {
+        name: service
+        properties: {
+          privateDnsZoneId: privateDnsZoneIds[service]
+        }
+      }
+    ]
+  }
+}]
+
+output id string = accountId
+output name string = name
+// the endpoints follow from the name (either shape); the private DNS zones map them privately
+output blobEndpoint string = 'https://${name}.blob.${environment().suffixes.storage}/'
+output queueEndpoint string = 'https://${name}.queue.${environment().suffixes.storage}/'
+output tableEndpoint string = 'https://${name}.table.${environment().suffixes.storage}/'
