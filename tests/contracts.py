@@ -97,7 +97,7 @@ class ProfileContract:
 
 
 class AuditContract:
-    """Idempotent upserts by transaction id, an id index, reads by event time."""
+    """Decisions written once by transaction id, an id index, reads by event time."""
 
     def test_written_decisions_are_located_by_id(self, store):
         store.write([decision_record("A1", NOW, "High", customer="C1", merchant_id="M1"),
@@ -120,14 +120,31 @@ class AuditContract:
         assert np.array_equal(unpack_features(rows[0]["features"]), np.asarray(vector, dtype=np.float32))
         assert rows[0]["risk_level"] == "Medium" and rows[0]["action"] == "review"
 
-    def test_a_rewrite_changes_nothing_and_keeps_a_joined_label(self, store):
-        record = decision_record("C1", NOW, "High")
-        store.write([record])
+    def test_a_decision_is_written_once_and_keeps_a_joined_label(self, store):
+        record = decision_record("C1", NOW, "High", score=0.95)
+        assert store.write([record]) == 2  # the decision's row and its id-index entry
         pk = store.locate(["C1"])["C1"].audit_pk
         store.set_labels([(pk, "C1", {"label": 1, "labelled_at": "", "label_source": "test"})])
-        store.write([record])
+        rewritten = decision_record("C1", NOW, "Low", score=0.01, customer="OTHER", model_version="forged-v9")
+        assert store.write([rewritten]) == 0  # a second write of the decision is a no-op
         rows = [r for r in store.read(NOW - timedelta(hours=1), NOW + timedelta(hours=1)) if r["RowKey"] == "C1"]
-        assert len(rows) == 1 and rows[0]["label"] == 1 and rows[0]["fraud_score"] == record.fraud_score
+        assert len(rows) == 1 and rows[0]["label"] == 1
+        assert (rows[0]["fraud_score"], rows[0]["risk_level"], rows[0]["customer_id"], rows[0]["model_version"]) == (
+            0.95, "High", "C1", "test-v1")
+        found = store.locate(["C1"])["C1"]  # the id index is written once too
+        assert (found.customer_id, found.fraud_score, found.model_version) == ("C1", 0.95, "test-v1")
+
+    def test_a_batch_where_some_decisions_exist_writes_only_the_missing_ones(self, store):
+        first = [decision_record(f"W{i}", NOW, "Low", score=0.05) for i in (0, 2)]
+        assert store.write(first) == 4
+        again = [decision_record(f"W{i}", NOW, "High", score=0.9) for i in range(4)]
+        assert store.write(again) == 4  # W1 and W3: their rows and their index entries
+        rows = {r["RowKey"]: r for r in store.read(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+                if r["RowKey"].startswith("W")}
+        assert {k: (r["fraud_score"], r["risk_level"]) for k, r in rows.items()} == {
+            "W0": (0.05, "Low"), "W1": (0.9, "High"), "W2": (0.05, "Low"), "W3": (0.9, "High")}
+        assert {k: v.fraud_score for k, v in store.locate([f"W{i}" for i in range(4)]).items()} == {
+            "W0": 0.05, "W1": 0.9, "W2": 0.05, "W3": 0.9}
 
     def test_a_shadow_score_is_logged_beside_the_decision_and_selectable(self, store):
         from dataclasses import replace

@@ -143,7 +143,8 @@ class FakeProfiles:
 
 
 class FakeAuditLog:
-    """Decisions by transaction id; writes are upserts that keep a joined label and index the id."""
+    """Decisions by transaction id, written once (an existing row or index entry is never
+    touched by a write), with an id index; labels merge onto a row."""
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[str, Any]] = {}
@@ -151,16 +152,18 @@ class FakeAuditLog:
         self._lock = threading.Lock()
 
     def write(self, records: Iterable[DecisionRecord]) -> int:
-        written = 0
+        created = 0  # the rows and id index entries created, as the adapter counts
         with self._lock:
             for record in records:
-                fields = record.audit_fields()
-                self._rows[record.transaction_id] = {**self._rows.get(record.transaction_id, {}), **fields,
-                                                     "RowKey": record.transaction_id,
-                                                     "PartitionKey": fields["event_time"].strftime("%Y%m%d%H")}
-                self._indexed.add(record.transaction_id)
-                written += 2  # the row and its id index entry, as the adapter counts
-        return written
+                if record.transaction_id not in self._rows:
+                    fields = record.audit_fields()
+                    self._rows[record.transaction_id] = {**fields, "RowKey": record.transaction_id,
+                                                         "PartitionKey": fields["event_time"].strftime("%Y%m%d%H")}
+                    created += 1
+                if record.transaction_id not in self._indexed:
+                    self._indexed.add(record.transaction_id)
+                    created += 1
+        return created
 
     def locate(self, transaction_ids: list[str]) -> dict[str, ScoredElsewhere]:
         with self._lock:

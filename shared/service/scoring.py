@@ -232,7 +232,7 @@ class FraudScoringService:
         if elsewhere is None:
             elsewhere = lookup.result()
         decided = [pending.decided[t] for t in first_seen if t not in elsewhere]
-        self.audit.write([d.record for d in decided])  # idempotent upserts, also for duplicates (repairs a lost write)
+        self.audit.write([d.record for d in decided])  # written once: a duplicate creates only what a lost write left missing
         for outlet in self.outlets:
             outlet.record(decided)
         self._alert(decided)

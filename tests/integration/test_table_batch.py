@@ -64,3 +64,25 @@ def test_point_read_returns_properties_and_the_etag(table):
     entity, read_etag = read_entity(table, "C@1", "profile")
     assert entity["state"] == "{}" and entity["n"] == 3 and read_etag == etag
     assert read_entity(table, "C@1", "missing") is None
+
+
+def test_create_grouped_creates_only_what_is_missing_and_never_replaces(table):
+    from shared.adapters.tables import create_grouped
+
+    assert create_grouped(table, [{"PartitionKey": "A", "RowKey": f"r{i}", "v": "first"} for i in range(0, 120, 2)]) == 60
+    # 120 rows of one partition: two transactions, each with existing rows; a second partition is fresh
+    again = [{"PartitionKey": "A", "RowKey": f"r{i}", "v": "second"} for i in range(120)]
+    fresh = [{"PartitionKey": "B", "RowKey": "r0", "v": "second"}]
+    assert create_grouped(table, again + fresh) == 61
+    values = {e["RowKey"]: e["v"] for e in table.query_entities("PartitionKey eq 'A'")}
+    assert len(values) == 120
+    assert all(values[f"r{i}"] == ("first" if i % 2 == 0 else "second") for i in range(120))
+    assert table.get_entity("B", "r0")["v"] == "second"
+    assert create_grouped(table, again) == 0  # everything exists: nothing written, nothing raised
+
+
+def test_create_grouped_keeps_the_first_entity_of_a_key_within_one_call(table):
+    from shared.adapters.tables import create_grouped
+
+    assert create_grouped(table, [{"PartitionKey": "K", "RowKey": "x", "v": 1}, {"PartitionKey": "K", "RowKey": "x", "v": 2}]) == 1
+    assert table.get_entity("K", "x")["v"] == 1
