@@ -261,7 +261,7 @@ def prepare_storage(args: argparse.Namespace, folder: Path, needed: int) -> tupl
     version = train_and_publish(services, history, folder, args.train_share)
     say("backfilling customer profiles and merchant risk from the history")
     data = read_labelled_csv(history)
-    counts = write_profiles(services.profiles, build_profiles(data.transactions))
+    counts = write_profiles(services.profiles, build_profiles(data.transactions, services.profiles.new_profile))
     merchants, as_of = build_merchant_risk(data, 7.0)
     services.merchant_store.save(merchants, as_of)
     say(f"  {counts['written']} profiles written, {len(merchants)} merchants; {len(live)} transactions to send")

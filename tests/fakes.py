@@ -3,7 +3,7 @@
 Each fake passes the same contract suite (``tests/contracts.py``) as its Azure adapter,
 so a service tested on fakes (``tests/unit/``) behaves as it does on Azurite. They keep
 the adapters' semantics that matter to the services: the profile store's ETag condition
-and create-only transaction rows, the audit log's idempotent upserts and id index, the
+and create-only transaction rows, the audit log's write-once decisions and id index, the
 dead-letter store's one letter per event.
 """
 from __future__ import annotations
@@ -24,11 +24,16 @@ from shared.domain.features import CustomerProfile
 from shared.domain.labels import Label
 from shared.domain.merchant_risk import MerchantHistory
 from shared.domain.model import ModelArtifact
+from shared.domain.pseudonym import Pseudonyms
 from shared.domain.retention import letter_day
 from shared.service.merchant_risk_book import MerchantRiskBook
 from shared.service.ports import (MAX_TXNS_PER_COMMIT, CommitConflict, CurrentPointer, ScoredElsewhere, StalePointer, StoredProfile,
                                   VersionExists)
 
+# The tests' pseudonym key, in FRAUD_PSEUDONYM_KEY's text form (what a resolved Key Vault
+# reference gives); tests/conftest.py sets it for every test.
+TEST_PSEUDONYM_KEY = "test-pseudonym-key:not-a-secret-0123456789"
+TEST_PSEUDONYMS = Pseudonyms(TEST_PSEUDONYM_KEY.encode())
 
 
 class FakeProfiles:
@@ -91,6 +96,9 @@ class FakeProfiles:
             records = [r for r, _ in self._rows.get(customer_id, {}).values()]
         records.sort(key=lambda r: r.transaction.timestamp, reverse=True)
         return records[:limit]
+
+    def new_profile(self) -> CustomerProfile:
+        return CustomerProfile()
 
     def backfill(self, customer_id: str, profile: CustomerProfile, overwrite: bool = False) -> bool:
         with self._lock:

@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_shadow(services, history, folder)
     say("backfilling customer profiles from the history")
     history_data = read_labelled_csv(history)
-    counts = write_profiles(services.profiles, build_profiles(history_data.transactions))
+    counts = write_profiles(services.profiles, build_profiles(history_data.transactions, services.profiles.new_profile))
     say(f"  {counts['written']} written, {counts['kept']} already present")
     merchants, as_of = build_merchant_risk(history_data, services.config.label_delay_days)
     services.merchant_store.backfill(merchants, as_of)

@@ -1,0 +1,78 @@
+"""The pseudonym key (``FRAUD_PSEUDONYM_KEY``): read once at start-up, refused when unusable.
+
+Forms of the setting:
+
+* in Azure, a Key Vault reference (``@Microsoft.KeyVault(SecretUri=...)``) that the platform
+  resolves into the secret's text before the app reads it; the text (at least 32 bytes, e.g.
+  the base64 of 32 random bytes) is the key. A reference the platform could not resolve
+  reaches the app unchanged and is refused, as is an empty setting: scoring does not start
+  with a missing key, and there is no built-in fallback key;
+* locally, ``file:<path>`` (relative to the working directory, the app's root): the file's
+  bytes (at least 32) are the key. ``make run`` creates ``data/keys/pseudonym.key`` with 32
+  random bytes when it is missing (``create_key_file``); the tests set a test key's text.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Mapping
+
+from shared.domain.pseudonym import MIN_KEY_BYTES, Pseudonyms
+
+FILE_PREFIX = "file:"
+KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
+
+
+class PseudonymKeyError(RuntimeError):
+    """FRAUD_PSEUDONYM_KEY is missing or unusable: the app refuses to score."""
+
+
+def running_in_azure(env: Mapping[str, str]) -> bool:
+    """App Service (and so Azure Functions) sets WEBSITE_INSTANCE_ID on every instance; the local host does not."""
+    return bool(env.get("WEBSITE_INSTANCE_ID"))
+
+
+def load_pseudonym_key(setting: str, env: Mapping[str, str] | None = None) -> bytes:
+    env = os.environ if env is None else env
+    value = setting.strip()
+    where = ("in Azure it must be a Key Vault reference, @Microsoft.KeyVault(SecretUri=...), that the app's identity "
+             "may read" if running_in_azure(env) else
+             "locally set it to file:data/keys/pseudonym.key (make run creates that file with 32 random bytes)")
+    if not value:
+        raise PseudonymKeyError(f"FRAUD_PSEUDONYM_KEY is not set: {where}. Scoring refuses to start without the key "
+                                "of the customer and device pseudonyms.")
+    if value.startswith(KEY_VAULT_REFERENCE):
+        raise PseudonymKeyError("FRAUD_PSEUDONYM_KEY is a Key Vault reference the platform did not resolve (check the "
+                                "app's identity may get the secret, and the reference's status in the portal): "
+                                "scoring refuses to start without the key.")
+    if value.startswith(FILE_PREFIX):
+        path = Path(value[len(FILE_PREFIX):])
+        try:
+            key = path.read_bytes()
+        except OSError as exc:
+            raise PseudonymKeyError(f"FRAUD_PSEUDONYM_KEY names the key file {path}, which cannot be read "
+                                    f"({exc.strerror}): {where}.") from None
+        source = f"the key file {path}"
+    else:
+        key = value.encode("utf-8")
+        source = "FRAUD_PSEUDONYM_KEY's text"
+    if len(key) < MIN_KEY_BYTES:
+        raise PseudonymKeyError(f"{source} holds {len(key)} bytes; a pseudonym key needs at least {MIN_KEY_BYTES}.")
+    return key
+
+
+def pseudonyms_from_setting(setting: str, env: Mapping[str, str] | None = None) -> Pseudonyms:
+    return Pseudonyms(load_pseudonym_key(setting, env))
+
+
+def create_key_file(path: Path) -> bool:
+    """Write 32 random bytes to ``path`` (readable by its owner only) unless it exists; True when created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(secrets.token_bytes(MIN_KEY_BYTES))
+    return True
