@@ -417,13 +417,15 @@ class ProfileRetentionContract:
         before = NOW - timedelta(days=90)
 
         rows = store.expired_transactions(before, 100)
-        assert sorted(rows) == [("ACTIVE", "txn:A1"), ("BACK", "txn:B1"), ("GONE", "txn:G1"), ("GONE", "txn:G2")]
+        key = store.partition_of  # listings name partitions by the store's keys (the adapter's: pseudonyms)
+        assert sorted(rows) == sorted([(key("ACTIVE"), "txn:A1"), (key("BACK"), "txn:B1"), (key("GONE"), "txn:G1"),
+                                       (key("GONE"), "txn:G2")])
         assert len(store.expired_transactions(before, 3)) == 3
         assert store.delete_transactions(rows) == 4 and store.delete_transactions(rows) == 0
         assert set(store.applied("ACTIVE", ["A1", "A2"])) == {"A2"} and store.applied("GONE", ["G1", "G2"]) == {}
 
         listed = store.inactive_profiles(before, 100)
-        assert sorted(c for c, _ in listed) == ["BACK", "GONE"]
+        assert sorted(c for c, _ in listed) == sorted([key("BACK"), key("GONE")])
         store.commit(store.load("BACK"), [decision_record("B2", NOW, "Low", customer="BACK")])  # came back
         assert store.remove_profiles(listed) == 1 and store.remove_profiles(listed) == 0
         assert store.load("GONE").etag is None and store.load("GONE").profile.history_count == 0

@@ -97,6 +97,10 @@ class FakeProfiles:
         records.sort(key=lambda r: r.transaction.timestamp, reverse=True)
         return records[:limit]
 
+    def partition_of(self, customer_id: str) -> str:
+        """The fake keeps customers by their id (the adapter by their pseudonym)."""
+        return customer_id
+
     def new_profile(self) -> CustomerProfile:
         return CustomerProfile()
 
