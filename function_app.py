@@ -1,5 +1,12 @@
-"""The Function App (Python v2 programming model): registers the blueprints in functions/."""
+"""The Function App (Python v2 programming model): registers the blueprints in functions/.
+
+Importing it quiets the Azure SDK's HTTP request logging (``quiet_azure_sdk_logging``): in Azure
+the worker would otherwise send every storage URL to Application Insights."""
 import azure.functions as func
+
+from shared.composition import quiet_azure_sdk_logging
+
+quiet_azure_sdk_logging()
 
 from functions.archive_timer import bp as archive_timer
 from functions.dashboard_http import bp as dashboard_http

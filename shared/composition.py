@@ -49,6 +49,24 @@ from shared.adapters.storage_account import StorageAccount
 
 log = logging.getLogger(__name__)
 
+# The Azure SDK's loggers: at INFO, the HTTP logging policy logs every storage request's URL and
+# headers (table URLs name partition and row keys). The Functions host's host.json levels
+# ("Azure.Core": "Warning") govern the host process only, not this Python worker, whose root
+# logger passes everything on to Application Insights: so the app quiets them itself, in Azure
+# as locally (docs/DATA.md).
+QUIET_SDK_LOGGERS = ("azure", "azure.core.pipeline.policies.http_logging_policy", "azure.identity")
+
+
+def quiet_azure_sdk_logging() -> None:
+    """Set the Azure SDK's loggers to WARNING (never lower a level set higher)."""
+    for name in QUIET_SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING:  # NOTSET (0) too
+            logger.setLevel(logging.WARNING)
+
+
+quiet_azure_sdk_logging()  # at import: every entry point builds its services from here
+
 
 @dataclass
 class RulesSource:

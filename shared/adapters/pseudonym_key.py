@@ -76,3 +76,22 @@ def create_key_file(path: Path) -> bool:
     with os.fdopen(descriptor, "wb") as out:
         out.write(secrets.token_bytes(MIN_KEY_BYTES))
     return True
+
+
+LOCAL_KEY_SETTING = "file:data/keys/pseudonym.key"
+
+
+def ensure_local_key(env: dict[str, str] | None = None, root: Path | None = None) -> Path | None:
+    """For the local tools (``make run``, ``tools.local_host``), never the app: FRAUD_PSEUDONYM_KEY
+    defaults to ``file:data/keys/pseudonym.key`` and a named key file that is missing is
+    created with 32 random bytes. Returns the key file's path (None for a key given as text)."""
+    env = os.environ if env is None else env
+    setting = env.setdefault("FRAUD_PSEUDONYM_KEY", LOCAL_KEY_SETTING).strip()
+    if not setting.startswith(FILE_PREFIX):
+        return None
+    path = Path(setting[len(FILE_PREFIX):])
+    if not path.is_absolute() and root is not None:
+        path = root / path
+        env["FRAUD_PSEUDONYM_KEY"] = FILE_PREFIX + str(path)
+    create_key_file(path)
+    return path
