@@ -42,10 +42,21 @@ class ProfileContract:
         store.commit(stored, records)
         again = store.load("C1")
         assert again.etag is not None and again.profile.to_json() == stored.profile.to_json()
-        applied = store.applied("C1", ["T1", "T2", "T3"])
+        applied = store.applied("C1", ["T1", "T2", "T3"], {r.transaction_id: r.transaction for r in records})
         assert set(applied) == {"T1", "T2"} and applied["T1"] == records[0] and applied["T2"] == records[1]
         assert applied["T1"].features.dtype == np.float32
         assert np.array_equal(applied["T1"].features, np.asarray([0.5, -1.0, 3.25], dtype=np.float32))
+
+    def test_a_redelivery_from_another_device_is_told_apart_from_the_stored_decision(self, store):
+        from dataclasses import replace
+
+        record = decision_record("T1", NOW, "Low", customer="C8")  # device D9
+        store.commit(store.load("C8"), [record])
+        same = store.applied("C8", ["T1"], {"T1": record.transaction})["T1"]
+        assert same == record and same.transaction.device_id == "D9"
+        other = store.applied("C8", ["T1"], {"T1": replace(record.transaction, device_id="D-other")})["T1"]
+        assert other.transaction.device_id != "D-other" and other.fraud_score == record.fraud_score
+        assert store.applied("C8", ["T1"])["T1"].transaction_id == "T1"  # without the arriving ones: the stored form
 
     def test_a_stale_etag_is_refused_and_changes_nothing(self, store):
         first = store.load("C2")

@@ -58,7 +58,8 @@ class FakeProfiles:
             return StoredProfile(customer_id, CustomerProfile(), None)
         return StoredProfile(customer_id, CustomerProfile.from_json(found[0]), found[1])
 
-    def applied(self, customer_id: str, transaction_ids: Iterable[str]) -> dict[str, DecisionRecord]:
+    def applied(self, customer_id: str, transaction_ids: Iterable[str],
+                arriving: Any = None) -> dict[str, DecisionRecord]:  # the fake keeps device ids as they came
         with self._lock:
             rows = self._rows.get(customer_id, {})
             return {t: rows[t][0] for t in transaction_ids if t in rows}

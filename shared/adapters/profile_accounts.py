@@ -20,12 +20,13 @@ not tuned while running.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from shared.adapters.tables import shard_of
 from shared.domain.decision_record import DecisionRecord
 from shared.domain.features import CustomerProfile
 from shared.domain.pseudonym import Pseudonyms
+from shared.domain.transaction import Transaction
 from shared.service.ports import StoredProfile
 
 PROFILE_ACCOUNT_SALT = b"profile-account:"
@@ -59,8 +60,9 @@ class ProfileAccountRouter:
     def load(self, customer_id: str) -> StoredProfile:
         return self.store_for(customer_id).load(customer_id)
 
-    def applied(self, customer_id: str, transaction_ids: Iterable[str]) -> dict[str, DecisionRecord]:
-        return self.store_for(customer_id).applied(customer_id, transaction_ids)
+    def applied(self, customer_id: str, transaction_ids: Iterable[str],
+                arriving: Mapping[str, Transaction] | None = None) -> dict[str, DecisionRecord]:
+        return self.store_for(customer_id).applied(customer_id, transaction_ids, arriving)
 
     def commit(self, stored: StoredProfile, records: Sequence[DecisionRecord]) -> None:
         self.store_for(stored.customer_id).commit(stored, records)

@@ -7,7 +7,9 @@ One partition per customer (PartitionKey = the customer's keyed pseudonym, ``cu_
                             is keyed by the device's keyed pseudonym (``dv_...``);
 * RowKey ``txn:<id>``       one row per applied transaction, holding its decision (the
                             decision document without the customer id, which the caller
-                            names when reading it back).
+                            names when reading it back, and with the device id as its
+                            keyed pseudonym: ``applied`` puts back an arriving device id
+                            whose pseudonym it is; ``recent_transactions`` shows pseudonyms).
 
 Callers speak of customers by their id; this adapter alone turns it into the partition key.
 Retention's listings (``expired_transactions``, ``inactive_profiles``) name partitions by
@@ -24,8 +26,9 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
@@ -33,6 +36,7 @@ from azure.data.tables import UpdateMode
 from shared.domain.decision_record import DecisionRecord
 from shared.domain.features import CustomerProfile
 from shared.domain.pseudonym import Pseudonyms
+from shared.domain.transaction import Transaction
 from shared.service.ports import MAX_TXNS_PER_COMMIT, CommitConflict, StoredProfile
 from shared.adapters.tables import BatchRejected, delete_grouped, delete_if_present, query_row_keys, read_entity, submit_batch
 from shared.adapters.storage_account import create_if_missing
@@ -120,10 +124,18 @@ class ProfileStore:
         entity, etag = found
         return StoredProfile(customer_id, self._profile(entity["state"]), etag)
 
-    def applied(self, customer_id: str, transaction_ids: Iterable[str]) -> dict[str, DecisionRecord]:
-        """The stored decisions of those transactions already applied."""
+    def applied(self, customer_id: str, transaction_ids: Iterable[str],
+                arriving: Mapping[str, Transaction] | None = None) -> dict[str, DecisionRecord]:
+        """The stored decisions of those transactions already applied: their device id is the
+        stored pseudonym, or the ``arriving`` transaction's device id when that is its pseudonym."""
         rows = query_row_keys(self._table, self.partition_of(customer_id), (txn_row_key(t) for t in transaction_ids))
-        return {entity["RowKey"][len(TXN_PREFIX):]: _decision(entity, customer_id) for entity in rows}
+        found = {entity["RowKey"][len(TXN_PREFIX):]: _decision(entity, customer_id) for entity in rows}
+        for txn_id, record in (found.items() if arriving else ()):
+            txn = arriving.get(txn_id)
+            stored_device = record.transaction.device_id
+            if txn is not None and txn.device_id and stored_device == self.pseudonyms.device(txn.device_id):
+                found[txn_id] = replace(record, transaction=replace(record.transaction, device_id=txn.device_id))
+        return found
 
     def commit(self, stored: StoredProfile, decisions: Sequence[DecisionRecord]) -> None:
         """Write the updated profile and the new transactions' rows atomically (at most 99).
@@ -149,7 +161,7 @@ class ProfileStore:
             operations.append(("create", {
                 "PartitionKey": partition,
                 "RowKey": txn_row_key(record.transaction_id),
-                "decision": _stored_document(record),
+                "decision": self._stored_document(record),
                 "alert_state": "pending" if record.alert else "none",
                 "applied_at": now,
             }))
@@ -169,6 +181,15 @@ class ProfileStore:
         etag = etags[0]
         if etag:
             self.cache.put(partition, profile_entity["state"], etag)
+
+    def _stored_document(self, record: DecisionRecord) -> str:
+        """The decision document as a ``txn:`` row keeps it: without the raw customer id (the
+        partition names the customer), the device id as its keyed pseudonym."""
+        document = record.document()
+        del document["customer_id"]
+        if document.get("device_id"):
+            document["device_id"] = self.pseudonyms.device(document["device_id"])
+        return json.dumps(document, separators=(",", ":"))
 
     def new_profile(self) -> CustomerProfile:
         """An empty profile keyed as this store keys devices (for the backfill to fill)."""
@@ -263,13 +284,6 @@ def _first(items: Iterable[tuple[str, str]], limit: int) -> list[tuple[str, str]
         if len(out) >= limit:
             break
     return out
-
-
-def _stored_document(record: DecisionRecord) -> str:
-    """The decision document as a ``txn:`` row keeps it: without the raw customer id."""
-    document = record.document()
-    del document["customer_id"]
-    return json.dumps(document, separators=(",", ":"))
 
 
 def _decision(entity: dict[str, Any], customer_id: str) -> DecisionRecord:

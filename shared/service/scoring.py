@@ -316,7 +316,8 @@ class FraudScoringService:
                 pending.conflicts[customer] += 1
                 if pending.conflicts[customer] > self.max_conflicts:
                     raise ScoringContention(f"customer {customer}: profile kept changing over {self.max_conflicts} attempts")
-                already = self.profiles.applied(customer, [t.transaction_id for t in left])
+                already = self.profiles.applied(customer, [t.transaction_id for t in left],
+                                                {t.transaction_id: t for t in left})
                 for txn_id, record in already.items():
                     pending.decided[txn_id] = Delivery(record, duplicate=True)
                 left[:] = [t for t in left if t.transaction_id not in already]

@@ -155,7 +155,7 @@ def test_profiles_and_alerts_hold_pseudonyms_never_raw_customer_or_device_ids(pu
     pseudonym = services.pseudonyms.customer("Cust-Ada")
     assert {e["PartitionKey"] for e in entities} == {pseudonym} and len(entities) == 5  # the profile and 4 txn rows
     stored = json.dumps(entities, default=str)
-    assert "Cust-Ada" not in stored  # neither as a key nor inside the stored decisions
+    assert "Cust-Ada" not in stored and "phone" not in stored  # neither as keys nor inside the stored decisions
     state = json.loads(next(e for e in entities if e["RowKey"] == "profile")["state"])
     assert sorted(state["dev"]) == sorted({services.pseudonyms.device("Dev-0-phone"), services.pseudonyms.device("Dev-1-phone")})
     assert all(is_pseudonym(k, "device") for k in state["dev"])
