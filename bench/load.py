@@ -430,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     baseline_rate = args.baseline_rate
     os.environ.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    from shared.adapters.pseudonym_key import ensure_local_key
+
+    ensure_local_key(os.environ, Path(__file__).resolve().parent.parent)  # the profiles' pseudonym key
 
     from bench.doc_sections import write_section
     from tools.azurite import free_port

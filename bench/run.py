@@ -238,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "BENCHMARKS.md"))
     args = parser.parse_args(argv)
     os.environ.setdefault("FRAUD_MODEL_CONTAINER", "bench-models")
+    from shared.adapters.pseudonym_key import ensure_local_key
+
+    ensure_local_key(os.environ, Path(__file__).resolve().parent.parent)  # the profiles' pseudonym key
     import tempfile
 
     from bench.doc_sections import write_section

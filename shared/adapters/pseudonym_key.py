@@ -62,6 +62,15 @@ def load_pseudonym_key(setting: str, env: Mapping[str, str] | None = None) -> by
     return key
 
 
+def require_pseudonym_key(env: Mapping[str, str] | None = None) -> None:
+    """Refuse to start (raise ``PseudonymKeyError``) unless FRAUD_PSEUDONYM_KEY gives a usable key.
+    Called when the Function App is imported, so a host without the key runs no function and
+    takes no event off the hub (a failure inside the Event Hub function would be retried, then
+    skipped past)."""
+    env = os.environ if env is None else env
+    load_pseudonym_key(env.get("FRAUD_PSEUDONYM_KEY", ""), env)
+
+
 def pseudonyms_from_setting(setting: str, env: Mapping[str, str] | None = None) -> Pseudonyms:
     return Pseudonyms(load_pseudonym_key(setting, env))
 

@@ -100,3 +100,16 @@ def test_the_app_has_no_built_in_key():
     env = {k: v for k, v in os.environ.items() if k != "FRAUD_PSEUDONYM_KEY"}
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "PseudonymKeyError", result.stdout + result.stderr
+
+
+def test_the_function_app_refuses_to_start_without_the_key():
+    """In Azure: the import fails with what to set, so the host runs no function (no event is
+    taken off the hub and then skipped); with the key it imports."""
+    env = {k: v for k, v in os.environ.items() if k != "FRAUD_PSEUDONYM_KEY"}
+    refused = subprocess.run([sys.executable, "-c", "import function_app"], cwd=ROOT, capture_output=True, text=True,
+                             env={**env, "WEBSITE_INSTANCE_ID": "instance-1"}, timeout=120)
+    assert refused.returncode != 0
+    assert "PseudonymKeyError" in refused.stderr and "Key Vault reference" in refused.stderr
+    started = subprocess.run([sys.executable, "-c", "import function_app"], cwd=ROOT, capture_output=True, text=True,
+                             env={**env, "FRAUD_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY}, timeout=120)
+    assert started.returncode == 0, started.stderr
