@@ -1,5 +1,16 @@
-"""The Function App (Python v2 programming model): registers the blueprints in functions/."""
+"""The Function App (Python v2 programming model): registers the blueprints in functions/.
+
+Importing it quiets the Azure SDK's HTTP request logging (``quiet_azure_sdk_logging``): in Azure
+the worker would otherwise send every storage URL to Application Insights. It also refuses to
+start without the pseudonym key (``FRAUD_PSEUDONYM_KEY``, docs/DATA.md): no function runs and
+no event is taken off the hub until the key is configured."""
 import azure.functions as func
+
+from shared.adapters.pseudonym_key import require_pseudonym_key
+from shared.composition import quiet_azure_sdk_logging
+
+quiet_azure_sdk_logging()
+require_pseudonym_key()
 
 from functions.archive_timer import bp as archive_timer
 from functions.dashboard_http import bp as dashboard_http

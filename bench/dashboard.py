@@ -11,6 +11,7 @@ monitoring run (stats from the report), several loads each. Prints one JSON line
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import statistics
 import sys
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decisions", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
+    from shared.adapters.pseudonym_key import ensure_local_key
+
+    ensure_local_key(os.environ, Path(__file__).resolve().parent.parent)  # the profiles' pseudonym key
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install -y chromium")
 

@@ -261,7 +261,7 @@ def prepare_storage(args: argparse.Namespace, folder: Path, needed: int) -> tupl
     version = train_and_publish(services, history, folder, args.train_share)
     say("backfilling customer profiles and merchant risk from the history")
     data = read_labelled_csv(history)
-    counts = write_profiles(services.profiles, build_profiles(data.transactions))
+    counts = write_profiles(services.profiles, build_profiles(data.transactions, services.profiles.new_profile))
     merchants, as_of = build_merchant_risk(data, 7.0)
     services.merchant_store.save(merchants, as_of)
     say(f"  {counts['written']} profiles written, {len(merchants)} merchants; {len(live)} transactions to send")
@@ -430,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     rates = [float(r) for r in args.rates.split(",") if r.strip()]
     baseline_rate = args.baseline_rate
     os.environ.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    from shared.adapters.pseudonym_key import ensure_local_key
+
+    ensure_local_key(os.environ, Path(__file__).resolve().parent.parent)  # the profiles' pseudonym key
 
     from bench.doc_sections import write_section
     from tools.azurite import free_port

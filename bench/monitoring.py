@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "BENCHMARKS.md"),
                         help="the benchmarks document whose section (d) this rewrites ('-': print only)")
     args = parser.parse_args(argv)
+    from shared.adapters.pseudonym_key import ensure_local_key
+
+    ensure_local_key(os.environ, Path(__file__).resolve().parent.parent)  # the profiles' pseudonym key
 
     from shared.domain.features import replay
     from shared.domain.model import load_model

@@ -28,6 +28,7 @@ Prints one JSON line per volume and a summary table.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import base64
 import json
 import os
@@ -151,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", help=argparse.SUPPRESS)
     parser.add_argument("--tps", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    from shared.adapters.pseudonym_key import ensure_local_key
+
+    ensure_local_key(os.environ, Path(__file__).resolve().parent.parent)  # the profiles' pseudonym key
     if args.child:
         return _child(args)
 

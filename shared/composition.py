@@ -23,6 +23,7 @@ from shared.adapters.dead_letter_blobs import DeadLetterStore
 from shared.domain.decision import DecisionPolicy, DecisionRules, Thresholds
 from shared.domain.model import FraudModel
 from shared.domain.promotion import PromotionGate
+from shared.domain.pseudonym import Pseudonyms
 from shared.domain.retention import RetentionPolicy
 from shared.adapters.label_table import LabelStore
 from shared.adapters.merchant_table import MerchantRiskCache, MerchantRiskStore
@@ -36,6 +37,7 @@ from shared.service.outlet_buffer import BufferedOutlet
 from shared.adapters.monitoring_blobs import LabelFileContainer, MonitoringBlobs
 from shared.adapters.profile_accounts import ProfileAccountRouter
 from shared.adapters.profile_table import ProfileStore
+from shared.adapters.pseudonym_key import pseudonyms_from_setting
 from shared.service.retention import RetentionService
 from shared.adapters.training_sample_blobs import TrainingSampleBlobs
 from shared.service.scoring import FraudScoringService
@@ -46,6 +48,24 @@ from shared.config import FraudConfig
 from shared.adapters.storage_account import StorageAccount
 
 log = logging.getLogger(__name__)
+
+# The Azure SDK's loggers: at INFO, the HTTP logging policy logs every storage request's URL and
+# headers (table URLs name partition and row keys). The Functions host's host.json levels
+# ("Azure.Core": "Warning") govern the host process only, not this Python worker, whose root
+# logger passes everything on to Application Insights: so the app quiets them itself, in Azure
+# as locally (docs/DATA.md).
+QUIET_SDK_LOGGERS = ("azure", "azure.core.pipeline.policies.http_logging_policy", "azure.identity")
+
+
+def quiet_azure_sdk_logging() -> None:
+    """Set the Azure SDK's loggers to WARNING (never lower a level set higher)."""
+    for name in QUIET_SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING:  # NOTSET (0) too
+            logger.setLevel(logging.WARNING)
+
+
+quiet_azure_sdk_logging()  # at import: every entry point builds its services from here
 
 
 @dataclass
@@ -116,6 +136,13 @@ class AppServices:
         return ServingModel(self.registry, refresh_seconds=self.config.model_refresh_seconds)
 
     @cached_property
+    def pseudonyms(self) -> Pseudonyms:
+        """The keyed pseudonyms of customer and device ids (``FRAUD_PSEUDONYM_KEY``): profiles and the
+        webhook use them. A missing or unresolved key raises ``PseudonymKeyError``, so nothing
+        that needs them (scoring, the backfill, the dashboard's profile reads) starts without it."""
+        return pseudonyms_from_setting(self.config.pseudonym_key, self.env)
+
+    @cached_property
     def profile_stores(self) -> list[ProfileStore]:
         """One profile store per account that ``FRAUD_PROFILE_ACCOUNTS`` names, in its order (the
         data account's alone when it names none), each with its own table client. The profile
@@ -123,17 +150,18 @@ class AppServices:
         settings = self.config.profile_account_settings
         table = self.config.profile_table
         if not settings:
-            return [ProfileStore(self.table_service.get_table_client(table), cache_size=self.config.profile_cache_size)]
+            return [ProfileStore(self.table_service.get_table_client(table), cache_size=self.config.profile_cache_size,
+                                 pseudonyms=self.pseudonyms)]
         cache_size = -(-self.config.profile_cache_size // len(settings))
         return [ProfileStore(StorageAccount.from_settings(self.env, name).table_service().get_table_client(table),
-                             cache_size=cache_size) for name in settings]
+                             cache_size=cache_size, pseudonyms=self.pseudonyms) for name in settings]
 
     @cached_property
     def profiles(self) -> ProfileStore | ProfileAccountRouter:
         """The profiles for the scoring service, the dashboard and the backfill: the router over
-        ``profile_stores`` (by a stable hash of the customer id), or the one store itself."""
+        ``profile_stores`` (by a stable hash of the customer's pseudonym), or the one store itself."""
         stores = self.profile_stores
-        return stores[0] if len(stores) == 1 else ProfileAccountRouter(stores)
+        return stores[0] if len(stores) == 1 else ProfileAccountRouter(stores, pseudonyms=self.pseudonyms)
 
     @cached_property
     def audit(self) -> AuditLog:
@@ -170,7 +198,7 @@ class AppServices:
             dead_letters=self.dead_letters,
             model=self.serving_model,
             policy_for=self.policy_for,
-            webhook=AlertWebhook(webhook_url) if webhook_url else None,
+            webhook=AlertWebhook(webhook_url, self.pseudonyms) if webhook_url else None,
             merchants=self.merchant_cache,
             default_currency=self.config.default_currency,
             max_amount=self.config.max_amount,

@@ -15,6 +15,11 @@ sys.path.insert(0, str(ROOT))
 from shared.composition import AppServices, reset_app_services  # noqa: E402
 from tools.azurite import running_azurite  # noqa: E402
 
+from fakes import TEST_PSEUDONYM_KEY  # noqa: E402
+
+# The app has no built-in pseudonym key: every process the tests start gets the tests' one.
+os.environ["FRAUD_PSEUDONYM_KEY"] = TEST_PSEUDONYM_KEY
+
 
 @pytest.fixture(scope="session")
 def azurite():
@@ -46,6 +51,7 @@ def app_env(azurite, monkeypatch):
         "FRAUD_STORAGE_RETRIES": "2",
         "FRAUD_RETRAIN_SEARCH_CANDIDATES": "1",
         "FRAUD_MONITOR_FLUSH_SECONDS": "0",  # aggregates written at every batch: the monitor sees them at once
+        "FRAUD_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

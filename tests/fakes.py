@@ -3,7 +3,7 @@
 Each fake passes the same contract suite (``tests/contracts.py``) as its Azure adapter,
 so a service tested on fakes (``tests/unit/``) behaves as it does on Azurite. They keep
 the adapters' semantics that matter to the services: the profile store's ETag condition
-and create-only transaction rows, the audit log's idempotent upserts and id index, the
+and create-only transaction rows, the audit log's write-once decisions and id index, the
 dead-letter store's one letter per event.
 """
 from __future__ import annotations
@@ -24,11 +24,16 @@ from shared.domain.features import CustomerProfile
 from shared.domain.labels import Label
 from shared.domain.merchant_risk import MerchantHistory
 from shared.domain.model import ModelArtifact
+from shared.domain.pseudonym import Pseudonyms
 from shared.domain.retention import letter_day
 from shared.service.merchant_risk_book import MerchantRiskBook
 from shared.service.ports import (MAX_TXNS_PER_COMMIT, CommitConflict, CurrentPointer, ScoredElsewhere, StalePointer, StoredProfile,
                                   VersionExists)
 
+# The tests' pseudonym key, in FRAUD_PSEUDONYM_KEY's text form (what a resolved Key Vault
+# reference gives); tests/conftest.py sets it for every test.
+TEST_PSEUDONYM_KEY = "test-pseudonym-key:not-a-secret-0123456789"
+TEST_PSEUDONYMS = Pseudonyms(TEST_PSEUDONYM_KEY.encode())
 
 
 class FakeProfiles:
@@ -53,7 +58,8 @@ class FakeProfiles:
             return StoredProfile(customer_id, CustomerProfile(), None)
         return StoredProfile(customer_id, CustomerProfile.from_json(found[0]), found[1])
 
-    def applied(self, customer_id: str, transaction_ids: Iterable[str]) -> dict[str, DecisionRecord]:
+    def applied(self, customer_id: str, transaction_ids: Iterable[str],
+                arriving: Any = None) -> dict[str, DecisionRecord]:  # the fake keeps device ids as they came
         with self._lock:
             rows = self._rows.get(customer_id, {})
             return {t: rows[t][0] for t in transaction_ids if t in rows}
@@ -91,6 +97,13 @@ class FakeProfiles:
             records = [r for r, _ in self._rows.get(customer_id, {}).values()]
         records.sort(key=lambda r: r.transaction.timestamp, reverse=True)
         return records[:limit]
+
+    def partition_of(self, customer_id: str) -> str:
+        """The fake keeps customers by their id (the adapter by their pseudonym)."""
+        return customer_id
+
+    def new_profile(self) -> CustomerProfile:
+        return CustomerProfile()
 
     def backfill(self, customer_id: str, profile: CustomerProfile, overwrite: bool = False) -> bool:
         with self._lock:
@@ -143,7 +156,8 @@ class FakeProfiles:
 
 
 class FakeAuditLog:
-    """Decisions by transaction id; writes are upserts that keep a joined label and index the id."""
+    """Decisions by transaction id, written once (an existing row or index entry is never
+    touched by a write), with an id index; labels merge onto a row."""
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[str, Any]] = {}
@@ -151,16 +165,18 @@ class FakeAuditLog:
         self._lock = threading.Lock()
 
     def write(self, records: Iterable[DecisionRecord]) -> int:
-        written = 0
+        created = 0  # the rows and id index entries created, as the adapter counts
         with self._lock:
             for record in records:
-                fields = record.audit_fields()
-                self._rows[record.transaction_id] = {**self._rows.get(record.transaction_id, {}), **fields,
-                                                     "RowKey": record.transaction_id,
-                                                     "PartitionKey": fields["event_time"].strftime("%Y%m%d%H")}
-                self._indexed.add(record.transaction_id)
-                written += 2  # the row and its id index entry, as the adapter counts
-        return written
+                if record.transaction_id not in self._rows:
+                    fields = record.audit_fields()
+                    self._rows[record.transaction_id] = {**fields, "RowKey": record.transaction_id,
+                                                         "PartitionKey": fields["event_time"].strftime("%Y%m%d%H")}
+                    created += 1
+                if record.transaction_id not in self._indexed:
+                    self._indexed.add(record.transaction_id)
+                    created += 1
+        return created
 
     def locate(self, transaction_ids: list[str]) -> dict[str, ScoredElsewhere]:
         with self._lock:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
@@ -160,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # as host.json's "Azure.Core": "Warning": the SDK would log every storage call's headers
     logging.getLogger("azure").setLevel(logging.WARNING)
+    from shared.adapters.pseudonym_key import ensure_local_key
+
+    ensure_local_key(os.environ, Path(__file__).resolve().parent.parent)
     from function_app import indexed_functions
 
     server = make_server(indexed_functions(), args.host, args.port)

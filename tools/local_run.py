@@ -287,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     # 1,000 customers make ~2 decisions a minute: at the deployed rate (0.0001) the training
     # sample would hold a handful of rows and starve a retrain, so make run keeps every decision
     os.environ.setdefault("FRAUD_TRAINING_SAMPLE_RATE", "1")
+    from shared.adapters.pseudonym_key import ensure_local_key
+
+    key_file = ensure_local_key(os.environ, ROOT)  # the profiles' and webhook's pseudonym key (docs/DATA.md)
 
     from shared.composition import app_services
     from tools.local_host import serve_in_background
@@ -299,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args.data_dir)
     maturity = services.config.label_maturity_days
     live_days = int(np.ceil(maturity)) + 2  # a matured window, the days between, and a fresh one
+    if key_file is not None:
+        say(f"pseudonym key: {key_file} (created with 32 random bytes when missing)")
     say(f"simulating {args.customers} customers over {args.days} days (seed {args.seed}); the last {live_days} "
         f"(label maturity {maturity:g} days + 2) are streamed")
     history, live = simulate(folder, args.customers, args.days, args.seed, live_days)
@@ -306,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_shadow(services, history, folder)
     say("backfilling customer profiles from the history")
     history_data = read_labelled_csv(history)
-    counts = write_profiles(services.profiles, build_profiles(history_data.transactions))
+    counts = write_profiles(services.profiles, build_profiles(history_data.transactions, services.profiles.new_profile))
     say(f"  {counts['written']} written, {counts['kept']} already present")
     merchants, as_of = build_merchant_risk(history_data, services.config.label_delay_days)
     services.merchant_store.backfill(merchants, as_of)

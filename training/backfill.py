@@ -2,8 +2,9 @@
 
     python -m training.backfill --data history.csv
 
-Replays the history through the same feature engine as serving (``CustomerProfile``)
-and writes one profile row per customer, so the first live transactions are scored
+Replays the history through the same feature engine as serving (``CustomerProfile``, with
+the profile store's keyed device pseudonyms) and writes one profile row per customer (keyed
+by the customer's pseudonym, as serving reads it), so the first live transactions are scored
 against real behaviour instead of empty profiles. Existing profiles are left alone
 unless ``--overwrite``: live scoring owns them once it has started.
 """
@@ -13,7 +14,7 @@ import argparse
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable
+from typing import Callable, Iterable
 
 from shared.domain.features import CustomerProfile, replay
 from shared.domain.merchant_risk import MerchantHistory, as_of_hour
@@ -22,12 +23,16 @@ from training.dataset import LabelledTransactions, merchant_risk_replay
 from shared.domain.transaction import Transaction
 
 
-def build_profiles(transactions: Iterable[Transaction]) -> dict[str, CustomerProfile]:
+def build_profiles(transactions: Iterable[Transaction],
+                   new_profile: Callable[[], CustomerProfile]) -> dict[str, CustomerProfile]:
+    """Each customer's profile replayed from history. ``new_profile`` is the profile store's
+    (``ProfileStore.new_profile``): its profiles key devices by the keyed device pseudonym,
+    exactly as serving's, so the stored profile holds no device id."""
     profiles: dict[str, CustomerProfile] = {}
     for txn in sorted(transactions, key=lambda t: t.epoch_seconds):
         profile = profiles.get(txn.customer_id)
         if profile is None:
-            profile = profiles[txn.customer_id] = CustomerProfile()
+            profile = profiles[txn.customer_id] = new_profile()
         profile.apply(txn)
     return profiles
 
@@ -57,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     data = read_labelled_csv(args.data)
-    profiles = build_profiles(data.transactions)
     services = app_services()
+    profiles = build_profiles(data.transactions, services.profiles.new_profile)
     counts = write_profiles(services.profiles, profiles, args.overwrite)
     histories, as_of = build_merchant_risk(data, services.config.label_delay_days)
     services.merchant_store.backfill(histories, as_of)

@@ -1,7 +1,8 @@
 """Alerts on High decisions: a Storage Queue adapter and an optional webhook.
 
 Queue messages are base64-encoded JSON (the encoding Functions' queue trigger expects),
-so a downstream function or a case-management system can consume ``fraud-alerts``.
+so a downstream function or a case-management system can consume ``fraud-alerts``; they
+carry what a case needs and no personal identifier (``DecisionRecord.alert_message``).
 The webhook (Teams-style) is posted from a small background pool with retries, off the
 decision's critical path.
 """
@@ -17,6 +18,7 @@ from typing import Any
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from shared.adapters.storage_account import create_if_missing
 from shared.domain.decision_record import DecisionRecord
+from shared.domain.pseudonym import Pseudonyms
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +54,23 @@ class AlertQueue:
 
 
 class AlertWebhook:
-    """POST alerts to a webhook with bounded retries, in the background."""
+    """POST alerts to a webhook with bounded retries, in the background.
 
-    def __init__(self, url: str, attempts: int = 4, timeout: float = 5.0) -> None:
+    The webhook leaves the bank (a Teams channel): its card names the customer by their keyed
+    pseudonym only (``DecisionRecord.webhook_message``), never a raw customer or device id."""
+
+    def __init__(self, url: str, pseudonyms: Pseudonyms, attempts: int = 4, timeout: float = 5.0) -> None:
         self.url = url
+        self.pseudonyms = pseudonyms
         self.attempts = attempts
         self.timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="alert-webhook")
 
     def _card(self, record: DecisionRecord) -> bytes:
-        message = record.alert_message()
+        message = record.webhook_message(self.pseudonyms.customer(record.customer_id))
         reasons = "; ".join(message["reasons"])
         text = (f"**{message['risk_level']} risk** transaction {message['transaction_id']} of customer "
-                f"{message['customer_id']}: {message['transaction_amount']:,.2f} {message['currency'] or ''}, "
-                f"score {message['fraud_score']:.2f}, action {message['action']}. {reasons}")
+                f"{message['customer_pseudonym']}: score {message['fraud_score']:.2f}, action {message['action']}. {reasons}")
         return json.dumps({"text": text, "alert": message}).encode()
 
     def post_now(self, record: DecisionRecord) -> bool:

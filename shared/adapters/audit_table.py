@@ -6,7 +6,11 @@ separate key ranges, which Table Storage can serve from different partition serv
 the hour first, every current write lands at the end of one range: the "append only"
 anti-pattern). A time range is read as one range query per shard. ``FRAUD_AUDIT_SHARDS`` may
 be raised, never lowered: reads look in the shards the setting names.
-RowKey is the transaction id: writes are upserts, so a repeated write changes nothing.
+RowKey is the transaction id. A decision is written once: its row and its id-index row are
+created, never replaced (``create_grouped``), so a second write of the same transaction id —
+a redelivery, a repair after a lost write, or a forged write with another score — changes
+nothing that was stored. The label join merges its own columns (``set_labels``: the current
+label, derived from the label history) onto the row and never writes a decision field.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from shared.domain.decision_record import DecisionRecord
 from shared.service.fanout import RequestFanout
 from shared.service.ports import ScoredElsewhere
 from shared.domain.decision_record import index_decision_fields, scored_elsewhere_fields
-from shared.adapters.tables import delete_grouped, read_entity, shard_of, upsert_grouped
+from shared.adapters.tables import create_grouped, delete_grouped, read_entity, shard_of, upsert_grouped
 from shared.adapters.storage_account import create_if_missing
 
 def hour_key(moment: datetime) -> str:
@@ -56,7 +60,9 @@ class AuditLog:
         create_if_missing(self._table.create_table)
 
     def write(self, records: Iterable[DecisionRecord]) -> int:
-        """Upsert decisions (entity fields: ``DecisionRecord.audit_fields``); batched per partition."""
+        """Create the decisions' rows and id-index rows that do not exist yet (entity fields:
+        ``DecisionRecord.audit_fields``), batched per partition; an existing row is never
+        touched, whatever the new content. Returns the number of entities created."""
         entities: list[dict[str, Any]] = []
         for record in records:
             fields = record.audit_fields()
@@ -69,8 +75,7 @@ class AuditLog:
                 "event_time": entity["event_time"].isoformat(), "merchant_id": entity["merchant_id"],
                 **index_decision_fields(record),
             })
-        # MERGE keeps a label already joined if a decision is written again.
-        return upsert_grouped(self._table, entities, self._fanout.map)
+        return create_grouped(self._table, entities, self._fanout.map)
 
     def read(self, start: datetime, end: datetime, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every decision whose event time is in [start, end): per shard, one range scan over

@@ -1,9 +1,19 @@
 """Customer profiles in Table Storage, applied exactly once (a Table Storage adapter).
 
-One partition per customer (PartitionKey = customer id):
+One partition per customer (PartitionKey = the customer's keyed pseudonym, ``cu_...``:
+``shared.domain.pseudonym``; the raw customer id is not stored in this table):
 
-* RowKey ``profile``        the ``CustomerProfile`` state (JSON) and counters;
-* RowKey ``txn:<id>``       one row per applied transaction, holding its decision.
+* RowKey ``profile``        the ``CustomerProfile`` state (JSON) and counters; its device map
+                            is keyed by the device's keyed pseudonym (``dv_...``);
+* RowKey ``txn:<id>``       one row per applied transaction, holding its decision (the
+                            decision document without the customer id, which the caller
+                            names when reading it back, and with the device id as its
+                            keyed pseudonym: ``applied`` puts back an arriving device id
+                            whose pseudonym it is; ``recent_transactions`` shows pseudonyms).
+
+Callers speak of customers by their id; this adapter alone turns it into the partition key.
+Retention's listings (``expired_transactions``, ``inactive_profiles``) name partitions by
+their keys (pseudonyms), which the matching deletions take back.
 
 A commit is one entity-group transaction: the profile row (``create`` for a new
 customer, else ``update`` with the ETag read) plus a ``create`` of every transaction row.
@@ -16,14 +26,17 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
 from shared.domain.decision_record import DecisionRecord
 from shared.domain.features import CustomerProfile
+from shared.domain.pseudonym import Pseudonyms
+from shared.domain.transaction import Transaction
 from shared.service.ports import MAX_TXNS_PER_COMMIT, CommitConflict, StoredProfile
 from shared.adapters.tables import BatchRejected, delete_grouped, delete_if_present, query_row_keys, read_entity, submit_batch
 from shared.adapters.storage_account import create_if_missing
@@ -84,27 +97,45 @@ class ProfileStore:
     # When a row is written (``updated_at``, ``applied_at``): what retention reads; tests set it.
     clock: Callable[[], datetime] = staticmethod(_utc_now)
 
-    def __init__(self, table_client: Any, cache_size: int = 0) -> None:
+    def __init__(self, table_client: Any, cache_size: int = 0, *, pseudonyms: Pseudonyms) -> None:
         self._table = table_client
-        self.cache = ProfileCache(cache_size)
+        self.cache = ProfileCache(cache_size)  # by partition key
+        self.pseudonyms = pseudonyms
+
+    def partition_of(self, customer_id: str) -> str:
+        """The customer's partition key: their keyed pseudonym."""
+        return self.pseudonyms.customer(customer_id)
+
+    def _profile(self, state: str | None) -> CustomerProfile:
+        device_key = self.pseudonyms.device
+        return CustomerProfile(device_key=device_key) if state is None else CustomerProfile.from_json(state, device_key)
 
     def ensure_table(self) -> None:
         create_if_missing(self._table.create_table)
 
     def load(self, customer_id: str) -> StoredProfile:
-        cached = self.cache.get(customer_id)
+        partition = self.partition_of(customer_id)
+        cached = self.cache.get(partition)
         if cached is not None:
-            return StoredProfile(customer_id, CustomerProfile.from_json(cached[0]), cached[1])
-        found = read_entity(self._table, customer_id, PROFILE_ROW)
+            return StoredProfile(customer_id, self._profile(cached[0]), cached[1])
+        found = read_entity(self._table, partition, PROFILE_ROW)
         if found is None:
-            return StoredProfile(customer_id, CustomerProfile(), None)
+            return StoredProfile(customer_id, self._profile(None), None)
         entity, etag = found
-        return StoredProfile(customer_id, CustomerProfile.from_json(entity["state"]), etag)
+        return StoredProfile(customer_id, self._profile(entity["state"]), etag)
 
-    def applied(self, customer_id: str, transaction_ids: Iterable[str]) -> dict[str, DecisionRecord]:
-        """The stored decisions of those transactions already applied."""
-        rows = query_row_keys(self._table, customer_id, (txn_row_key(t) for t in transaction_ids))
-        return {entity["RowKey"][len(TXN_PREFIX):]: _decision(entity) for entity in rows}
+    def applied(self, customer_id: str, transaction_ids: Iterable[str],
+                arriving: Mapping[str, Transaction] | None = None) -> dict[str, DecisionRecord]:
+        """The stored decisions of those transactions already applied: their device id is the
+        stored pseudonym, or the ``arriving`` transaction's device id when that is its pseudonym."""
+        rows = query_row_keys(self._table, self.partition_of(customer_id), (txn_row_key(t) for t in transaction_ids))
+        found = {entity["RowKey"][len(TXN_PREFIX):]: _decision(entity, customer_id) for entity in rows}
+        for txn_id, record in (found.items() if arriving else ()):
+            txn = arriving.get(txn_id)
+            stored_device = record.transaction.device_id
+            if txn is not None and txn.device_id and stored_device == self.pseudonyms.device(txn.device_id):
+                found[txn_id] = replace(record, transaction=replace(record.transaction, device_id=txn.device_id))
+        return found
 
     def commit(self, stored: StoredProfile, decisions: Sequence[DecisionRecord]) -> None:
         """Write the updated profile and the new transactions' rows atomically (at most 99).
@@ -114,8 +145,9 @@ class ProfileStore:
         if not 0 < len(decisions) <= MAX_TXNS_PER_COMMIT:
             raise ValueError(f"a commit takes 1-{MAX_TXNS_PER_COMMIT} transactions, got {len(decisions)}")
         now = self.clock()
+        partition = self.partition_of(stored.customer_id)
         profile_entity = {
-            "PartitionKey": stored.customer_id,
+            "PartitionKey": partition,
             "RowKey": PROFILE_ROW,
             "state": stored.profile.to_json(),
             "history_count": stored.profile.history_count,
@@ -127,16 +159,16 @@ class ProfileStore:
             operations = [("update", profile_entity, {"etag": stored.etag})]
         for record in decisions:
             operations.append(("create", {
-                "PartitionKey": stored.customer_id,
+                "PartitionKey": partition,
                 "RowKey": txn_row_key(record.transaction_id),
-                "decision": json.dumps(record.document(), separators=(",", ":")),
+                "decision": self._stored_document(record),
                 "alert_state": "pending" if record.alert else "none",
                 "applied_at": now,
             }))
         try:
             etags = submit_batch(self._table, operations)
         except HttpResponseError as exc:  # TableTransactionError is one
-            self.cache.evict(stored.customer_id)
+            self.cache.evict(partition)
             # 409: a transaction row exists; 412: the profile changed; 404: the profile was
             # removed (retention) since it was read. Each time the re-read starts afresh.
             removed = exc.status_code == 404 and "TableNotFound" not in str(exc)
@@ -144,15 +176,33 @@ class ProfileStore:
                 raise CommitConflict(str(exc).splitlines()[0]) from None
             raise
         except Exception:
-            self.cache.evict(stored.customer_id)
+            self.cache.evict(partition)
             raise
         etag = etags[0]
         if etag:
-            self.cache.put(stored.customer_id, profile_entity["state"], etag)
+            self.cache.put(partition, profile_entity["state"], etag)
+
+    def _stored_document(self, record: DecisionRecord) -> str:
+        """The decision document as a ``txn:`` row keeps it: without the raw customer id (the
+        partition names the customer), the device id as its keyed pseudonym."""
+        document = record.document()
+        del document["customer_id"]
+        if document.get("device_id"):
+            document["device_id"] = self.pseudonyms.device(document["device_id"])
+        return json.dumps(document, separators=(",", ":"))
+
+    def new_profile(self) -> CustomerProfile:
+        """An empty profile keyed as this store keys devices (for the backfill to fill)."""
+        return self._profile(None)
 
     def backfill(self, customer_id: str, profile: CustomerProfile, overwrite: bool = False) -> bool:
-        """Store a profile built from history; an existing one is kept unless overwrite."""
-        entity = {"PartitionKey": customer_id, "RowKey": PROFILE_ROW, "state": profile.to_json(),
+        """Store a profile built from history; an existing one is kept unless overwrite. The
+        profile must key its devices by this store's device pseudonyms (``new_profile``):
+        one built with another key function would store unkeyed device hashes, and is refused."""
+        if profile.device_key != self.pseudonyms.device:
+            raise ValueError("a backfilled profile must key its devices by the store's device pseudonyms "
+                             "(build it from ProfileStore.new_profile())")
+        entity = {"PartitionKey": self.partition_of(customer_id), "RowKey": PROFILE_ROW, "state": profile.to_json(),
                   "history_count": profile.history_count, "updated_at": self.clock()}
         if overwrite:
             self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
@@ -165,14 +215,15 @@ class ProfileStore:
 
     def pending_alert(self, customer_id: str, transaction_id: str) -> bool:
         try:
-            entity = self._table.get_entity(customer_id, txn_row_key(transaction_id), select=["alert_state"])
+            entity = self._table.get_entity(self.partition_of(customer_id), txn_row_key(transaction_id),
+                                            select=["alert_state"])
         except ResourceNotFoundError:
             return False
         return entity.get("alert_state") == "pending"
 
     def mark_alert_sent(self, customer_id: str, transaction_id: str) -> None:
         self._table.update_entity(
-            {"PartitionKey": customer_id, "RowKey": txn_row_key(transaction_id), "alert_state": "sent"},
+            {"PartitionKey": self.partition_of(customer_id), "RowKey": txn_row_key(transaction_id), "alert_state": "sent"},
             mode=UpdateMode.MERGE,
         )
 
@@ -180,17 +231,17 @@ class ProfileStore:
         """A customer's latest decisions (for analysts), newest first."""
         rows = self._table.query_entities(
             "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-            parameters={"pk": customer_id, "lo": TXN_PREFIX, "hi": TXN_PREFIX[:-1] + chr(ord(":") + 1)},
+            parameters={"pk": self.partition_of(customer_id), "lo": TXN_PREFIX, "hi": TXN_PREFIX[:-1] + chr(ord(":") + 1)},
             select=["decision"],
         )
-        records = [_decision(r) for r in rows]
+        records = [_decision(r, customer_id) for r in rows]
         records.sort(key=lambda r: r.transaction.timestamp, reverse=True)
         return records[:limit]
 
 
     # -- retention ------------------------------------------------------------------------
     def expired_transactions(self, before: datetime, limit: int) -> list[tuple[str, str]]:
-        """Keys (customer id, ``txn:`` row key) of transaction rows applied before ``before``,
+        """Keys (partition key, ``txn:`` row key) of transaction rows applied before ``before``,
         whatever the customer: one filtered scan of the table selecting only the keys."""
         rows = self._table.query_entities(
             "RowKey ge @lo and RowKey lt @hi and applied_at lt @before",
@@ -204,7 +255,7 @@ class ProfileStore:
         return delete_grouped(self._table, keys)
 
     def inactive_profiles(self, before: datetime, limit: int) -> list[tuple[str, str]]:
-        """(customer id, ETag) of profile rows last written before ``before``."""
+        """(partition key, ETag) of profile rows last written before ``before``."""
         rows = self._table.query_entities(
             "RowKey eq @profile and updated_at lt @before",
             parameters={"profile": PROFILE_ROW, "before": before.astimezone(timezone.utc)},
@@ -216,10 +267,10 @@ class ProfileStore:
         who transacted since keeps the profile. A scoring process still holding the removed
         profile fails its commit's condition and re-reads (``CommitConflict``)."""
         removed = 0
-        for customer_id, etag in profiles:
-            self.cache.evict(customer_id)
+        for partition, etag in profiles:
+            self.cache.evict(partition)
             try:
-                removed += delete_if_present(self._table, {"PartitionKey": customer_id, "RowKey": PROFILE_ROW}, etag)
+                removed += delete_if_present(self._table, {"PartitionKey": partition, "RowKey": PROFILE_ROW}, etag)
             except BatchRejected as exc:
                 if exc.status_code != 412:
                     raise
@@ -235,5 +286,6 @@ def _first(items: Iterable[tuple[str, str]], limit: int) -> list[tuple[str, str]
     return out
 
 
-def _decision(entity: dict[str, Any]) -> DecisionRecord:
-    return DecisionRecord.from_document(json.loads(entity["decision"]))
+def _decision(entity: dict[str, Any], customer_id: str) -> DecisionRecord:
+    """A ``txn:`` row's decision, of the customer whose partition it was read from."""
+    return DecisionRecord.from_document({**json.loads(entity["decision"]), "customer_id": customer_id})

@@ -208,6 +208,58 @@ def upsert_grouped(table_client: Any, entities: Iterable[Mapping[str, Any]],
     return sum(map_chunks(write, chunks) if map_chunks is not None else map(write, chunks))
 
 
+CREATE_ATTEMPTS = 5
+
+
+def _existing_row_keys(table_client: Any, partition_key: str, row_keys: list[str]) -> set[str]:
+    """Which of ``row_keys`` exist in the partition: OR-filtered queries selecting the keys only."""
+    found: set[str] = set()
+    for start in range(0, len(row_keys), ROW_KEYS_PER_QUERY):
+        chunk = row_keys[start:start + ROW_KEYS_PER_QUERY]
+        params = {"pk": partition_key, **{f"r{i}": k for i, k in enumerate(chunk)}}
+        rows = " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk)))
+        found.update(row["RowKey"] for row in table_client.query_entities(
+            f"PartitionKey eq @pk and ( {rows} )", parameters=params, select=["RowKey"]))
+    return found
+
+
+def create_grouped(table_client: Any, entities: Iterable[Mapping[str, Any]],
+                   map_chunks: Callable[[Callable[[list], int], list[list]], list[int]] | None = None) -> int:
+    """Create entities that do not exist yet, never touching one that does (write-once rows).
+
+    Grouped by partition, at most ``MAX_OPERATIONS`` per entity-group transaction of
+    ``create`` operations: a fresh group is one round trip. A transaction fails whole on one
+    existing entity (409), so then the group's existing row keys are looked up (one query per
+    ``ROW_KEYS_PER_QUERY`` keys) and only the missing entities are created; a writer racing
+    in between makes that repeat (at most ``CREATE_ATTEMPTS`` times). Within one call, the
+    first entity of a key wins. Returns the number of entities created by this call."""
+    by_partition: dict[str, dict[str, Mapping[str, Any]]] = defaultdict(dict)
+    for entity in entities:
+        by_partition[entity["PartitionKey"]].setdefault(entity["RowKey"], entity)
+    chunks = [list(group.values())[start:start + MAX_OPERATIONS] for group in by_partition.values()
+              for start in range(0, len(group), MAX_OPERATIONS)]
+
+    def create(chunk: list) -> int:
+        todo = chunk
+        for _ in range(CREATE_ATTEMPTS):
+            try:
+                submit_batch(table_client, [("create", e) for e in todo])
+                return len(todo)
+            except BatchRejected as exc:
+                if exc.status_code != 409:
+                    raise
+            existing = _existing_row_keys(table_client, todo[0]["PartitionKey"], [e["RowKey"] for e in todo])
+            missing = [e for e in todo if e["RowKey"] not in existing]
+            if not missing:  # a transaction fails whole: nothing was created by this call
+                return 0
+            if len(missing) == len(todo):  # refused, yet none exists: not a conflict of ours
+                raise BatchRejected(409, "transaction refused with 409 although none of its entities exists", None)
+            todo = missing
+        raise BatchRejected(409, f"entities kept appearing under {CREATE_ATTEMPTS} create attempts", None)
+
+    return sum(map_chunks(create, chunks) if map_chunks is not None else map(create, chunks))
+
+
 def delete_grouped(table_client: Any, keys: Iterable[tuple[str, str]],
                    map_chunks: Callable[[Callable[[list], int], list[list]], list[int]] | None = None) -> int:
     """Delete entities by (PartitionKey, RowKey) as entity-group transactions: grouped by

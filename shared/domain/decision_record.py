@@ -5,7 +5,7 @@ which features. ``Delivery`` carries the facts of one delivery of a transaction
 (a duplicate, an id reused with other content, fields the schema generated) that are not
 part of the decision. This module is the one place that maps a record to each of its
 representations — the stored document (profile rows), the audit entity, the alert
-message, the HTTP body, the export row and the dashboard's alert item — so adding a field
+message and the webhook's, the HTTP body, the export row and the dashboard's alert item — so adding a field
 to the audit log is a change to this file only.
 
 A record may carry the score a shadow challenger gave the same features (``ShadowScore``).
@@ -166,25 +166,27 @@ class DecisionRecord:
             return {}
         return {"shadow_score": float(self.shadow.score), "shadow_version": self.shadow.version}
 
-    # -- the alert queue's message ----------------------------------------------------------
+    # -- the alert queue's message and the webhook's (docs/DATA.md) ------------------------
     def alert_message(self) -> dict[str, Any]:
+        """The alert queue's message: what an analyst's case tool needs to open a case, no more.
+        No customer, device or merchant id and no amount: the tool reads those, for the analysts
+        allowed to see them, from the audit log by ``transaction_id`` (the bank's record)."""
         txn = self.transaction
         return {
             "transaction_id": txn.transaction_id,
-            "customer_id": txn.customer_id,
-            "transaction_amount": txn.transaction_amount,
-            "currency": txn.currency,
+            "timestamp": txn.timestamp.isoformat(),
             "fraud_score": self.fraud_score,
             "risk_level": self.verdict.risk_level,
             "action": self.verdict.action,
             "reasons": list(self.verdict.reasons),
             "rules_fired": list(self.verdict.rules_fired),
             "model_version": self.model_version,
-            "timestamp": txn.timestamp.isoformat(),
-            "channel": txn.channel,
-            "merchant_id": txn.merchant_id,
-            "device_id": txn.device_id,
         }
+
+    def webhook_message(self, customer_pseudonym: str) -> dict[str, Any]:
+        """What the webhook sends out of the bank: the alert message and the customer's keyed
+        pseudonym (so a channel can tell one customer's alerts together), never a raw id."""
+        return {**self.alert_message(), "customer_pseudonym": customer_pseudonym}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,13 @@ Windows are exact to the bucket width: "last hour" means the current 5-minute bu
 the 11 before it.
 
 Devices, merchants, categories, channels and countries are kept as bounded
-most-recently-used maps of short hashes (the raw ids are not stored in the profile).
+most-recently-used maps (the raw device and merchant ids are not stored in the profile).
+A device is keyed by ``CustomerProfile.device_key`` of its id: the profile store sets that to
+the keyed device pseudonym (``shared.domain.pseudonym``), so a stored profile holds no device
+id nor an unkeyed hash of one; a profile replayed in memory only (training) keeps the
+default short hash. Features only ever compare the keys, and a full map evicts the least
+recently seen entry, ties going to the one seen first (not to a key's spelling), so the
+features are the same whichever key function a profile uses.
 
 Counters that only grow (``history_count``, ``device_age_days``) are capped
 (``HISTORY_CAP``, ``DEVICE_AGE_CAP_DAYS``): past the cap they say nothing more about
@@ -34,7 +40,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -235,8 +241,8 @@ def _touch(mru: dict[str, list[float]], key: str, t: float, limit: int) -> None:
     """Record key seen at t in a bounded map key -> [first_seen, last_seen]."""
     seen = mru.get(key)
     if seen is None:
-        if len(mru) >= limit:
-            oldest = min(mru, key=lambda k: (mru[k][1], k))
+        if len(mru) >= limit:  # the least recently seen goes; of equals, the first inserted (min keeps the first)
+            oldest = min(mru, key=lambda k: mru[k][1])
             del mru[oldest]
         mru[key] = [t, t]
     else:
@@ -259,6 +265,8 @@ class CustomerProfile:
     categories: dict[str, list[float]] = field(default_factory=dict)
     countries: dict[str, list[float]] = field(default_factory=dict)
     channels: dict[str, list[float]] = field(default_factory=dict)
+    # How a device id becomes its key in ``devices``: not stored, set by whoever loads the profile.
+    device_key: Callable[[str], str] = field(default=short_hash, repr=False, compare=False)
 
     def apply(self, txn: Transaction) -> None:
         """Fold one transaction into the profile (O(1))."""
@@ -271,7 +279,7 @@ class CustomerProfile:
             self.last_seen = t
         self.hours[txn.timestamp.hour] += 1
         if txn.device_id:
-            _touch(self.devices, short_hash(txn.device_id), t, MAX_DEVICES)
+            _touch(self.devices, self.device_key(txn.device_id), t, MAX_DEVICES)
         if txn.merchant_id:
             _touch(self.merchants, short_hash(txn.merchant_id), t, MAX_MERCHANTS)
         if txn.merchant_category:
@@ -298,7 +306,7 @@ class CustomerProfile:
         return json.dumps(state, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str) -> "CustomerProfile":
+    def from_json(cls, text: str, device_key: Callable[[str], str] = short_hash) -> "CustomerProfile":
         state = json.loads(text)
         if state.get("v") not in (2, FEATURE_DEFINITION_VERSION):  # version 2 reads as 3 without channels
             raise ValueError(f"profile version {state.get('v')} is not {FEATURE_DEFINITION_VERSION}")
@@ -313,6 +321,7 @@ class CustomerProfile:
             categories=state["cat"],
             countries=state["cty"],
             channels=state.get("chn", {}),
+            device_key=device_key,
         )
 
 
@@ -361,7 +370,7 @@ def transaction_features(profile: CustomerProfile, txn: Transaction,
     else:
         hour_share = MISSING
 
-    device_key = short_hash(txn.device_id) if txn.device_id else None
+    device_key = profile.device_key(txn.device_id) if txn.device_id else None
     device_seen = profile.devices.get(device_key) if device_key else None
     horizon = t - 30 * DAY
     distinct_devices = sum(1 for first, last in profile.devices.values() if last >= horizon)

@@ -16,6 +16,7 @@ from shared.domain.features import CustomerProfile
 from shared.domain.labels import Label
 from shared.domain.model import FraudModel, ModelArtifact
 from shared.domain.monitoring_aggregate import LabelledDecision
+from shared.domain.transaction import Transaction
 
 
 class StalePointer(Exception):
@@ -68,8 +69,12 @@ class ProfilePort(Protocol):
 
     def load(self, customer_id: str) -> StoredProfile: ...
 
-    def applied(self, customer_id: str, transaction_ids: Iterable[str]) -> dict[str, DecisionRecord]:
-        """The decisions of those transactions already applied to the customer's profile."""
+    def applied(self, customer_id: str, transaction_ids: Iterable[str],
+                arriving: Mapping[str, Transaction] | None = None) -> dict[str, DecisionRecord]:
+        """The decisions of those transactions already applied to the customer's profile. A store
+        may keep a decision's device id as its keyed pseudonym: given the ``arriving``
+        transactions (by id), it puts back the arriving device id where its pseudonym is the
+        stored one, so a true redelivery compares equal field by field."""
 
     def commit(self, stored: StoredProfile, records: Sequence[DecisionRecord]) -> None:
         """The updated profile and the new transactions' decisions, atomically; at most 99.
@@ -83,7 +88,8 @@ class ProfilePort(Protocol):
 
 
 class AuditPort(Protocol):
-    """Every decision, for analysts, monitoring and retraining; writes are idempotent upserts."""
+    """Every decision, for analysts, monitoring and retraining; a decision is written once
+    (a second write of the same transaction id changes nothing stored)."""
 
     def write(self, records: Iterable[DecisionRecord]) -> int: ...
 

@@ -232,7 +232,7 @@ class FraudScoringService:
         if elsewhere is None:
             elsewhere = lookup.result()
         decided = [pending.decided[t] for t in first_seen if t not in elsewhere]
-        self.audit.write([d.record for d in decided])  # idempotent upserts, also for duplicates (repairs a lost write)
+        self.audit.write([d.record for d in decided])  # written once: a duplicate creates only what a lost write left missing
         for outlet in self.outlets:
             outlet.record(decided)
         self._alert(decided)
@@ -315,8 +315,11 @@ class FraudScoringService:
             else:
                 pending.conflicts[customer] += 1
                 if pending.conflicts[customer] > self.max_conflicts:
-                    raise ScoringContention(f"customer {customer}: profile kept changing over {self.max_conflicts} attempts")
-                already = self.profiles.applied(customer, [t.transaction_id for t in left])
+                    # named by its transactions, not the customer id: the message reaches the logs (docs/DATA.md)
+                    raise ScoringContention(f"a customer's profile kept changing over {self.max_conflicts} attempts "
+                                            f"(transactions {', '.join(t.transaction_id for t in left[:5])})")
+                already = self.profiles.applied(customer, [t.transaction_id for t in left],
+                                                {t.transaction_id: t for t in left})
                 for txn_id, record in already.items():
                     pending.decided[txn_id] = Delivery(record, duplicate=True)
                 left[:] = [t for t in left if t.transaction_id not in already]

@@ -12,7 +12,8 @@ class TestProfileTable(ProfileContract):
     def store(self, services, request):
         from shared.adapters.profile_table import ProfileStore
 
-        return ProfileStore(services.table_service.get_table_client(services.config.profile_table), cache_size=request.param)
+        return ProfileStore(services.table_service.get_table_client(services.config.profile_table), cache_size=request.param,
+                            pseudonyms=services.pseudonyms)
 
 
 class TestAuditTable(AuditContract):
@@ -84,7 +85,8 @@ class TestProfileTableRetention(ProfileRetentionContract):
     def store(self, services, request):
         from shared.adapters.profile_table import ProfileStore
 
-        return ProfileStore(services.table_service.get_table_client(services.config.profile_table), cache_size=request.param)
+        return ProfileStore(services.table_service.get_table_client(services.config.profile_table), cache_size=request.param,
+                            pseudonyms=services.pseudonyms)
 
 
 class TestAggregateTableRetention(HourlyRowsRetentionContract):

@@ -89,11 +89,12 @@ def seed(services, now: datetime) -> dict[str, set]:
     from shared.adapters.audit_table import index_partition
     from shared.adapters.label_table import label_partition
 
+    gone, active = services.pseudonyms.customer("GONE"), services.pseudonyms.customer("ACTIVE")  # the partition keys
     return {
         "audit": {(services.audit.locate([r.transaction_id])[r.transaction_id].audit_pk, r.transaction_id) for r in old}
         | {(index_partition(r.transaction_id), r.transaction_id) for r in old},
         "labels": {(label_partition(f"LOLD{i}"), f"LOLD{i}") for i in range(30)},
-        "profiles": {("GONE", "profile"), ("ACTIVE", "txn:A-old")} | {("GONE", f"txn:G{i}") for i in range(100)},
+        "profiles": {(gone, "profile"), (active, "txn:A-old")} | {(gone, f"txn:G{i}") for i in range(100)},
         "aggregates": {(hour, p) for hour in old_hours for p in ("proc-a", "proc-b")},
         "dead_letters": {letters[40], letters[32]},
     }

@@ -108,6 +108,17 @@ def test_a_reused_transaction_id_with_other_content_is_a_409_naming_the_field(pu
     assert services.profiles.load("C2").profile.history_count == 0
 
 
+def test_a_reused_transaction_id_from_another_device_is_a_409_though_profiles_keep_only_pseudonyms(published, services):
+    first = call(score_http, http_post("score", transaction(7, device_id="Dev-A")))
+    assert first.status_code == 200
+    same = call(score_http, http_post("score", transaction(7, device_id="Dev-A")))
+    assert same.status_code == 200 and json.loads(same.get_body())["duplicate"] is True
+    other = score_http(http_post("score", transaction(7, device_id="Dev-B")))
+    assert other.status_code == 409
+    problem = json.loads(other.get_body())["errors"][0]["problem"]
+    assert "device_id" in problem and "Dev-" not in problem
+
+
 def test_health_reports_model_and_storage(published):
     response = call(health_http, http_get("health"))
     body = assert_matches(response, "/health", "get")

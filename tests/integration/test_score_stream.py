@@ -143,3 +143,28 @@ def test_a_shadow_scores_every_event_into_the_audit_log_and_survives_a_champion_
     (last,) = [r for r in audit_rows(services) if r["RowKey"] == "T200"]
     assert last["model_version"] == champion.version and "shadow_score" not in last
     assert app_services().shadow_manifest() is None
+
+
+def test_profiles_and_alerts_hold_pseudonyms_never_raw_customer_or_device_ids(published, services, every_decision_high):
+    from shared.domain.pseudonym import is_pseudonym
+
+    bodies = [transaction(i, customer="Cust-Ada", device_id=f"Dev-{i % 2}-phone") for i in range(4)]
+    score_stream(event_hub_batch(bodies))
+    table = services.table_service.get_table_client(services.config.profile_table)
+    entities = [dict(e) for e in table.list_entities()]
+    pseudonym = services.pseudonyms.customer("Cust-Ada")
+    assert {e["PartitionKey"] for e in entities} == {pseudonym} and len(entities) == 5  # the profile and 4 txn rows
+    stored = json.dumps(entities, default=str)
+    assert "Cust-Ada" not in stored and "phone" not in stored  # neither as keys nor inside the stored decisions
+    state = json.loads(next(e for e in entities if e["RowKey"] == "profile")["state"])
+    assert sorted(state["dev"]) == sorted({services.pseudonyms.device("Dev-0-phone"), services.pseudonyms.device("Dev-1-phone")})
+    assert all(is_pseudonym(k, "device") for k in state["dev"])
+    # read back through the store, by the customer's id: the decisions name the customer again
+    assert {r.customer_id for r in services.profiles.recent_transactions("Cust-Ada")} == {"Cust-Ada"}
+    assert services.profiles.load("Cust-Ada").profile.history_count == 4
+    # a redelivery is still recognised (same partition, same rows) and changes nothing
+    score_stream(event_hub_batch(bodies))
+    assert len(list(table.list_entities())) == 5
+    alerts = services.alerts.receive_all()
+    assert sorted(a["transaction_id"] for a in alerts) == ["T0", "T1", "T2", "T3"]
+    assert "Cust-Ada" not in json.dumps(alerts) and "phone" not in json.dumps(alerts)

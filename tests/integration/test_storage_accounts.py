@@ -91,8 +91,9 @@ def test_a_scored_batch_goes_to_the_data_account_and_each_profile_to_its_own_acc
     table = services.config.profile_table
     held = {DATA: partitions_in(azurite, DATA, table), PROFILES_2: partitions_in(azurite, PROFILES_2, table)}
     assert held[DATA] and held[PROFILES_2] and not held[DATA] & held[PROFILES_2]
-    assert held[DATA] | held[PROFILES_2] == set(customers)
-    assert all(c in held[(DATA, PROFILES_2)[account_of(c, 2)]] for c in customers)
+    pseudonym = services.pseudonyms.customer  # partitions are the customers' keyed pseudonyms
+    assert held[DATA] | held[PROFILES_2] == {pseudonym(c) for c in customers}
+    assert all(pseudonym(c) in held[(DATA, PROFILES_2)[account_of(pseudonym(c), 2)]] for c in customers)
     assert not {services.config.audit_table, table} & tables_in(azurite, HOST)
 
     # a new process (another instance, the dashboard) finds every customer where it was written

@@ -64,3 +64,51 @@ def test_point_read_returns_properties_and_the_etag(table):
     entity, read_etag = read_entity(table, "C@1", "profile")
     assert entity["state"] == "{}" and entity["n"] == 3 and read_etag == etag
     assert read_entity(table, "C@1", "missing") is None
+
+
+def test_create_grouped_creates_only_what_is_missing_and_never_replaces(table):
+    from shared.adapters.tables import create_grouped
+
+    assert create_grouped(table, [{"PartitionKey": "A", "RowKey": f"r{i}", "v": "first"} for i in range(0, 120, 2)]) == 60
+    # 120 rows of one partition: two transactions, each with existing rows; a second partition is fresh
+    again = [{"PartitionKey": "A", "RowKey": f"r{i}", "v": "second"} for i in range(120)]
+    fresh = [{"PartitionKey": "B", "RowKey": "r0", "v": "second"}]
+    assert create_grouped(table, again + fresh) == 61
+    values = {e["RowKey"]: e["v"] for e in table.query_entities("PartitionKey eq 'A'")}
+    assert len(values) == 120
+    assert all(values[f"r{i}"] == ("first" if i % 2 == 0 else "second") for i in range(120))
+    assert table.get_entity("B", "r0")["v"] == "second"
+    assert create_grouped(table, again) == 0  # everything exists: nothing written, nothing raised
+
+
+def test_create_grouped_keeps_the_first_entity_of_a_key_within_one_call(table):
+    from shared.adapters.tables import create_grouped
+
+    assert create_grouped(table, [{"PartitionKey": "K", "RowKey": "x", "v": 1}, {"PartitionKey": "K", "RowKey": "x", "v": 2}]) == 1
+    assert table.get_entity("K", "x")["v"] == 1
+
+
+def test_create_grouped_is_one_round_trip_per_fresh_group_and_few_on_a_conflict(services, table):
+    """Requests counted on the wire (a real transport that counts what it sends to Azurite)."""
+    from azure.core.pipeline.transport import RequestsTransport
+    from azure.data.tables import TableClient
+
+    from shared.adapters.tables import ROW_KEYS_PER_QUERY, create_grouped
+
+    sent = []
+
+    class CountingTransport(RequestsTransport):
+        def send(self, request, **kwargs):
+            sent.append(request.method)
+            return super().send(request, **kwargs)
+
+    counted = TableClient.from_connection_string(services.env["AzureWebJobsStorage"], table.table_name,
+                                                 transport=CountingTransport())
+    fresh = [{"PartitionKey": "P", "RowKey": f"r{i:03d}"} for i in range(40)] + [{"PartitionKey": "Q", "RowKey": "r0"}]
+    assert create_grouped(counted, fresh) == 41
+    assert sent == ["POST", "POST"]  # one entity-group transaction per partition
+    sent.clear()
+    again = [{"PartitionKey": "P", "RowKey": f"r{i:03d}"} for i in range(45)]  # 40 exist, 5 are new
+    assert create_grouped(counted, again) == 5
+    # the refused transaction, the existence queries (row keys OR-ed, 15 a query), the creates of the missing
+    assert sent == ["POST"] + ["GET"] * -(-45 // ROW_KEYS_PER_QUERY) + ["POST"]

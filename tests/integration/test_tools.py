@@ -97,6 +97,13 @@ def test_high_alerts_reach_the_webhook(published, services, monkeypatch):
     server.shutdown()
     assert len(received) == 1 and received[0]["alert"]["transaction_id"] == "T1"
     assert "High risk" in received[0]["text"]
+    # the webhook leaves the bank: the customer's keyed pseudonym, never a raw customer or device id
+    pseudonym = app_services().pseudonyms.customer("C1")
+    assert received[0]["alert"]["customer_pseudonym"] == pseudonym and pseudonym in received[0]["text"]
+    sent = json.dumps(received[0])
+    assert '"C1"' not in sent and "customer C1" not in sent and "D1" not in sent and "12,000" not in sent
+    assert set(received[0]["alert"]) == {"transaction_id", "timestamp", "fraud_score", "risk_level", "action", "reasons",
+                                         "rules_fired", "model_version", "customer_pseudonym"}
 
 
 def test_rules_from_a_blob_raise_the_risk(published, services, monkeypatch):

@@ -6,7 +6,7 @@ from contracts import (AlertContract, AuditContract, DeadLetterContract, Decisio
                        LabelStoreContract, MerchantRiskStoreContract, ModelRegistryContract, MonitoringAggregateContract,
                        ProfileContract)
 from fakes import (FakeAlertQueue, FakeAuditLog, FakeDeadLetters, FakeDecisionArchive, FakeDecisionStaging, FakeLabelStore,
-                   FakeMerchantRiskStore, FakeModelRegistry, FakeProfiles)
+                   FakeMerchantRiskStore, FakeModelRegistry, FakeProfiles, TEST_PSEUDONYMS)
 
 
 class TestFakeProfiles(ProfileContract):
@@ -20,7 +20,7 @@ class TestFakeProfilesOverTwoAccounts(ProfileContract):
     def store(self):
         from shared.adapters.profile_accounts import ProfileAccountRouter
 
-        return ProfileAccountRouter([FakeProfiles(), FakeProfiles()])
+        return ProfileAccountRouter([FakeProfiles(), FakeProfiles()], pseudonyms=TEST_PSEUDONYMS)
 
 
 class TestFakeAuditLog(AuditContract):

@@ -42,6 +42,36 @@ def test_replay_and_incremental_serving_give_identical_float32_vectors():
     assert np.array_equal(trained, served)
 
 
+def test_serving_with_keyed_device_pseudonyms_gives_trainings_vectors_even_when_devices_are_evicted():
+    """Training replays in memory with the default key function; serving's profiles key devices by
+    the keyed pseudonym (the profile store sets it) and are stored and reloaded between
+    transactions. Many devices, several seen at the same second, overflow the device map, so
+    evictions with ties happen: the vectors must still be identical (ties go to the first seen)."""
+    from fakes import TEST_PSEUDONYMS
+
+    rng = random.Random(11)
+    t = datetime(2026, 1, 1, tzinfo=LAGOS)
+    stream = []
+    for i in range(1500):
+        if i % 3:  # two of every three transactions share the second of the one before: last-seen ties
+            t += timedelta(seconds=rng.expovariate(1 / 1800))
+        stream.append(txn(i, f"C{rng.randrange(3)}", t, 100.0 + i, device=f"phone-{rng.randrange(40)}"))
+    trained = F.replay(stream)
+    stored: dict[str, str] = {}
+    served = []
+    device_key = TEST_PSEUDONYMS.device
+    for item in stream:
+        profile = (F.CustomerProfile.from_json(stored[item.customer_id], device_key) if item.customer_id in stored
+                   else F.CustomerProfile(device_key=device_key))
+        served.append(F.features_then_record(profile, item))
+        stored[item.customer_id] = profile.to_json()
+        assert len(profile.devices) <= F.MAX_DEVICES
+    assert np.array_equal(trained, F.as_matrix(served))
+    state = "".join(stored.values())
+    assert "phone-" not in state and F.short_hash("phone-1") not in state
+    assert all(key.startswith("dv_") for text in stored.values() for key in F.CustomerProfile.from_json(text).devices)
+
+
 def test_windows_count_and_sum_by_event_time_not_wall_clock():
     base = datetime(2026, 3, 2, 10, 0, tzinfo=LAGOS)
     profile = F.CustomerProfile()

@@ -176,8 +176,9 @@ def test_a_concurrent_writer_makes_the_service_reread_and_retry(parts):
 def test_endless_contention_is_reported_not_looped(parts):
     parts["profiles"] = ConcurrentWriter(times=1000)
     service = make_service(parts, max_conflicts=3)
-    with pytest.raises(ScoringContention):
+    with pytest.raises(ScoringContention) as contention:
         service.score_events(events(transaction(1)))
+    assert "T1" in str(contention.value) and "C1" not in str(contention.value)  # logged: no customer id
 
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from shared.adapters.storage_account import (AZURITE_KEY, StorageAccount, azurite_connection_string,
                                              data_connection)
+from fakes import TEST_PSEUDONYM_KEY
 from shared.composition import AppServices
 from shared.config import FraudConfig
 
@@ -53,7 +54,7 @@ def test_an_account_key_is_not_in_the_repr():
 
 
 def test_every_store_is_built_on_the_data_account_not_the_hosts():
-    services = AppServices({"AzureWebJobsStorage": HOST, "FRAUD_DATA_STORAGE": DATA})
+    services = AppServices({"AzureWebJobsStorage": HOST, "FRAUD_DATA_STORAGE": DATA, "FRAUD_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY})
     assert services.table_service.account_name == "frauddata"
     assert services.blob_service.account_name == "frauddata"
     assert services.queue_service.account_name == "frauddata"
@@ -62,6 +63,7 @@ def test_every_store_is_built_on_the_data_account_not_the_hosts():
 
 def test_profile_accounts_are_the_listed_settings_in_order_with_the_cache_split():
     env = {"AzureWebJobsStorage": HOST, "FRAUD_DATA_STORAGE": DATA, "FRAUD_PROFILE_CACHE_SIZE": "1001",
+           "FRAUD_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
            "FRAUD_PROFILE_ACCOUNTS": " FRAUD_DATA_STORAGE, FRAUD_PROFILES_2 ,",
            "FRAUD_PROFILES_2__tableServiceUri": "https://fraudprofiles2.table.core.windows.net"}
     services = AppServices(env)
@@ -73,7 +75,7 @@ def test_profile_accounts_are_the_listed_settings_in_order_with_the_cache_split(
 
 
 def test_without_profile_accounts_the_profiles_are_the_data_accounts_one_store():
-    services = AppServices({"FRAUD_DATA_STORAGE": DATA})
+    services = AppServices({"FRAUD_DATA_STORAGE": DATA, "FRAUD_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY})
     (store,) = services.profile_stores
     assert services.profiles is store and store._table.account_name == "frauddata"
 
