@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import Any, Mapping
 
 from datetime import timedelta
+from pathlib import Path
 
 from shared.adapters.alert_queue import AlertQueue, AlertWebhook
 from shared.adapters.aggregate_table import MonitoringAggregateTable
@@ -29,7 +30,7 @@ from shared.adapters.merchant_table import MerchantRiskCache, MerchantRiskStore
 from shared.adapters.model_registry import ModelRegistry
 from shared.service.archive_compaction import DecisionArchiveCompaction
 from shared.service.archive_outlet import DecisionArchiveOutlet
-from shared.service.dashboard_views import DashboardViews
+from shared.service.dashboard_views import DashboardViews, cursor_key
 from shared.service.monitoring import MonitoringConfig, MonitoringService
 from shared.service.monitoring_aggregates import MonitoringAggregator, reference_lookup
 from shared.service.outlet_buffer import BufferedOutlet
@@ -46,6 +47,22 @@ from shared.config import FraudConfig
 from shared.adapters.storage_account import StorageAccount
 
 log = logging.getLogger(__name__)
+
+
+def pseudonym_secret(value: str) -> bytes | None:
+    """FRAUD_PSEUDONYM_KEY's secret: the value itself (in Azure a Key Vault reference the platform
+    resolves), or the bytes of ``file:<path>``; None when unset or the file is missing (then the
+    alert-queue cursors use a per-process key and end with the process)."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.startswith("file:"):
+        path = Path(value[len("file:"):])
+        if not path.is_file():
+            log.warning("FRAUD_PSEUDONYM_KEY names %s, which does not exist: cursors signed with a per-process key", path)
+            return None
+        return path.read_bytes().strip() or None
+    return value.encode()
 
 
 @dataclass
@@ -297,7 +314,8 @@ class AppServices:
     def dashboard(self) -> DashboardViews:
         return DashboardViews(self.audit, self.label_store, self.profiles, self.registry, self.serving_model,
                               self.monitoring_blobs, psi_warn=self.config.psi_warn, psi_alert=self.config.psi_alert,
-                              window_hours=self.config.monitor_window_hours)
+                              window_hours=self.config.monitor_window_hours,
+                              cursor_key=cursor_key(pseudonym_secret(self.config.pseudonym_key)))
 
     @cached_property
     def retention_policy(self) -> RetentionPolicy:
