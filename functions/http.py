@@ -63,8 +63,9 @@ def authorise(req: func.HttpRequest, config: Any, roles: frozenset[str] = ANALYS
         principal = authorise_principal(req.headers.get(PRINCIPAL_HEADER), config.analyst_auth,
                                         os.environ if environ is None else environ, roles)
     except PrincipalRefused as exc:
-        if exc.status == 401 and "FRAUD_ANALYST_AUTH" in str(exc):
-            log.error("analyst route refused: %s", exc)  # a misconfiguration, not a caller's mistake
-        return None, problem(exc.status, exc.error, str(exc),
+        if exc.field is None:
+            log.error("analyst route refused: %s", exc)  # the app's configuration, not the caller's mistake
+        errors = [{"field": exc.field, "problem": str(exc)}] if exc.field else None
+        return None, problem(exc.status, exc.error, str(exc), errors,
                              headers={"WWW-Authenticate": 'Bearer realm="fraud-dashboard"'} if exc.status == 401 else None)
     return principal, None

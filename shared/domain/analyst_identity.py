@@ -42,10 +42,11 @@ DEVELOPMENT_OBJECT_ID = "00000000-0000-0000-0000-000000000de7"
 class PrincipalRefused(ValueError):
     """The request names no usable analyst: ``status`` is 401 (who?) or 403 (not allowed)."""
 
-    def __init__(self, status: int, error: str, message: str) -> None:
+    def __init__(self, status: int, error: str, message: str, field: str | None = "X-MS-CLIENT-PRINCIPAL") -> None:
         super().__init__(message)
         self.status = status
         self.error = error
+        self.field = field  # what is at fault: the header, its roles, or None (the app's configuration)
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,8 @@ class AnalystPrincipal:
         return {"name": self.name, "object_id": self.object_id, "roles": sorted(self.roles), "auth_type": self.auth_type}
 
 
-def _refused(message: str) -> PrincipalRefused:
-    return PrincipalRefused(401, "unauthenticated", message)
+def _refused(message: str, field: str | None = "X-MS-CLIENT-PRINCIPAL") -> PrincipalRefused:
+    return PrincipalRefused(401, "unauthenticated", message, field)
 
 
 def parse_client_principal(header: str | None) -> AnalystPrincipal:
@@ -114,7 +115,7 @@ def require_role(principal: AnalystPrincipal, allowed: frozenset[str] = ANALYST_
     if not principal.has_any(allowed):
         held = ", ".join(sorted(principal.roles)) or "none"
         raise PrincipalRefused(403, "forbidden", f"{principal.name} holds no role allowed here "
-                                                 f"(needs one of {', '.join(sorted(allowed))}; holds {held})")
+                                                 f"(needs one of {', '.join(sorted(allowed))}; holds {held})", "roles")
     return principal
 
 
@@ -143,7 +144,7 @@ def authorise_principal(header: str | None, mode: str, environ: Mapping[str, str
     """The analyst allowed to make this request; ``PrincipalRefused`` (401/403) otherwise."""
     refusal = platform_refusal(mode, environ)
     if refusal is not None:
-        raise _refused(refusal)
+        raise _refused(refusal, None)
     return require_role(parse_client_principal(header), allowed)
 
 

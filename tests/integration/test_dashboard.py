@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import azure.functions as func
 
-from fraud_events import decision_record, http_get, http_post, record_decisions, transaction
+from fraud_events import analyst_get, analyst_post, decision_record, http_post, principal, record_decisions, transaction
 from functions.dashboard_http import alerts_http, dashboard_http, dashboard_static_http, stats_http
 from functions.labels_http import labels_http
 from functions.score_http import score_http
@@ -39,7 +39,7 @@ def seed(services, now):
 def test_alerts_list_high_and_medium_newest_first_and_paginate(services):
     now = datetime.now(timezone.utc)
     seed(services, now)
-    first = body(alerts_http(http_get("alerts", {"limit": "2"})))
+    first = body(alerts_http(analyst_get("alerts", {"limit": "2"})))
     assert [a["transaction_id"] for a in first["alerts"]] == ["A1", "A2"]
     top = first["alerts"][0]
     assert top["risk_level"] == "High" and top["amount"] == 50000.0 and top["currency"] == "NGN"
@@ -47,32 +47,32 @@ def test_alerts_list_high_and_medium_newest_first_and_paginate(services):
     assert top["channel"] == "online" and top["merchant_id"] == "M7" and top["device_id"] == "D9"
     assert top["score"] == 0.95 and top["action"] == "block" and top["time"]
     assert first["next_cursor"]
-    second = body(alerts_http(http_get("alerts", {"limit": "2", "cursor": first["next_cursor"]})))
+    second = body(alerts_http(analyst_get("alerts", {"limit": "2", "cursor": first["next_cursor"]})))
     assert [a["transaction_id"] for a in second["alerts"]] == ["A3", "A4"]
-    third = body(alerts_http(http_get("alerts", {"limit": "2", "cursor": second["next_cursor"]})))
+    third = body(alerts_http(analyst_get("alerts", {"limit": "2", "cursor": second["next_cursor"]})))
     assert [a["transaction_id"] for a in third["alerts"]] == ["A5"]
     assert third["next_cursor"] is None
-    whole = body(alerts_http(http_get("alerts", {"limit": "50"})))
+    whole = body(alerts_http(analyst_get("alerts", {"limit": "50"})))
     assert [a["transaction_id"] for a in whole["alerts"]] == ["A1", "A2", "A3", "A4", "A5"]
-    narrow = body(alerts_http(http_get("alerts", {"hours": "24"})))
+    narrow = body(alerts_http(analyst_get("alerts", {"hours": "24"})))
     assert [a["transaction_id"] for a in narrow["alerts"]] == ["A1", "A2", "A3", "A4"]
 
 
 def test_bad_query_parameters_are_400(services):
-    assert alerts_http(http_get("alerts", {"limit": "0"})).status_code == 400
-    assert alerts_http(http_get("alerts", {"hours": "abc"})).status_code == 400
-    response = alerts_http(http_get("alerts", {"cursor": "not-a-cursor"}))
+    assert alerts_http(analyst_get("alerts", {"limit": "0"})).status_code == 400
+    assert alerts_http(analyst_get("alerts", {"hours": "abc"})).status_code == 400
+    response = alerts_http(analyst_get("alerts", {"cursor": "not-a-cursor"}))
     assert response.status_code == 400 and body(response)["errors"][0]["field"] == "cursor"
 
 
 def test_a_verdict_takes_the_alert_off_the_queue(services):
     now = datetime.now(timezone.utc)
     seed(services, now)
-    response = labels_http(http_post("labels", {"transaction_id": "A2", "label": "fraud", "customer_id": "C2",
+    response = labels_http(analyst_post("labels", {"transaction_id": "A2", "label": "fraud", "customer_id": "C2",
                                                 "source": "analyst"}))
     assert response.status_code == 202 and body(response)["joined"] == 1
     assert services.label_store.get("A2")["status"] == "joined"
-    listed = [a["transaction_id"] for a in body(alerts_http(http_get("alerts")))["alerts"]]
+    listed = [a["transaction_id"] for a in body(alerts_http(analyst_get("alerts")))["alerts"]]
     assert listed == ["A1", "A3", "A4", "A5"]
 
 
@@ -82,7 +82,7 @@ def test_a_label_not_yet_joined_also_takes_it_off(services):
     seed(services, datetime.now(timezone.utc))
     label, _ = parse_label({"transaction_id": "A3", "label": "legitimate"}, default_source="analyst")
     services.label_store.put([label])  # recorded, not joined
-    listed = [a["transaction_id"] for a in body(alerts_http(http_get("alerts")))["alerts"]]
+    listed = [a["transaction_id"] for a in body(alerts_http(analyst_get("alerts")))["alerts"]]
     assert "A3" not in listed and "A1" in listed
 
 
@@ -91,7 +91,7 @@ def test_alerts_carry_the_customers_recent_activity(published, services, every_d
     for i in range(7):
         when = (now - timedelta(minutes=70 - i * 10)).isoformat()
         assert score_http(http_post("score", transaction(i, customer="C9", when=when))).status_code == 200
-    alerts = body(alerts_http(http_get("alerts", {"limit": "3"})))["alerts"]
+    alerts = body(alerts_http(analyst_get("alerts", {"limit": "3"})))["alerts"]
     assert [a["transaction_id"] for a in alerts] == ["T6", "T5", "T4"]
     recent = alerts[0]["recent_activity"]
     assert 1 <= len(recent) <= 5 and all(r["transaction_id"] != "T6" for r in recent)
@@ -122,7 +122,7 @@ def test_the_static_route_refuses_traversal_and_unknown_files(services):
 def test_stats_without_a_report_aggregate_the_audit_log_capped(services, published):
     now = datetime.now(timezone.utc)
     seed(services, now)
-    response = stats_http(http_get("stats"))
+    response = stats_http(analyst_get("stats"))
     assert response.status_code == 200
     stats = body(response)
     assert stats["source"] == "audit_log_aggregate" and "no monitoring report" in stats["note"]
@@ -146,9 +146,9 @@ def test_stats_from_the_monitoring_report(published, services, every_decision_hi
     for i in range(6):
         when = (now - timedelta(minutes=60 - i * 5)).isoformat()
         assert score_http(http_post("score", transaction(i, customer="C3", when=when))).status_code == 200
-    labels_http(http_post("labels", [{"transaction_id": "T0", "label": "fraud"}, {"transaction_id": "T1", "label": 0}]))
+    labels_http(analyst_post("labels", [{"transaction_id": "T0", "label": "fraud"}, {"transaction_id": "T1", "label": 0}]))
     report = app_services().monitoring.run()
-    stats = body(stats_http(http_get("stats")))
+    stats = body(stats_http(analyst_get("stats")))
     assert stats["source"] == "monitoring_report" and stats["run_at"] == report["run_at"]
     assert sum(stats["volume_per_hour"].values()) == 6
     assert set(stats["drift"]["features"]) == set(published.manifest["feature_names"])
@@ -160,6 +160,6 @@ def test_stats_from_the_monitoring_report(published, services, every_decision_hi
     # a label maturity (and an hour: windows are whole hours) later, the same decisions are the
     # matured window (unlabelled ones legitimate)
     app_services().monitoring.run(now=now + timedelta(days=app_services().config.label_maturity_days, hours=1))
-    matured = body(stats_http(http_get("stats")))["performance"]
+    matured = body(stats_http(analyst_get("stats")))["performance"]
     assert (matured["view"], matured["rows"], matured["positives"]) == ("matured", 6, 1)
     assert "medium" in matured["at_thresholds"]
