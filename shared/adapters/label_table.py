@@ -28,8 +28,8 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 from azure.core.exceptions import ResourceExistsError
 
 from shared.domain.labels import Label, append_to_history, current_fields, history_order
-from shared.adapters.tables import (MAX_OPERATIONS, BatchRejected, delete_grouped, read_entity, shard_of,
-                                    submit_batch, upsert_grouped)
+from shared.adapters.tables import (MAX_OPERATIONS, ROW_KEYS_PER_QUERY, BatchRejected, delete_grouped, query_row_keys,
+                                    read_entity, shard_of, submit_batch, upsert_grouped)
 from shared.adapters.storage_account import create_if_missing
 from shared.service.fanout import RequestFanout
 
@@ -102,11 +102,11 @@ class LabelStore:
         added = {t: append_to_history(histories[t], groups[t], now) for t in txn_ids}
         self._create([_storable({"PartitionKey": history_partition(t), "RowKey": f"{t}{SEPARATOR}{e['key']}", **e})
                       for t in txn_ids for e in added[t]])
-        projections = dict(zip(txn_ids, self._fanout.map(self.get, txn_ids)))
+        projections = self._current_rows(txn_ids)
         operations: dict[str, list[tuple]] = defaultdict(list)
         result = []
         for txn_id in txn_ids:
-            projection = projections[txn_id]
+            projection = projections.get(txn_id)
             history = histories[txn_id] + added[txn_id]
             fields = current_fields(history)
             if not fields:
@@ -127,6 +127,18 @@ class LabelStore:
         chunks = [ops[i:i + MAX_OPERATIONS] for ops in operations.values() for i in range(0, len(ops), MAX_OPERATIONS)]
         self._fanout.map(lambda chunk: submit_batch(self._table, chunk), chunks)
         return result
+
+    def _current_rows(self, transaction_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The current-label rows of these transactions that exist, a few per query per partition."""
+        by_partition: dict[str, list[str]] = defaultdict(list)
+        for txn_id in transaction_ids:
+            by_partition[label_partition(txn_id)].append(txn_id)
+        chunks = [(pk, ids[i:i + ROW_KEYS_PER_QUERY]) for pk, ids in by_partition.items()
+                  for i in range(0, len(ids), ROW_KEYS_PER_QUERY)]
+        found: dict[str, dict[str, Any]] = {}
+        for rows in self._fanout.map(lambda chunk: list(query_row_keys(self._table, *chunk)), chunks):
+            found.update((row["RowKey"], dict(row)) for row in rows)
+        return found
 
     def awaiting(self) -> Iterator[dict[str, Any]]:
         """Current labels not yet joined (pending or unknown), shard by shard."""
