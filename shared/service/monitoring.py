@@ -11,8 +11,9 @@ Windows are whole UTC hours: the fresh window is the ``window_hours`` hours up t
 including the current one; the matured window the ``window_hours`` hours that ended at the
 hour ``label_maturity_days`` before now.
 
-Every step is idempotent, so a run that overlaps or repeats changes nothing twice: labels are
-merged by transaction id, report names carry the run time, and a retrain request is written
+Every step is idempotent, so a run that overlaps or repeats changes nothing twice: a label
+already in its transaction's history (same content) adds nothing and the current label is
+joined once per change, report names carry the run time, and a retrain request is written
 only when the ETag-guarded cooldown state allows it.
 """
 from __future__ import annotations

@@ -284,7 +284,8 @@ class AuditRetentionPort(Protocol):
 
 class LabelRetentionPort(Protocol):
     def expired_labels(self, before: datetime, limit: int) -> list[TableKey]:
-        """Keys of received labels (joined or not) recorded before ``before``."""
+        """Keys of label rows received before ``before``: history entries, and current labels
+        (joined or not) whose latest entry was."""
 
     def delete_labels(self, keys: Sequence[TableKey]) -> int: ...
 
