@@ -88,11 +88,15 @@ class LabelStore:
 
         self._fanout.map(create, chunks)
 
-    def put(self, labels: Iterable[Label], now: datetime | None = None) -> list[dict[str, Any]]:
+    def put(self, labels: Iterable[Label], now: datetime | None = None, attempts: int = 4) -> list[dict[str, Any]]:
         """Append labels to their transactions' histories (an exact redelivery, or a repeat of the
         current label by the same source and person, adds nothing) and derive the current labels.
         Returns the current label row of every transaction named: ``pending`` when the current
-        value changed or was not joined yet, ``joined`` when it stands as joined."""
+        value changed or was not joined yet, ``joined`` when it stands as joined.
+
+        A current-label row is written only if it is still the one read (ETag; created only if
+        absent): when a concurrent put for the same transaction got there first, the current
+        label is derived again from the whole history (its own entries are there already)."""
         now = now or datetime.now(timezone.utc)
         groups: dict[str, list[Label]] = {}
         for label in labels:
@@ -103,10 +107,10 @@ class LabelStore:
         self._create([_storable({"PartitionKey": history_partition(t), "RowKey": f"{t}{SEPARATOR}{e['key']}", **e})
                       for t in txn_ids for e in added[t]])
         projections = self._current_rows(txn_ids)
-        operations: dict[str, list[tuple]] = defaultdict(list)
-        result = []
+        operations: dict[str, list[tuple[str, tuple]]] = defaultdict(list)
+        result: dict[str, dict[str, Any]] = {}
         for txn_id in txn_ids:
-            projection = projections.get(txn_id)
+            projection, etag = projections.get(txn_id, (None, None))
             history = histories[txn_id] + added[txn_id]
             fields = current_fields(history)
             if not fields:
@@ -114,30 +118,43 @@ class LabelStore:
             keys = {"PartitionKey": label_partition(txn_id), "RowKey": txn_id}
             if projection is not None and projection.get("current_key") == fields["current_key"] \
                     and projection.get("history") == fields["history"]:
-                result.append(projection)  # nothing new: as it stands (joined or still waiting)
+                result[txn_id] = projection  # nothing new: as it stands (joined or still waiting)
                 continue
             if projection is not None and projection.get("current_key") == fields["current_key"]:
                 row = {**projection, "history": fields["history"], "received_at": fields["received_at"]}
-                operations[keys["PartitionKey"]].append(("upsert", {**keys, "history": fields["history"],
-                                                                    "received_at": fields["received_at"]}))
-            else:  # a new current value: replaced whole, waiting to be joined
+            else:  # a new current value, waiting to be joined
                 row = {**keys, **fields, "status": "pending"}
-                operations[keys["PartitionKey"]].append(("upsert_replace", _storable(row)))
-            result.append(row)
+            operation = ("create", _storable(row)) if projection is None else ("update", _storable(row), {"etag": etag})
+            operations[keys["PartitionKey"]].append((txn_id, operation))
+            result[txn_id] = row
         chunks = [ops[i:i + MAX_OPERATIONS] for ops in operations.values() for i in range(0, len(ops), MAX_OPERATIONS)]
-        self._fanout.map(lambda chunk: submit_batch(self._table, chunk), chunks)
-        return result
 
-    def _current_rows(self, transaction_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """The current-label rows of these transactions that exist, a few per query per partition."""
+        def write(chunk: list[tuple[str, tuple]]) -> list[str]:
+            try:
+                submit_batch(self._table, [operation for _, operation in chunk])
+                return []
+            except BatchRejected as exc:
+                if exc.status_code not in (409, 412) or attempts <= 1:
+                    raise
+                return [txn_id for txn_id, _ in chunk]  # raced: derive these again
+
+        raced = [txn_id for lost in self._fanout.map(write, chunks) for txn_id in lost]
+        if raced:
+            again = self.put([label for t in raced for label in groups[t]], now, attempts - 1)
+            result.update((row["RowKey"], row) for row in again)
+        return [result[t] for t in txn_ids if t in result]
+
+    def _current_rows(self, transaction_ids: list[str]) -> dict[str, tuple[dict[str, Any], str]]:
+        """The current-label rows of these transactions that exist, with their ETags, a few per
+        query per partition."""
         by_partition: dict[str, list[str]] = defaultdict(list)
         for txn_id in transaction_ids:
             by_partition[label_partition(txn_id)].append(txn_id)
         chunks = [(pk, ids[i:i + ROW_KEYS_PER_QUERY]) for pk, ids in by_partition.items()
                   for i in range(0, len(ids), ROW_KEYS_PER_QUERY)]
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, tuple[dict[str, Any], str]] = {}
         for rows in self._fanout.map(lambda chunk: list(query_row_keys(self._table, *chunk)), chunks):
-            found.update((row["RowKey"], dict(row)) for row in rows)
+            found.update((row["RowKey"], (dict(row), row.metadata["etag"])) for row in rows)
         return found
 
     def awaiting(self) -> Iterator[dict[str, Any]]:
