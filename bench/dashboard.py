@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install -y chromium")
 
+    # the local host signs the page in as the development analyst; the app trusts it in this mode only
+    os.environ.setdefault("FRAUD_ANALYST_AUTH", "development")
     from function_app import indexed_functions
     from shared.composition import app_services
     from tools.local_host import serve_in_background

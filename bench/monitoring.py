@@ -8,8 +8,8 @@ scoring processes in batches of 100, go where the scoring service puts them: the
 and each process's hourly monitoring aggregates. A share of them is labelled through a
 label file. Then, timed:
 
-- ``first run``: the timer's first run, which also joins the new labels (per label: a
-  point read and two writes; O(labels), paid once per label);
+- ``first run``: the timer's first run, which also records and joins the new labels (per
+  label: its history read, a few writes; O(labels), paid once per label);
 - ``timer run``: the next run, what every 15 minutes costs (drift, performance, the shadow,
   merchant recount, report) — it reads hour aggregates and labelled decisions only;
 - ``full scan``: the same figures from every audit row of the windows

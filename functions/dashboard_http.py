@@ -1,4 +1,9 @@
-"""The fraud analysts' dashboard, served by the function app itself (same FUNCTION auth).
+"""The fraud analysts' dashboard, served by the function app itself, for signed-in analysts.
+
+These routes are anonymous at the Functions level (no host key: the page never sees or passes
+one): App Service Authentication with Microsoft Entra ID signs analysts in, and every request
+is refused here without a trusted principal holding Fraud.Analyst or Fraud.Admin (401/403,
+``functions.http.authorise``).
 
 GET /api/dashboard                 -> the page (functions/dashboard/index.html)
 GET /api/dashboard/{*path}         -> its static files (only files inside functions/dashboard)
@@ -15,7 +20,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import azure.functions as func
 
-from functions.http import json_response, problem, storage_unavailable
+from functions.http import authorise, json_response, problem, storage_unavailable
 from shared.service.dashboard_views import BadCursor
 from shared.composition import app_services
 from shared.adapters.transient import is_transient
@@ -43,13 +48,11 @@ SECURITY_HEADERS = {
 
 def render_index(req: func.HttpRequest) -> bytes:
     """index.html with its asset URLs made absolute (the page is served at .../dashboard, with or
-    without a slash) and carrying the caller's ``code`` so the assets pass FUNCTION auth in Azure."""
+    without a slash). No key travels in them: the sign-in cookie covers the assets."""
     path = urlsplit(req.url).path
     base = path[:path.find("/dashboard") + len("/dashboard")] + "/" if "/dashboard" in path else "/api/dashboard/"
-    code = req.params.get("code") or ""
-    query = "?code=" + quote(code, safe="") if code else ""
     text = (STATIC / "index.html").read_text(encoding="utf-8")
-    return text.replace("{{assets}}", html.escape(quote(base))).replace("{{query}}", html.escape(query)).encode()
+    return text.replace("{{assets}}", html.escape(quote(base))).encode()
 
 
 def static_file(relative: str, req: func.HttpRequest | None = None) -> func.HttpResponse:
@@ -72,15 +75,17 @@ def static_file(relative: str, req: func.HttpRequest | None = None) -> func.Http
 
 
 @bp.function_name("dashboard_http")
-@bp.route(route="dashboard", methods=["GET"])
+@bp.route(route="dashboard", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def dashboard_http(req: func.HttpRequest) -> func.HttpResponse:
-    return static_file("index.html", req)
+    _, refused = authorise(req, app_services().config)
+    return refused or static_file("index.html", req)
 
 
 @bp.function_name("dashboard_static_http")
-@bp.route(route="dashboard/{*path}", methods=["GET"])
+@bp.route(route="dashboard/{*path}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def dashboard_static_http(req: func.HttpRequest) -> func.HttpResponse:
-    return static_file(req.route_params.get("path", ""), req)
+    _, refused = authorise(req, app_services().config)
+    return refused or static_file(req.route_params.get("path", ""), req)
 
 
 def _number(req: func.HttpRequest, name: str, default: float, low: float, high: float) -> tuple[float | None, func.HttpResponse | None]:
@@ -104,8 +109,11 @@ def _storage_guard(exc: Exception) -> func.HttpResponse:
 
 
 @bp.function_name("alerts_http")
-@bp.route(route="alerts", methods=["GET"])
+@bp.route(route="alerts", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def alerts_http(req: func.HttpRequest) -> func.HttpResponse:
+    analyst, refused = authorise(req, app_services().config)
+    if refused is not None:
+        return refused
     limit, error = _number(req, "limit", 50, 1, 200)
     if error is not None:
         return error
@@ -118,14 +126,17 @@ def alerts_http(req: func.HttpRequest) -> func.HttpResponse:
         return problem(400, "invalid_query", str(exc), [{"field": "cursor", "problem": "not a cursor from this endpoint"}])
     except Exception as exc:
         return _storage_guard(exc)
-    return json_response(body, headers={"Cache-Control": "no-store"})
+    return json_response({**body, "analyst": analyst.to_dict()}, headers={"Cache-Control": "no-store"})
 
 
 @bp.function_name("stats_http")
-@bp.route(route="stats", methods=["GET"])
+@bp.route(route="stats", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def stats_http(req: func.HttpRequest) -> func.HttpResponse:
+    analyst, refused = authorise(req, app_services().config)
+    if refused is not None:
+        return refused
     try:
         body = app_services().dashboard.stats()
     except Exception as exc:
         return _storage_guard(exc)
-    return json_response(body, headers={"Cache-Control": "no-store"})
+    return json_response({**body, "analyst": analyst.to_dict()}, headers={"Cache-Control": "no-store"})

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+import os
+from typing import Any, Mapping
 
 import azure.functions as func
+
+from shared.domain.analyst_identity import (ANALYST_ROLES, PRINCIPAL_HEADER, AnalystPrincipal, PrincipalRefused,
+                                            authorise_principal)
 
 log = logging.getLogger("fraud.http")
 
@@ -46,3 +50,22 @@ def storage_unavailable(exc: BaseException) -> func.HttpResponse:
     """503 for a storage outage (after the SDK's retries): the caller retries, nothing was half-done."""
     log.warning("storage unavailable: %s", exc)
     return problem(503, "storage_unavailable", "storage is unavailable; retry the request", headers={"Retry-After": "5"})
+
+
+def authorise(req: func.HttpRequest, config: Any, roles: frozenset[str] = ANALYST_ROLES,
+              environ: Mapping[str, str] | None = None) -> tuple[AnalystPrincipal | None, func.HttpResponse | None]:
+    """The signed-in analyst of an analysts' route, or the 401/403 problem that refuses the request.
+
+    These routes are anonymous at the Functions level: App Service Authentication signs people in
+    (``FRAUD_ANALYST_AUTH=entra``) and this check refuses a request without a trusted principal
+    or without one of ``roles`` (``shared/domain/analyst_identity.py``)."""
+    try:
+        principal = authorise_principal(req.headers.get(PRINCIPAL_HEADER), config.analyst_auth,
+                                        os.environ if environ is None else environ, roles)
+    except PrincipalRefused as exc:
+        if exc.field is None:
+            log.error("analyst route refused: %s", exc)  # the app's configuration, not the caller's mistake
+        errors = [{"field": exc.field, "problem": str(exc)}] if exc.field else None
+        return None, problem(exc.status, exc.error, str(exc), errors,
+                             headers={"WWW-Authenticate": 'Bearer realm="fraud-dashboard"'} if exc.status == 401 else None)
+    return principal, None

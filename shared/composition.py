@@ -30,14 +30,14 @@ from shared.adapters.merchant_table import MerchantRiskCache, MerchantRiskStore
 from shared.adapters.model_registry import ModelRegistry
 from shared.service.archive_compaction import DecisionArchiveCompaction
 from shared.service.archive_outlet import DecisionArchiveOutlet
-from shared.service.dashboard_views import DashboardViews
+from shared.service.dashboard_views import DashboardViews, cursor_key
 from shared.service.monitoring import MonitoringConfig, MonitoringService
 from shared.service.monitoring_aggregates import MonitoringAggregator, reference_lookup
 from shared.service.outlet_buffer import BufferedOutlet
 from shared.adapters.monitoring_blobs import LabelFileContainer, MonitoringBlobs
 from shared.adapters.profile_accounts import ProfileAccountRouter
 from shared.adapters.profile_table import ProfileStore
-from shared.adapters.pseudonym_key import pseudonyms_from_setting
+from shared.adapters.pseudonym_key import load_pseudonym_key, pseudonyms_from_setting
 from shared.service.retention import RetentionService
 from shared.adapters.training_sample_blobs import TrainingSampleBlobs
 from shared.service.scoring import FraudScoringService
@@ -325,7 +325,8 @@ class AppServices:
     def dashboard(self) -> DashboardViews:
         return DashboardViews(self.audit, self.label_store, self.profiles, self.registry, self.serving_model,
                               self.monitoring_blobs, psi_warn=self.config.psi_warn, psi_alert=self.config.psi_alert,
-                              window_hours=self.config.monitor_window_hours)
+                              window_hours=self.config.monitor_window_hours,
+                              cursor_key=cursor_key(load_pseudonym_key(self.config.pseudonym_key, self.env)))
 
     @cached_property
     def retention_policy(self) -> RetentionPolicy:

@@ -52,16 +52,31 @@ def app_env(azurite, monkeypatch):
         "FRAUD_RETRAIN_SEARCH_CANDIDATES": "1",
         "FRAUD_MONITOR_FLUSH_SECONDS": "0",  # aggregates written at every batch: the monitor sees them at once
         "FRAUD_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
+        "FRAUD_ANALYST_AUTH": "development",  # the principal header is trusted as the tests send it
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     for key in ("FRAUD_RULES", "FRAUD_RULES_BLOB", "FRAUD_HIGH_THRESHOLD", "FRAUD_MEDIUM_THRESHOLD",
                 "FRAUD_ALERT_THRESHOLD", "FRAUD_ALERT_WEBHOOK_URL", "FRAUD_PROFILE_ACCOUNTS"):
         monkeypatch.delenv(key, raising=False)
+    for key in ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_AUTH_ENABLED"):
+        monkeypatch.delenv(key, raising=False)  # not in Azure
     for key in [k for k in os.environ if k.startswith("FRAUD_DATA_STORAGE")]:
         monkeypatch.delenv(key)  # the data account is AzureWebJobsStorage: this test's Azurite
     reset_app_services()
     yield env
+    reset_app_services()
+
+
+@pytest.fixture
+def development_auth(monkeypatch):
+    """FRAUD_ANALYST_AUTH=development outside Azure, for tests that need no storage: the
+    analysts' routes trust the X-MS-CLIENT-PRINCIPAL header the test sends."""
+    monkeypatch.setenv("FRAUD_ANALYST_AUTH", "development")
+    for key in ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_AUTH_ENABLED"):
+        monkeypatch.delenv(key, raising=False)
+    reset_app_services()
+    yield
     reset_app_services()
 
 

@@ -259,7 +259,8 @@ class ModelRegistryContract:
 
 
 class LabelStoreContract:
-    """Labels wait until joined (the last word wins), files are read once, compromise keeps the earliest time."""
+    """Labels are an append-only history with the current label derived (the last word wins) and
+    waiting until joined; files are read once, compromise keeps the earliest time."""
 
     def test_labels_wait_until_marked_joined(self, store):
         from shared.domain.labels import Label
@@ -273,6 +274,48 @@ class LabelStoreContract:
         store.mark([(waiting["T1"]["PartitionKey"], "T1", {"status": "joined"})])
         assert [r["RowKey"] for r in store.awaiting()] == ["T2"]
         assert store.get("T1")["status"] == "joined" and store.get("nope") is None
+        assert [e["label"] for e in store.history("T1")] == [1, 0] and store.history("nope") == []
+
+    def test_each_verdict_is_a_new_history_entry_and_the_latest_is_current(self, store):
+        from shared.domain.labels import Label
+
+        store.put([Label("H1", True, "C1", NOW - timedelta(hours=2), "analyst", "alice@bank", "oid-a")],
+                  now=NOW - timedelta(hours=2))
+        store.mark([(store.get("H1")["PartitionKey"], "H1", {"status": "joined"})])
+        current = store.put([Label("H1", False, "C1", NOW - timedelta(hours=1), "analyst", "bob@bank")],
+                            now=NOW - timedelta(hours=1))
+        assert [(r["label"], r["labelled_by"], r["previous_label"], r["history"], r["status"]) for r in current] \
+            == [(0, "bob@bank", 1, 2, "pending")]  # a new current value waits to be joined again
+        history = store.history("H1")
+        assert [(e["label"], e["labelled_by"], e.get("previous_label")) for e in history] \
+            == [(1, "alice@bank", None), (0, "bob@bank", 1)]
+        assert history[0]["labelled_by_id"] == "oid-a" and history[0]["source"] == "analyst"
+        # alice changes her mind back: a third entry, fraud again, not a redelivery of the first
+        store.put([Label("H1", True, "C1", NOW, "analyst", "alice@bank", "oid-a")], now=NOW)
+        assert [e["label"] for e in store.history("H1")] == [1, 0, 1]
+        assert (store.get("H1")["label"], store.get("H1")["labelled_by"], store.get("H1")["history"]) == (1, "alice@bank", 3)
+
+    def test_an_exact_redelivery_or_a_repeated_verdict_adds_no_entry(self, store):
+        from shared.domain.labels import Label
+
+        label = Label("R1", True, "C1", NOW - timedelta(days=3), "file:day1.csv", "file:day1.csv")
+        store.put([label], now=NOW - timedelta(hours=1))
+        store.mark([(store.get("R1")["PartitionKey"], "R1", {"status": "joined"})])
+        again = store.put([label, label], now=NOW)  # the same file read again
+        assert len(store.history("R1")) == 1 and [r["status"] for r in again] == ["joined"]  # nothing to join again
+        retry = Label("R2", False, None, NOW - timedelta(minutes=1), "analyst", "alice@bank")
+        store.put([retry], now=NOW - timedelta(minutes=1))
+        store.put([Label("R2", False, None, NOW, "analyst", "alice@bank")], now=NOW)  # her retry, dated later
+        assert len(store.history("R2")) == 1 and store.get("R2")["history"] == 1
+
+    def test_a_label_given_earlier_but_received_later_does_not_become_current(self, store):
+        from shared.domain.labels import Label
+
+        store.put([Label("E1", False, None, NOW, "analyst", "alice@bank")], now=NOW)
+        late = store.put([Label("E1", True, None, NOW - timedelta(days=5), "chargeback", "file:cb.csv")],
+                         now=NOW + timedelta(hours=1))
+        assert late[0]["label"] == 0 and late[0]["labelled_by"] == "alice@bank" and late[0]["history"] == 2
+        assert [e["labelled_by"] for e in store.history("E1")] == ["file:cb.csv", "alice@bank"]  # in labelled order
 
     def test_a_label_file_is_read_once_per_version(self, store):
         assert not store.file_seen("day1.csv", "etag-1")
@@ -391,10 +434,11 @@ class LabelRetentionContract:
         store.record_file("old.csv", "etag-1", 2, [])
         store.mark_compromised("C1", NOW - timedelta(days=10))
         keys = store.expired_labels(NOW - timedelta(days=1), 100)
-        assert sorted(t for _, t in keys) == ["L1", "L2"]
+        assert sorted(t.split("~")[0] for _, t in keys) == ["L1", "L1", "L2", "L2"]  # history entries and current labels
         assert len(store.expired_labels(NOW - timedelta(days=1), 1)) == 1
-        assert store.delete_labels(keys) == 2 and store.delete_labels(keys) == 0
+        assert store.delete_labels(keys) == 4 and store.delete_labels(keys) == 0
         assert store.get("L1") is None and store.get("L2") is None and store.get("L3")["label"] == 1
+        assert store.history("L1") == [] and len(store.history("L3")) == 1
         assert store.expired_labels(NOW - timedelta(days=1), 100) == []
         assert store.file_seen("old.csv", "etag-1") and store.compromised_since("C1") is not None
 

@@ -21,7 +21,7 @@ from shared.domain.dead_letter import DeadLetter
 from shared.domain.decision_record import DecisionRecord, scored_elsewhere_fields
 from shared.domain.monitoring_aggregate import LabelledDecision
 from shared.domain.features import CustomerProfile
-from shared.domain.labels import Label
+from shared.domain.labels import Label, append_to_history, current_fields, history_order
 from shared.domain.merchant_risk import MerchantHistory
 from shared.domain.model import ModelArtifact
 from shared.domain.pseudonym import Pseudonyms
@@ -360,25 +360,37 @@ class FakeModelRegistry:
 
 
 class FakeLabelStore:
-    """Labels by transaction id with their join status, label files read, compromised customers."""
+    """Label histories (append-only, keyed by content) and current labels with their join status,
+    label files read, compromised customers."""
 
     def __init__(self) -> None:
-        self._rows: dict[str, dict[str, Any]] = {}
+        self._rows: dict[str, dict[str, Any]] = {}  # current labels by transaction id
+        self._history: dict[str, dict[str, dict[str, Any]]] = {}  # transaction id -> content key -> entry
         self._files: set[tuple[str, str]] = set()
         self._compromised: dict[str, str] = {}
 
+    def history(self, transaction_id: str) -> list[dict[str, Any]]:
+        return sorted((dict(e) for e in self._history.get(transaction_id, {}).values()), key=history_order)
+
     def put(self, labels: Iterable[Label], now: datetime | None = None) -> list[dict[str, Any]]:
         now = now or datetime.now(timezone.utc)
-        latest = {label.transaction_id: label for label in labels}
-        written = []
-        for txn_id, label in latest.items():
-            row = {"PartitionKey": "lbl", "RowKey": txn_id, "label": int(label.is_fraud),
-                   "customer_id": label.customer_id or "",
-                   "labelled_at": label.labelled_at.isoformat() if label.labelled_at else "", "source": label.source,
-                   "status": "pending", "received_at": now}
-            self._rows[txn_id] = {**self._rows.get(txn_id, {}), **row}
-            written.append(row)
-        return written
+        groups: dict[str, list[Label]] = {}
+        for label in labels:
+            groups.setdefault(label.transaction_id, []).append(label)
+        result = []
+        for txn_id, group in groups.items():
+            history = self.history(txn_id)
+            added = append_to_history(history, group, now)
+            for entry in added:
+                self._history.setdefault(txn_id, {}).setdefault(entry["key"], dict(entry))
+            fields = current_fields(history + added)
+            projection = self._rows.get(txn_id)
+            if projection is not None and projection.get("current_key") == fields["current_key"]:
+                projection.update(history=fields["history"], received_at=fields["received_at"])
+            else:
+                self._rows[txn_id] = {"PartitionKey": "lbl", "RowKey": txn_id, **fields, "status": "pending"}
+            result.append(dict(self._rows[txn_id]))
+        return result
 
     def awaiting(self) -> Iterator[dict[str, Any]]:
         yield from [dict(r) for r in self._rows.values() if r.get("status") != "joined"]
@@ -406,14 +418,21 @@ class FakeLabelStore:
         return self._compromised.get(customer_id)
 
     def expired_labels(self, before: datetime, limit: int) -> list[tuple[str, str]]:
-        return sorted((r["PartitionKey"], t) for t, r in self._rows.items()
-                      if r.get("received_at") is not None and r["received_at"] < before)[:limit]
+        keys = [("lbh", f"{t}~{k}") for t, entries in self._history.items() for k, e in entries.items()
+                if e["received_at"] < before]
+        keys += [(r["PartitionKey"], t) for t, r in self._rows.items()
+                 if r.get("received_at") is not None and r["received_at"] < before]
+        return sorted(keys)[:limit]
 
     def delete_labels(self, keys: Sequence[tuple[str, str]]) -> int:
-        present = [t for _, t in dict.fromkeys(keys) if t in self._rows]
-        for txn_id in present:
-            del self._rows[txn_id]
-        return len(present)
+        deleted = 0
+        for partition, row_key in dict.fromkeys(keys):
+            if partition == "lbh":
+                txn_id, _, key = row_key.partition("~")
+                deleted += self._history.get(txn_id, {}).pop(key, None) is not None
+            elif self._rows.pop(row_key, None) is not None:
+                deleted += 1
+        return deleted
 
 
 class FakeMerchantRiskStore(MerchantRiskBook):

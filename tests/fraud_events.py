@@ -30,15 +30,37 @@ def audit_rows(services) -> list[dict[str, Any]]:
     return [r for r in services.audit.entities() if not r["PartitionKey"].startswith("idx-")]
 
 
-def http_post(route: str, body: Any, raw: bytes | None = None) -> func.HttpRequest:
+def http_post(route: str, body: Any, raw: bytes | None = None, headers: dict[str, str] | None = None) -> func.HttpRequest:
     data = raw if raw is not None else json.dumps(body).encode()
-    return func.HttpRequest(method="POST", url=f"http://localhost/api/{route}", headers={"content-type": "application/json"},
+    return func.HttpRequest(method="POST", url=f"http://localhost/api/{route}",
+                            headers={"content-type": "application/json", **(headers or {})},
                             params={}, route_params={}, body=data)
 
 
-def http_get(route: str, params: dict[str, str] | None = None) -> func.HttpRequest:
-    return func.HttpRequest(method="GET", url=f"http://localhost/api/{route}", headers={}, params=params or {},
-                            route_params={}, body=b"")
+def http_get(route: str, params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+             route_params: dict[str, str] | None = None) -> func.HttpRequest:
+    return func.HttpRequest(method="GET", url=f"http://localhost/api/{route}", headers=headers or {}, params=params or {},
+                            route_params=route_params or {}, body=b"")
+
+
+def principal(name: str = "alice@bank.example", roles: tuple[str, ...] = ("Fraud.Analyst",),
+              object_id: str | None = "11111111-2222-3333-4444-555555555555") -> dict[str, str]:
+    """The X-MS-CLIENT-PRINCIPAL header App Service Authentication would send for this analyst."""
+    from shared.domain.analyst_identity import encode_client_principal
+
+    return {"x-ms-client-principal": encode_client_principal(name, roles, object_id)}
+
+
+ANALYST = principal()
+
+
+def analyst_post(route: str, body: Any, raw: bytes | None = None) -> func.HttpRequest:
+    """A POST by a signed-in analyst (Fraud.Analyst), as the analysts' routes require."""
+    return http_post(route, body, raw, headers=ANALYST)
+
+
+def analyst_get(route: str, params: dict[str, str] | None = None, route_params: dict[str, str] | None = None) -> func.HttpRequest:
+    return http_get(route, params, headers=ANALYST, route_params=route_params)
 
 
 def decision_record(txn_id: str, when, risk: str = "High", customer: str = "C1", amount: float = 50000.0,

@@ -9,6 +9,14 @@ functions registered in ``function_app.app`` by their ``route`` and ``methods``,
 ``func start`` would (on ``/api/<route>``). It uses the standard library's threading HTTP
 server: no extra dependency on the serving path. Function keys are not checked locally,
 as with ``func start``.
+
+The analysts' routes (anonymous at the Functions level: in Azure App Service Authentication
+signs people in and adds ``X-MS-CLIENT-PRINCIPAL``) get a development principal injected
+when the request carries none: ``dev.analyst@localhost`` with the roles Fraud.Analyst and
+Fraud.Admin (``shared.domain.analyst_identity.development_principal``); ``--analyst`` and
+``--analyst-roles`` change it, ``--no-analyst`` injects none, and a caller's own header is
+passed on as sent (to try another role). The app trusts it only under
+``FRAUD_ANALYST_AUTH=development``, which it refuses in Azure.
 """
 from __future__ import annotations
 
@@ -27,7 +35,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
+from shared.domain.analyst_identity import (DEVELOPMENT_NAME, DEVELOPMENT_ROLES, PRINCIPAL_HEADER,
+                                            development_principal)
+
 log = logging.getLogger("fraud.local_host")
+DEVELOPMENT = development_principal()  # what the analysts' routes get when a request carries no principal
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,7 @@ class HttpRoute:
     pattern: re.Pattern
     methods: frozenset[str]
     handler: Callable[[func.HttpRequest], func.HttpResponse]
+    anonymous: bool = False  # an analysts' route: signed in by the platform in Azure, not by a key
 
 
 def _compile(route: str) -> re.Pattern:
@@ -62,13 +75,17 @@ def http_routes(functions: list[Any]) -> list[HttpRoute]:
         binding = trigger.get_dict_repr()
         methods = frozenset(str(getattr(m, "value", m)).upper() for m in (binding.get("methods") or ["GET", "POST"]))
         routes.append(HttpRoute(function.get_function_name(), _compile(binding.get("route") or function.get_function_name()),
-                                methods, function.get_user_function()))
+                                methods, function.get_user_function(),
+                                str(binding.get("authLevel") or "").upper() == "ANONYMOUS"))
     # literal routes before templated ones
     routes.sort(key=lambda r: ("(?P<" in r.pattern.pattern, -len(r.pattern.pattern)))
     return routes
 
 
-def dispatch(routes: list[HttpRoute], method: str, url: str, headers: dict[str, str], body: bytes) -> func.HttpResponse:
+def dispatch(routes: list[HttpRoute], method: str, url: str, headers: dict[str, str], body: bytes,
+             analyst: str | None = None) -> func.HttpResponse:
+    """Route a request to its function; ``analyst`` (an X-MS-CLIENT-PRINCIPAL value) is added to a
+    request for an analysts' route that carries no principal, as App Service Authentication would."""
     path = urlsplit(url).path
     allowed = False
     for route in routes:
@@ -78,6 +95,8 @@ def dispatch(routes: list[HttpRoute], method: str, url: str, headers: dict[str, 
         if method.upper() not in route.methods:
             allowed = True
             continue
+        if route.anonymous and analyst and PRINCIPAL_HEADER not in {k.lower() for k in headers}:
+            headers = {**headers, PRINCIPAL_HEADER: analyst}
         request = func.HttpRequest(
             method=method.upper(), url=url, headers=headers, params=dict(parse_qsl(urlsplit(url).query)),
             route_params={k: v for k, v in match.groupdict().items() if v is not None}, body=body,
@@ -92,7 +111,8 @@ def dispatch(routes: list[HttpRoute], method: str, url: str, headers: dict[str, 
     return func.HttpResponse(json.dumps({"error": "not_found", "path": path}), status_code=404, mimetype="application/json")
 
 
-def make_server(functions: list[Any], host: str = "127.0.0.1", port: int = 7071) -> ThreadingHTTPServer:
+def make_server(functions: list[Any], host: str = "127.0.0.1", port: int = 7071,
+                analyst: str | None = DEVELOPMENT) -> ThreadingHTTPServer:
     routes = http_routes(functions)
 
     class Handler(BaseHTTPRequestHandler):
@@ -111,7 +131,7 @@ def make_server(functions: list[Any], host: str = "127.0.0.1", port: int = 7071)
                 return
             body = self.rfile.read(length) if length else b""
             url = f"http://{self.headers.get('Host') or f'{host}:{port}'}{self.path}"
-            response = dispatch(routes, self.command, url, {k.lower(): v for k, v in self.headers.items()}, body)
+            response = dispatch(routes, self.command, url, {k.lower(): v for k, v in self.headers.items()}, body, analyst)
             payload = response.get_body() or b""
             self.send_response(response.status_code)
             sent = set()
@@ -148,8 +168,9 @@ def make_server(functions: list[Any], host: str = "127.0.0.1", port: int = 7071)
     return Server((host, port), Handler)
 
 
-def serve_in_background(functions: list[Any], host: str = "127.0.0.1", port: int = 0) -> tuple[ThreadingHTTPServer, str]:
-    server = make_server(functions, host, port)
+def serve_in_background(functions: list[Any], host: str = "127.0.0.1", port: int = 0,
+                        analyst: str | None = DEVELOPMENT) -> tuple[ThreadingHTTPServer, str]:
+    server = make_server(functions, host, port, analyst)
     threading.Thread(target=server.serve_forever, name="local-host", daemon=True).start()
     return server, f"http://{host}:{server.server_address[1]}"
 
@@ -158,7 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.local_host", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument("--analyst", default=DEVELOPMENT_NAME,
+                        help=f"name of the development principal injected on the analysts' routes (default {DEVELOPMENT_NAME})")
+    parser.add_argument("--analyst-roles", default=",".join(DEVELOPMENT_ROLES),
+                        help="its app roles, comma-separated (default: %(default)s; empty: none)")
+    parser.add_argument("--no-analyst", action="store_true", help="inject no principal (the analysts' routes answer 401)")
     args = parser.parse_args(argv)
+    roles = tuple(r.strip() for r in args.analyst_roles.split(",") if r.strip())
+    analyst = None if args.no_analyst else development_principal(args.analyst, roles)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # as host.json's "Azure.Core": "Warning": the SDK would log every storage call's headers
     logging.getLogger("azure").setLevel(logging.WARNING)
@@ -167,8 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     ensure_local_key(os.environ, Path(__file__).resolve().parent.parent)
     from function_app import indexed_functions
 
-    server = make_server(indexed_functions(), args.host, args.port)
+    server = make_server(indexed_functions(), args.host, args.port, analyst)
     print(f"serving the HTTP functions on http://{args.host}:{args.port}/api/ (Ctrl-C stops)", flush=True)
+    if analyst:
+        print(f"analysts' routes signed in as {args.analyst} ({', '.join(roles) or 'no roles'}); "
+              "the app trusts this only with FRAUD_ANALYST_AUTH=development", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

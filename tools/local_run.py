@@ -290,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     from shared.adapters.pseudonym_key import ensure_local_key
 
     key_file = ensure_local_key(os.environ, ROOT)  # the profiles' and webhook's pseudonym key (docs/DATA.md)
+    # the local host signs the dashboard in as the development analyst (tools/local_host.py);
+    # the app trusts that only in this mode, which it refuses in Azure
+    os.environ.setdefault("FRAUD_ANALYST_AUTH", "development")
 
     from shared.composition import app_services
     from tools.local_host import serve_in_background
@@ -382,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
           f"-d '{{\"customer_id\":\"C12345\",\"transaction_amount\":250000,\"device_id\":\"new_device_99\","
           f"\"merchant_category\":\"electronics\",\"channel\":\"online\"}}'")
     print(f"  curl -s {base}/api/health")
-    print(f"  the analysts' dashboard: {base}/api/dashboard")
+    print(f"  the analysts' dashboard: {base}/api/dashboard  (signed in as the development analyst "
+          "dev.analyst@localhost, Fraud.Analyst + Fraud.Admin; no key)")
     try:
         while True:
             time.sleep(3600)

@@ -1,10 +1,9 @@
 /* The fraud analysts' dashboard: plain JS, hand-written SVG charts, no external requests.
-   The function key (?code=...) of the page URL is passed on to every API call. */
+   Same-origin calls with the sign-in cookie (App Service Authentication): no key in any URL. */
 "use strict";
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
   const page = new URL(window.location.href);
-  const code = page.searchParams.get("code");
   const apiBase = page.pathname.replace(/\/dashboard(\/.*)?$/, "") || "/api";
   const state = { cursor: null, hours: 72, loading: false, shown: 0 };
   window.dashboardReady = { alerts: false, stats: false };
@@ -12,7 +11,6 @@
   function api(path, params) {
     const url = new URL(apiBase + "/" + path, page.origin);
     Object.entries(params || {}).forEach(([k, v]) => { if (v !== null && v !== undefined) url.searchParams.set(k, v); });
-    if (code) url.searchParams.set("code", code);
     return url.toString();
   }
   // Every response body is read to its end before the caller moves on. fetch() resolves on the
@@ -27,7 +25,7 @@
     try { return text ? JSON.parse(text) : {}; } catch (err) { return {}; }
   }
   async function getJson(path, params) {
-    const response = await fetch(api(path, params), { headers: { Accept: "application/json" } });
+    const response = await fetch(api(path, params), { credentials: "same-origin", headers: { Accept: "application/json" } });
     const body = await readJson(response);
     if (!response.ok) throw new Error(body.message || (path + ": HTTP " + response.status));
     return body;
@@ -101,6 +99,7 @@
       const present = new Set(Array.from(tbody.children, (r) => r.dataset.txn));
       body.alerts.filter((a) => !present.has(a.transaction_id)).forEach((a) => tbody.append(alertRow(a)));
       state.cursor = body.next_cursor;
+      showAnalyst(body.analyst);
       updateCount();
       window.dashboardReady.alerts = true;
     } finally {
@@ -112,18 +111,38 @@
     tr.classList.add("leaving");
     try {
       const response = await fetch(api("labels"), {
-        method: "POST", headers: { "Content-Type": "application/json" },
+        method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ transaction_id: alert.transaction_id, label: label, customer_id: alert.customer_id, source: "analyst" }),
       });
       const body = await readJson(response);  // the 202's body too: see readJson
       if (!response.ok) throw new Error(body.message || "HTTP " + response.status);
       tr.remove();
       updateCount();
-      status("recorded " + alert.transaction_id + " as " + label);
+      const current = (body.current || []).find((c) => c.transaction_id === alert.transaction_id) || {};
+      showVerdict(current, alert.transaction_id, label);
+      status("recorded " + alert.transaction_id + " as " + label + (current.labelled_by ? " by " + current.labelled_by : ""));
     } catch (err) {
       tr.classList.remove("leaving");
       tr.querySelectorAll("button").forEach((b) => { b.disabled = false; });
       status("verdict on " + alert.transaction_id + " failed: " + err.message, true);
+    }
+  }
+
+  const labelName = (v) => (v === 1 ? "fraud" : v === 0 ? "legitimate" : "–");
+  function showVerdict(current, txn, label) {
+    const rows = $("verdict-rows");
+    Array.from(rows.children).filter((r) => r.dataset.txn === txn).forEach((r) => r.remove());
+    rows.prepend(el("tr", { "data-txn": txn },
+      el("td", { text: txn }),
+      el("td", { class: "label", text: current.label === undefined ? label : labelName(current.label) }),
+      el("td", { class: "by", text: current.labelled_by || "–" }),
+      el("td", { text: current.previous_label === undefined || current.previous_label === null ? "–" : labelName(current.previous_label) }),
+      el("td", { class: "num", text: current.history === undefined ? "–" : String(current.history) })));
+  }
+  function showAnalyst(analyst) {
+    if (analyst && analyst.name) {
+      $("analyst-name").textContent = analyst.name;
+      $("analyst-badge").title = (analyst.roles || []).join(", ");
     }
   }
 
@@ -277,6 +296,7 @@
   async function loadStats() {
     const stats = await getJson("stats");
     renderStats(stats);
+    showAnalyst(stats.analyst);
     window.dashboardReady.stats = true;
   }
 

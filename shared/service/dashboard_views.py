@@ -10,8 +10,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 import time
 from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
@@ -39,15 +42,46 @@ class BadCursor(ValueError):
 
 
 # -- cursors -------------------------------------------------------------------------------
-def encode_cursor(event_time: datetime, transaction_id: str, window_start: datetime) -> str:
+# A cursor is base64url(JSON) "." base64url(HMAC-SHA-256(key, JSON)): an edited or forged one is
+# refused before it is decoded, let alone read with. The key is derived from FRAUD_PSEUDONYM_KEY
+# (``cursor_key``) so every instance accepts the others' cursors; without it, a random key of this
+# process (cursors then end with the process: the queue starts again from the top).
+_PROCESS_CURSOR_KEY = secrets.token_bytes(32)
+CURSOR_KEY_PURPOSE = b"alert-cursor"
+
+
+def cursor_key(secret: bytes | None) -> bytes:
+    """The cursors' HMAC key: HMAC(secret, "alert-cursor"), or this process's random key."""
+    if not secret:
+        return _PROCESS_CURSOR_KEY
+    return hmac.new(secret, CURSOR_KEY_PURPOSE, hashlib.sha256).digest()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def encode_cursor(event_time: datetime, transaction_id: str, window_start: datetime, key: bytes | None = None) -> str:
     raw = json.dumps({"t": event_time.astimezone(timezone.utc).isoformat(), "id": transaction_id,
-                      "s": window_start.astimezone(timezone.utc).isoformat()}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+                      "s": window_start.astimezone(timezone.utc).isoformat()}, separators=(",", ":")).encode()
+    signature = hmac.new(key or _PROCESS_CURSOR_KEY, raw, hashlib.sha256).digest()
+    return _b64(raw) + "." + _b64(signature)
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str, datetime]:
+def decode_cursor(cursor: str, key: bytes | None = None) -> tuple[datetime, str, datetime]:
+    payload, dot, signature = cursor.partition(".")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw, given = _unb64(payload), _unb64(signature)
+    except Exception:
+        raw, given = b"", b""
+    if not dot or not raw or not hmac.compare_digest(hmac.new(key or _PROCESS_CURSOR_KEY, raw, hashlib.sha256).digest(),
+                                                     given):
+        raise BadCursor("cursor is not one this endpoint returned (its signature does not match)")
+    try:
         doc = json.loads(raw)
         return datetime.fromisoformat(doc["t"]), str(doc["id"]), datetime.fromisoformat(doc["s"])
     except Exception as exc:
@@ -81,12 +115,12 @@ def _recent_activity(profiles: Any, customer_id: str) -> list[dict[str, Any]]:
 
 
 def alert_queue(views: "DashboardViews", limit: int = 50, hours: float = 72, cursor: str | None = None,
-                now: datetime | None = None) -> dict[str, Any]:
+                now: datetime | None = None, key: bytes | None = None) -> dict[str, Any]:
     limit = max(1, min(int(limit), MAX_LIMIT))
     hours = max(1.0, min(float(hours), MAX_HOURS))
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     if cursor:
-        after_time, after_id, window_start = decode_cursor(cursor)
+        after_time, after_id, window_start = decode_cursor(cursor, key)
         after_time, window_start = _as_utc(after_time), _as_utc(window_start)
         if not now - timedelta(hours=MAX_HOURS) <= window_start <= after_time <= now + timedelta(minutes=5):
             # a forged cursor (2030 -> 2000) would otherwise walk 260,000 hours of partitions
@@ -118,7 +152,7 @@ def alert_queue(views: "DashboardViews", limit: int = 50, hours: float = 72, cur
             break
         hour -= timedelta(hours=1)
     page, more = items[:limit], len(items) > limit
-    next_cursor = encode_cursor(page[-1]["event_time"], page[-1]["RowKey"], window_start) if more else None
+    next_cursor = encode_cursor(page[-1]["event_time"], page[-1]["RowKey"], window_start, key) if more else None
     activity: dict[str, list] = {}
     customers = list(dict.fromkeys(r["customer_id"] for r in page))
     for customer, recent in zip(customers, _fanout.map(lambda c: _recent_activity(views.profiles, c), customers)):
@@ -261,10 +295,11 @@ class DashboardViews:
     psi_warn: float
     psi_alert: float
     window_hours: float
+    cursor_key: bytes | None = None  # ``cursor_key(secret)``; None: this process's random key
 
     def alert_queue(self, limit: int = 50, hours: float = 72, cursor: str | None = None,
                     now: datetime | None = None) -> dict[str, Any]:
-        return alert_queue(self, limit=limit, hours=hours, cursor=cursor, now=now)
+        return alert_queue(self, limit=limit, hours=hours, cursor=cursor, now=now, key=self.cursor_key)
 
     def stats(self, now: datetime | None = None, cap: int = FALLBACK_ROW_CAP) -> dict[str, Any]:
         return dashboard_stats(self, now=now, cap=cap)

@@ -11,15 +11,16 @@ Windows are whole UTC hours: the fresh window is the ``window_hours`` hours up t
 including the current one; the matured window the ``window_hours`` hours that ended at the
 hour ``label_maturity_days`` before now.
 
-Every step is idempotent, so a run that overlaps or repeats changes nothing twice: labels are
-merged by transaction id, report names carry the run time, and a retrain request is written
+Every step is idempotent, so a run that overlaps or repeats changes nothing twice: a label
+already in its transaction's history (same content) adds nothing and the current label is
+joined once per change, report names carry the run time, and a retrain request is written
 only when the ETag-guarded cooldown state allows it.
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from shared.domain.drift import DriftRule
 from shared.domain.features import NOT_ALARMED
-from shared.domain.labels import Label, parse_label_file
+from shared.domain.labels import MAX_LABELLED_BY, Label, parse_label_file
 from shared.domain.merchant_risk import as_of_hour, label_known_at
 from shared.domain.monitoring_aggregate import (BinnedOutcomes, HourAggregate, LabelledDecision, ServingReference,
                                                 WindowAggregate, binned_outcomes, hour_of, hour_start)
@@ -96,6 +97,7 @@ class MonitoringService:
             if self.labels.file_seen(name, etag):
                 continue
             parsed, bad = parse_label_file(name, self.label_files.read(name), default_source=f"file:{name}")
+            parsed = [replace(label, labelled_by=f"file:{name}"[:MAX_LABELLED_BY]) for label in parsed]
             self.labels.put(parsed, self.clock())
             self.labels.record_file(name, etag, len(parsed), bad)
             files, labels, rejected = files + 1, labels + len(parsed), rejected + len(bad)
@@ -103,10 +105,20 @@ class MonitoringService:
                 log.warning("label file %s: %d lines rejected, first: %s", name, len(bad), bad[0])
         return {"files": files, "labels": labels, "rejected_lines": rejected}
 
-    def accept_labels(self, labels: list[Label]) -> dict[str, Any]:
-        """The HTTP path: record, then join at once so analysts see their verdicts."""
-        written = self.labels.put(labels, self.clock())
-        return self.join_labels(written)  # the rows just written: no scan of every waiting label
+    def accept_labels(self, labels: list[Label], labelled_by: str | None = None,
+                      labelled_by_id: str | None = None) -> dict[str, Any]:
+        """The HTTP path: record, then join at once so analysts see their verdicts. ``labelled_by``
+        (the signed-in analyst) is recorded on every label, and a verdict without ``labelled_at``
+        is dated now: it was given now, and so a later change of mind is a new history entry."""
+        now = self.clock()
+        if labelled_by is not None:
+            labels = [replace(label, labelled_by=labelled_by[:MAX_LABELLED_BY], labelled_by_id=labelled_by_id or "",
+                              labelled_at=label.labelled_at or now) for label in labels]
+        current = self.labels.put(labels, now)
+        # only the rows just named that wait (point look-ups, no scan of every waiting label); one
+        # that stands joined with the same value needs nothing
+        outcome = self.join_labels([row for row in current if row.get("status") != "joined"])
+        return {**outcome, "current": [current_label_view(row) for row in current]}
 
     def join_labels(self, awaiting: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Join labels into the audit log: ``awaiting`` label rows, or every label not yet joined."""
@@ -126,7 +138,8 @@ class MonitoringService:
                 continue
             labelled_at = row.get("labelled_at") or ""
             to_audit.append((where.audit_pk, txn_id, {"label": int(row["label"]), "labelled_at": labelled_at,
-                                                          "label_source": row.get("source", "")}))
+                                                          "label_source": row.get("source", ""),
+                                                          "labelled_by": row.get("labelled_by") or ""}))
             if where.fraud_score is not None and where.event_time:
                 decided.append(LabelledDecision(txn_id, where.customer_id, datetime.fromisoformat(where.event_time),
                                                 int(row["label"]), where.fraud_score, where.model_version,
@@ -339,6 +352,15 @@ class MonitoringService:
         return report
 
 
+
+
+def current_label_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A transaction's current label as an analyst sees it: the value, who gave it, what it was before."""
+    previous = row.get("previous_label")
+    return {"transaction_id": row["RowKey"], "label": int(row["label"]), "labelled_by": row.get("labelled_by") or "",
+            "labelled_at": row.get("labelled_at") or None, "source": row.get("source") or "",
+            "previous_label": int(previous) if previous not in (None, "") else None,
+            "history": int(row.get("history") or 0), "status": row.get("status")}
 
 
 def _holdout(outcomes: BinnedOutcomes) -> Holdout:

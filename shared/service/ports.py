@@ -194,9 +194,16 @@ class ModelRegistryPort(Protocol):
 
 
 class LabelPort(Protocol):
-    """Received labels until they are joined, label files read, compromised customers."""
+    """Labels as an append-only history per transaction with the current label derived (and its
+    join status), label files read, compromised customers."""
 
-    def put(self, labels: Iterable[Label], now: datetime | None = None) -> list[dict[str, Any]]: ...
+    def put(self, labels: Iterable[Label], now: datetime | None = None) -> list[dict[str, Any]]:
+        """Append to the histories (an exact redelivery or a repeat of the current label adds
+        nothing); the current label row of every transaction named (status pending unless it
+        stands joined)."""
+
+    def history(self, transaction_id: str) -> list[dict[str, Any]]:
+        """Every label received for the transaction, oldest first: the last is the current one."""
 
     def awaiting(self) -> Iterator[dict[str, Any]]: ...
 
@@ -283,7 +290,8 @@ class AuditRetentionPort(Protocol):
 
 class LabelRetentionPort(Protocol):
     def expired_labels(self, before: datetime, limit: int) -> list[TableKey]:
-        """Keys of received labels (joined or not) recorded before ``before``."""
+        """Keys of label rows received before ``before``: history entries, and current labels
+        (joined or not) whose latest entry was."""
 
     def delete_labels(self, keys: Sequence[TableKey]) -> int: ...
 

@@ -3,7 +3,8 @@
 One run, in this order (personal data first, the bulk last):
 
 1. dead letters filed under days before the dead-letter cut-off (they hold raw payloads);
-2. received labels recorded before the label cut-off;
+2. label rows received before the label cut-off: history entries, and current labels whose
+   latest entry was (the label history is append-only: retention is what deletes it);
 3. the audit log's decision rows in hours before the audit cut-off: per page of keys, their
    id-index entries first, then the rows, so a crash in between leaves rows that the next run
    finds again (never an index entry pointing at nothing it could find);

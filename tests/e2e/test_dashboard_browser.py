@@ -1,5 +1,6 @@
 """The dashboard in a real headless Chromium (Debian's, never downloaded) driven by Playwright,
-served by tools.local_host against this test's Azurite."""
+served by tools.local_host against this test's Azurite, signed in as the local host's
+development principal (FRAUD_ANALYST_AUTH=development): no key anywhere."""
 import json
 import os
 from datetime import datetime, timedelta, timezone
@@ -9,6 +10,7 @@ import pytest
 
 from fraud_events import http_post, transaction
 from functions.score_http import score_http
+from shared.domain.analyst_identity import DEVELOPMENT_NAME
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -59,7 +61,9 @@ def test_the_dashboard_shows_alerts_and_charts_and_takes_a_verdict(browser, serv
     page.on("requestfailed", lambda r: problems.append(f"request failed: {r.method} {r.url}: {r.failure}"))
     page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
 
-    page.goto(f"{url}/api/dashboard?code=local-key")
+    requested = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(f"{url}/api/dashboard")
     page.wait_for_selector("body[data-ready]", state="attached", timeout=30000)
     assert problems == []
     assert page.get_attribute("body", "data-ready") == "ok"
@@ -77,6 +81,7 @@ def test_the_dashboard_shows_alerts_and_charts_and_takes_a_verdict(browser, serv
     assert page.locator("#fig-scores").is_visible() and page.locator("#chart-scores svg rect.bar").count() >= 1
     assert page.locator("#model-version").inner_text() == services.registry.current().version
     assert page.locator("#model-history tr").count() >= 1
+    assert page.locator("#analyst-name").inner_text() == DEVELOPMENT_NAME  # who is signed in
 
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
@@ -85,11 +90,14 @@ def test_the_dashboard_shows_alerts_and_charts_and_takes_a_verdict(browser, serv
     with page.expect_response(lambda r: "/api/labels" in r.url and r.request.method == "POST") as posted:
         page.locator(f'#alert-rows tr[data-txn="{target}"] button[data-label="fraud"]').click()
     response = posted.value
-    assert response.status == 202 and "code=local-key" in response.url
+    assert response.status == 202 and "code=" not in response.url
+    assert json.loads(response.body())["labelled_by"] == DEVELOPMENT_NAME
     assert json.loads(response.request.post_data) == {"transaction_id": target, "label": "fraud",
                                                       "customer_id": f"C{int(target[1:]) % 3}", "source": "analyst"}
     page.wait_for_selector(f'#alert-rows tr[data-txn="{target}"]', state="detached", timeout=10000)
     assert page.locator("#alert-rows tr").count() == len(newest_first) - 1
+    given = page.locator(f'#verdict-rows tr[data-txn="{target}"]')  # the current label and who gave it
+    assert given.locator("td.label").inner_text() == "fraud" and given.locator("td.by").inner_text() == DEVELOPMENT_NAME
 
     # reload at once, as an analyst may: the verdict's request must be over by the time its row
     # goes (a response body the page leaves unread is still in flight and the reload aborts it)
@@ -97,6 +105,8 @@ def test_the_dashboard_shows_alerts_and_charts_and_takes_a_verdict(browser, serv
     page.wait_for_selector("body[data-ready]", state="attached", timeout=30000)
 
     assert services.label_store.get(target)["status"] == "joined"
+    assert services.label_store.get(target)["labelled_by"] == DEVELOPMENT_NAME
+    assert not [u for u in requested if "code=" in u]  # the page never asks for or passes a key
     now = datetime.now(timezone.utc)
     row = next(r for r in services.audit.read(now - timedelta(hours=3), now + timedelta(minutes=1)) if r["RowKey"] == target)
     assert row["label"] == 1
@@ -104,3 +114,19 @@ def test_the_dashboard_shows_alerts_and_charts_and_takes_a_verdict(browser, serv
                           for i in range(page.locator("#alert-rows tr").count())]
     assert problems == []
     page.close()
+
+
+def test_without_the_development_principal_the_dashboard_is_refused(browser, app_env):
+    """The local host with --no-analyst: nobody is signed in, the page and its API answer 401."""
+    from function_app import indexed_functions
+    from tools.local_host import serve_in_background
+
+    server, url = serve_in_background(indexed_functions(), analyst=None)
+    try:
+        page = browser.new_page()
+        response = page.goto(f"{url}/api/dashboard")
+        assert response.status == 401 and json.loads(response.body())["error"] == "unauthenticated"
+        page.close()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -219,13 +219,13 @@ def published_v2(outage_services):
 
 
 def test_labels_and_model_answer_503_while_their_storage_is_down(storage, outage_services):
-    from fraud_events import http_get, http_post
+    from fraud_events import analyst_post, http_get, http_post
     from functions.labels_http import labels_http
     from functions.model_http import model_http
 
     storage["table"].stop()
     try:
-        response = labels_http(http_post("labels", {"transaction_id": "T1", "label": "fraud"}))
+        response = labels_http(analyst_post("labels", {"transaction_id": "T1", "label": "fraud"}))
         assert response.status_code == 503 and response.headers["Retry-After"]
     finally:
         storage["table"].start()
@@ -235,4 +235,4 @@ def test_labels_and_model_answer_503_while_their_storage_is_down(storage, outage
         assert response.status_code == 503 and json.loads(response.get_body())["error"] == "storage_unavailable"
     finally:
         storage["blob"].start()
-    assert labels_http(http_post("labels", {"transaction_id": "T1", "label": "fraud"})).status_code == 202
+    assert labels_http(analyst_post("labels", {"transaction_id": "T1", "label": "fraud"})).status_code == 202

@@ -8,7 +8,7 @@ import pytest
 from azure.functions.timer import TimerRequest
 from sklearn import metrics as skm
 
-from fraud_events import decision_record, event_hub_batch, http_post, record_decisions, transaction
+from fraud_events import analyst_post, decision_record, event_hub_batch, http_post, record_decisions, transaction
 from functions.labels_http import labels_http
 from functions.monitor_timer import monitor_timer
 from functions.score_stream import score_stream
@@ -135,7 +135,7 @@ def test_labels_from_files_and_http_are_joined_exactly_once(published, services)
     assert rows["T0"]["label"] == 1 and rows["T1"]["label"] == 0 and rows["T2"].get("label", "") == ""
     assert services.label_store.compromised_since("C3") is not None
     # an analyst verdict over HTTP joins at once
-    response = labels_http(http_post("labels", {"transaction_id": "T2", "label": "fraud", "customer_id": "C3"}))
+    response = labels_http(analyst_post("labels", {"transaction_id": "T2", "label": "fraud", "customer_id": "C3"}))
     assert response.status_code == 202 and json.loads(response.get_body())["joined"] == 1
     # re-running changes nothing; the unknown id stays known-unknown, not lost
     second = monitoring_at(services).run()
@@ -149,7 +149,7 @@ def test_labels_from_files_and_http_are_joined_exactly_once(published, services)
 
 
 def test_bad_labels_over_http_are_a_400_naming_item_and_field(published, services):
-    response = labels_http(http_post("labels", {"labels": [{"transaction_id": "T1", "label": "maybe"}, {"label": 1}]}))
+    response = labels_http(analyst_post("labels", {"labels": [{"transaction_id": "T1", "label": "maybe"}, {"label": 1}]}))
     body = json.loads(response.get_body())
     assert response.status_code == 400
     assert [e["field"] for e in body["errors"]] == ["labels[0].label", "labels[1].transaction_id"]

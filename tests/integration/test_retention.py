@@ -87,13 +87,15 @@ def seed(services, now: datetime) -> dict[str, set]:
             aggregates.upsert_entity({"PartitionKey": hour, "RowKey": process, "decisions": 10})
 
     from shared.adapters.audit_table import index_partition
-    from shared.adapters.label_table import label_partition
+    from shared.adapters.label_table import history_partition, label_partition
 
     gone, active = services.pseudonyms.customer("GONE"), services.pseudonyms.customer("ACTIVE")  # the partition keys
     return {
         "audit": {(services.audit.locate([r.transaction_id])[r.transaction_id].audit_pk, r.transaction_id) for r in old}
         | {(index_partition(r.transaction_id), r.transaction_id) for r in old},
-        "labels": {(label_partition(f"LOLD{i}"), f"LOLD{i}") for i in range(30)},
+        "labels": {(label_partition(f"LOLD{i}"), f"LOLD{i}") for i in range(30)}  # current labels
+        | {(history_partition(e["transaction_id"]), e["RowKey"]) for i in range(30)  # and their history entries
+           for e in services.label_store.history(f"LOLD{i}")},
         "profiles": {(gone, "profile"), (active, "txn:A-old")} | {(gone, f"txn:G{i}") for i in range(100)},
         "aggregates": {(hour, p) for hour in old_hours for p in ("proc-a", "proc-b")},
         "dead_letters": {letters[40], letters[32]},
@@ -112,7 +114,7 @@ def run_timer(caplog) -> dict:
 
 def test_the_timer_deletes_what_is_past_retention_and_touches_nothing_inside_it(live, caplog):
     expired = seed(live, datetime.now(timezone.utc))
-    assert len(expired["labels"]) == 30 and len(expired["audit"]) == 300
+    assert len(expired["labels"]) == 60 and len(expired["audit"]) == 300
     before = snapshot(live)
     for store, keys in expired.items():
         assert keys <= set(before[store]), store  # what must go was really written
@@ -123,7 +125,7 @@ def test_the_timer_deletes_what_is_past_retention_and_touches_nothing_inside_it(
         assert not keys & set(after[store]), f"{store}: something past retention is left"
         kept = {k: v for k, v in before[store].items() if k not in keys}
         assert after[store] == kept, f"{store}: something inside its retention window changed"
-    assert first["deleted"] == {"dead_letters": 2, "labels": 30, "audit_index": 150, "audit_decisions": 150,
+    assert first["deleted"] == {"dead_letters": 2, "labels": 60, "audit_index": 150, "audit_decisions": 150,
                                 "aggregates": 6, "profile_transactions": 101, "profiles": 1}
     assert first["errors"] == {} and all(first["complete"].values())
     assert live.audit.locate(["YOUNG0"])["YOUNG0"].audit_pk and live.label_store.file_seen("2025-01-01.csv", "etag-1")

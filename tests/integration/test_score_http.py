@@ -5,7 +5,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from fraud_events import http_get, http_post, transaction
+from fraud_events import analyst_post, http_get, http_post, transaction
 from functions.score_http import health_http, openapi_http, predict_http, score_http
 
 SPEC = json.loads((Path(__file__).resolve().parents[2] / "functions" / "openapi.json").read_text())
@@ -142,9 +142,9 @@ def test_labels_and_model_follow_the_openapi_description(published):
     from functions.model_http import model_http
 
     score_http(http_post("score", transaction(30)))
-    accepted = labels_http(http_post("labels", [{"transaction_id": "T30", "label": "fraud"}]))
+    accepted = labels_http(analyst_post("labels", [{"transaction_id": "T30", "label": "fraud"}]))
     assert accepted.status_code == 202 and assert_matches(accepted, "/labels")["joined"] == 1
-    refused = labels_http(http_post("labels", {"transaction_id": "T30"}))
+    refused = labels_http(analyst_post("labels", {"transaction_id": "T30"}))
     assert refused.status_code == 400 and assert_matches(refused, "/labels")["errors"][0]["field"] == "labels[0].label"
     status = model_http(http_get("model"))
     assert assert_matches(status, "/model", "get")["serving_version"] == published.version

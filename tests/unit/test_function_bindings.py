@@ -36,6 +36,52 @@ def test_http_scoring_routes_need_a_function_key():
         assert out == {"direction": "OUT", "type": "http", "name": "$return"}
 
 
+ANALYST_ROUTES = {("dashboard", ("GET",)), ("dashboard/{*path}", ("GET",)), ("alerts", ("GET",)), ("stats", ("GET",)),
+                  ("labels", ("POST",))}
+
+
+def test_only_the_analysts_routes_are_anonymous_and_every_other_route_needs_a_function_key():
+    """People sign in (App Service Authentication in front, the principal checked by the app:
+    functions.http.authorise); machines use keys. No other route may drop its key."""
+    anonymous, keyed = set(), set()
+    for function in INDEXED:
+        trigger = function.get_trigger()
+        if trigger.get_binding_name() != "httpTrigger":
+            continue
+        binding = trigger.get_dict_repr()
+        route = (binding["route"], tuple(str(getattr(m, "value", m)).upper() for m in binding["methods"]))
+        assert str(binding["authLevel"]).upper() in ("ANONYMOUS", "FUNCTION"), binding
+        (anonymous if str(binding["authLevel"]).upper() == "ANONYMOUS" else keyed).add(route)
+    assert anonymous == ANALYST_ROUTES
+    assert {r for r, _ in keyed} == {"score", "predict", "health", "model", "openapi.json"}
+
+
+def test_every_analysts_route_refuses_a_request_without_a_principal(monkeypatch):
+    """Anonymous at the Functions level is not open: each analysts' function answers 401 itself."""
+    import azure.functions as func
+
+    from shared.composition import reset_app_services
+
+    monkeypatch.setenv("FRAUD_ANALYST_AUTH", "development")
+    for key in ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_AUTH_ENABLED"):
+        monkeypatch.delenv(key, raising=False)
+    reset_app_services()
+    try:
+        for function in INDEXED:
+            trigger = function.get_trigger()
+            if trigger.get_binding_name() != "httpTrigger" or str(trigger.get_dict_repr()["authLevel"]).upper() != "ANONYMOUS":
+                continue
+            binding = trigger.get_dict_repr()
+            method = str(getattr(binding["methods"][0], "value", binding["methods"][0])).upper()
+            request = func.HttpRequest(method=method, url=f"http://localhost/api/{binding['route']}", headers={},
+                                       params={}, route_params={"path": "app.js"}, body=b'{"transaction_id": "T1", "label": 1}')
+            response = function.get_user_function()(request)
+            assert response.status_code == 401, (function.get_function_name(), response.status_code)
+            assert json.loads(response.get_body())["errors"][0]["field"] == "X-MS-CLIENT-PRINCIPAL"
+    finally:
+        reset_app_services()
+
+
 def test_function_names_are_unique_and_every_function_has_a_trigger():
     names = [f.get_function_name() for f in INDEXED]
     assert len(names) == len(set(names))

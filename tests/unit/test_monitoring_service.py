@@ -72,6 +72,36 @@ def test_labels_join_known_decisions_and_keep_unknown_ones(parts):
         assert m2.frauds_known(hour, hour + 1, end) == int((scored_at + timedelta(days=7)).timestamp() <= end * 3600)
 
 
+def test_a_verdict_records_the_analyst_and_a_changed_mind_is_a_new_history_entry(parts):
+    decide(parts, [decision_record("V1", NOW - timedelta(hours=3), "High", customer="C1")])
+    service = monitor(parts)
+    first = service.accept_labels([Label("V1", True, "C1", None, "analyst")], labelled_by="alice@bank", labelled_by_id="oid-a")
+    assert first["joined"] == 1 and first["current"][0]["labelled_by"] == "alice@bank"
+    assert first["current"][0]["labelled_at"] == NOW.isoformat()  # dated when it was given
+    parts["clock"].now = NOW + timedelta(minutes=5)
+    resent = service.accept_labels([Label("V1", True, "C1", None, "analyst")], labelled_by="alice@bank")
+    assert resent["joined"] == 0 and len(parts["labels"].history("V1")) == 1  # a retry adds nothing, joins nothing
+    parts["clock"].now = NOW + timedelta(minutes=10)
+    changed = service.accept_labels([Label("V1", False, "C1", None, "analyst")], labelled_by="bob@bank")
+    assert changed["joined"] == 1 and changed["current"][0]["previous_label"] == 1
+    assert [(e["label"], e["labelled_by"]) for e in parts["labels"].history("V1")] == [(1, "alice@bank"), (0, "bob@bank")]
+    row, = [r for r in parts["audit"].read(NOW - timedelta(days=1), NOW) if r["RowKey"] == "V1"]
+    assert (row["label"], row["labelled_by"]) == (0, "bob@bank")
+
+
+def test_a_label_file_records_itself_as_who_labelled_and_a_redelivered_file_adds_nothing(parts):
+    decide(parts, [decision_record("F1", NOW - timedelta(hours=3), "High")])
+    content = b"transaction_id,label,labelled_at,labelled_by\nF1,fraud,2026-11-28T10:00:00Z,mallory@bank\n"
+    parts["label_files"].files["cases/day1.csv"] = content
+    service = monitor(parts)
+    service.run()
+    entry, = parts["labels"].history("F1")
+    assert entry["labelled_by"] == "file:cases/day1.csv"  # the file, not what a column claims
+    parts["label_files"].files["cases/day1.csv"] = content + b"\n"  # uploaded again: a new ETag, the same labels
+    assert service.ingest_label_files()["files"] == 1 and len(parts["labels"].history("F1")) == 1
+    assert parts["labels"].get("F1")["status"] == "joined"
+
+
 def test_a_label_file_is_read_once_and_its_bad_lines_are_counted(parts):
     parts["label_files"].files["day1.csv"] = b"transaction_id,label\nT1,fraud\nT 2,1\nT3,maybe\n"
     service = monitor(parts)

@@ -53,12 +53,14 @@ class Stores:
 def test_a_run_deletes_everything_past_retention_and_nothing_inside_it():
     stores = Stores(profile_stores=2).seed()
     report = stores.service().run(NOW)
-    assert report["deleted"] == {"dead_letters": 2, "labels": 1, "audit_index": 3, "audit_decisions": 3,
+    # labels: LOLD's one history entry and its current label (label rows, both past retention)
+    assert report["deleted"] == {"dead_letters": 2, "labels": 2, "audit_index": 3, "audit_decisions": 3,
                                  "aggregates": 2, "profile_transactions": 4, "profiles": 2}
     assert report["errors"] == {} and all(report["complete"].values()) and report["profiles_kept"] == 0
     kept = {r["RowKey"] for r in stores.audit.read(NOW - timedelta(days=400), NOW)}
     assert kept == {"EDGE", "NEW"} and stores.audit.indexed() == {"EDGE", "NEW"}
     assert stores.labels.get("LOLD") is None and stores.labels.get("LNEW") is not None
+    assert stores.labels.history("LOLD") == [] and len(stores.labels.history("LNEW")) == 1
     assert sorted(n[:10] for n, _ in stores.letters.items()) == ["2026/10/21", "2026/11/19"]
     assert sorted(stores.aggregates.rows) == [(utc_hour_key(NOW - timedelta(days=180)), "proc-a")]
     for n, store in enumerate(stores.profiles):
@@ -108,7 +110,7 @@ def test_a_crash_between_index_and_rows_leaves_the_rows_for_the_next_run():
     stores = Stores().seed()
     crashed = stores.service(audit=CrashingAudit(stores.audit)).run(NOW)
     assert crashed["errors"]["audit"].startswith("ConnectionError") and crashed["complete"]["audit"] is False
-    assert crashed["deleted"]["labels"] == 1  # the other steps ran
+    assert crashed["deleted"]["labels"] == 2  # the other steps ran (LOLD's history entry and current label)
     assert stores.audit.indexed() == {"EDGE", "NEW"}
     assert len(stores.audit.expired_decisions(utc_hour_key(NOW - timedelta(days=180)), 100)) == 3
     resumed = stores.service().run(NOW)
