@@ -28,6 +28,7 @@ class Setting:
 STORAGE_CONNECTION = "AzureWebJobsStorage"
 DATA_CONNECTION = "FRAUD_DATA_STORAGE"
 EVENTHUB_CONNECTION = "EventHubConnection"
+MODEL_CONNECTION = "FRAUD_MODEL_STORAGE"
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -150,7 +151,7 @@ SETTINGS: tuple[Setting, ...] = (
             "otherwise it stops at 'candidate' and a person with Fraud.Admin approves it (python -m tools.models approve)."),
     Setting("FRAUD_TRAINING_MAX_AGE_DAYS", "730", "Training rows dated more than this many days before a retrain (or after it) are refused."),
     Setting(
-        "FRAUD_MODEL_STORAGE",
+        MODEL_CONNECTION,
         "",
         "Storage the retraining function writes model candidates with: the release identity, the only one that may write "
         "to the model container. Same forms as FRAUD_DATA_STORAGE; empty: FRAUD_DATA_STORAGE.",
