@@ -181,12 +181,13 @@ def test_a_retrain_request_records_its_windows_split_and_every_figure_with_matur
     assert manifest["windows"]["gap_days"] == pytest.approx(7.0) and promotion["windows"]["gap_days"] == pytest.approx(7.0)
     assert windows.test_start >= champion.train_end and windows.test_start - windows.train_end == pytest.approx(7 * DAY)
     assert promotion["windows"]["champion_training_end_source"] == "windows"
-    # the holdout: every base row from its start plus the 200 matured served ones (fraud: the base's + 40)
-    base = read_labelled_csv(simulated_csv)
-    in_holdout = base.times >= windows.test_start
+    # the holdout: the newest 20% of the app's own matured decisions (40 of the 200, 8 of them labelled
+    # fraud), chosen by their time; no base row, whatever the dropped file's dates
     split = manifest["data"]["split"]
-    assert promotion["holdout"]["rows"] == split["holdout_rows"] == int(in_holdout.sum()) + 200
-    assert promotion["holdout"]["fraud"] == split["holdout_fraud"] == int(base.labels[in_holdout].sum()) + 40
+    assert split["holdout_from"] == "the app's decisions"
+    assert promotion["holdout"]["rows"] == split["holdout_rows"] == 40
+    assert promotion["holdout"]["fraud"] == split["holdout_fraud"] == 8
+    assert windows.test_start > read_labelled_csv(simulated_csv).times[-1]  # the base file ends before it
     assert split["training_rows"] <= 12000 < split["training_rows_before_cap"] and split["legitimate_weight"] > 1
     assert manifest["rows"]["test"] == split["holdout_rows"] and split["gap_rows_unused"] > 0
     # every comparison figure, for both models, and every check with its numbers
@@ -279,3 +280,35 @@ def test_ten_swaps_during_continuous_scoring_fail_no_request(published, services
     assert all(version in versions for _, version in responses)
     assert app_services().serving_model.loaded.version == versions[-1]
     assert len({v for _, v in responses}) >= 5  # responses really came from many of the swapped models
+
+
+def test_a_trigger_within_the_cooldown_is_recorded_and_skipped_and_a_later_one_trains_on_its_data(
+        services, training_container, simulated_csv, monkeypatch):
+    """A blob landing within FRAUD_RETRAIN_COOLDOWN_HOURS of the last retrain start starts no
+    retrain; the skip is recorded in the registry's retrain log. The data is not lost: the next
+    trigger after the cooldown reads every base file, the skipped one's too."""
+    from functions.retrain_blob import run_retrain
+
+    monkeypatch.setenv("FRAUD_RETRAIN_COOLDOWN_HOURS", "6")
+    from shared.composition import reset_app_services
+
+    reset_app_services()
+    start = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+    first = run_retrain("retrain request requests/a.json: manual", now=start)  # nothing to train on yet
+    assert first["outcome"] == "skipped" and "no rows" in first["reason"]
+    assert services.registry.retrain_log().document["last_started_at"] == start.isoformat()
+
+    drop_training_data(services, simulated_csv, name="later.csv")  # a file lands 2 hours later
+    second = run_retrain("training data training-data/later.csv", now=start + timedelta(hours=2))
+    assert second["outcome"] == "cooldown" and second["next_allowed_at"] == (start + timedelta(hours=6)).isoformat()
+    log = services.registry.retrain_log().document
+    assert log["last_started_at"] == start.isoformat()  # the skip did not restart the clock
+    assert [s["trigger"] for s in log["skipped"]] == ["training data training-data/later.csv"]
+    assert services.registry.list_versions() == []
+
+    third = run_retrain("retrain request requests/b.json: manual", now=start + timedelta(hours=7))
+    assert third["outcome"] == "candidate"  # no champion: passed on a valid holdout; waits for approval
+    manifest = services.registry.manifest(third["version"])
+    assert manifest["data"]["base_files"] == ["later.csv"]  # the skipped trigger's file
+    assert services.registry.current().version is None
+    assert services.registry.retrain_log().document["previous_started_at"] == start.isoformat()
