@@ -182,29 +182,34 @@ VAULT_SCOPE = "https://vault.azure.net/.default"
 
 @dataclass
 class KeyVaultReleaseSigner:
-    """Signs with the Key Vault key (ES256); the key never leaves the vault."""
+    """Signs with the Key Vault key (ES256 over the payload's SHA-256); the key never leaves the vault."""
 
     key: KeyVaultKeyId
     credential: Any
-    _key_id: str | None = None
+    _client: Any = None
 
-    def _client(self) -> Any:
-        from azure.keyvault.keys.crypto import CryptographyClient  # the signer's only dependency on it
+    def client(self) -> Any:
+        """A CryptographyClient on the key's current version (a versionless setting is resolved once,
+        so the statement names exactly the version that signs)."""
+        if self._client is None:
+            from azure.keyvault.keys import KeyClient  # the signer's only dependency on azure-keyvault-keys
+            from azure.keyvault.keys.crypto import CryptographyClient
 
-        return CryptographyClient(self.key.url, self.credential)
+            key: Any = self.key.url
+            if self.key.version is None:
+                key = KeyClient(self.key.vault_url, self.credential).get_key(self.key.name)
+            self._client = CryptographyClient(key, self.credential)
+        return self._client
 
     @property
     def key_id(self) -> str:
-        if self._key_id is None:  # the versioned id, so verifiers fetch exactly this key version
-            self._key_id = self._client().key_id or self.key.url
-        return self._key_id
+        return self.client().key_id
 
     def sign(self, payload: bytes) -> bytes:
         from azure.keyvault.keys.crypto import SignatureAlgorithm
 
-        result = self._client().sign(SignatureAlgorithm.es256, hashlib.sha256(payload).digest())
-        self._key_id = result.key_id or self.key_id
-        return bytes(result.signature)
+        result = self.client().sign(SignatureAlgorithm.es256, hashlib.sha256(payload).digest())
+        return bytes(result.signature)  # ES256: raw r || s, 64 bytes
 
     def signed_in(self) -> str | None:
         return principal_from_token(self.credential.get_token(VAULT_SCOPE).token)

@@ -41,13 +41,7 @@ def sign_model(registry: ModelRegistryPort, signer: ReleaseSigner, version: str,
     release; returns the envelope. ``VersionExists`` when it is signed already."""
     artifact = registry.load(version) if artifact is None else artifact
     statement = model_statement(artifact, signed_at=_now(), key_id=signer.key_id, approved_by=approved_by)
-    payload = canonical_json(statement)
-    signature = signer.sign(payload)
-    statement["key_id"] = signer.key_id  # Key Vault names the key version it signed with
-    if statement["key_id"] != json.loads(payload)["key_id"]:
-        payload = canonical_json(statement)  # sign again over the versioned id (the first sign learned it)
-        signature = signer.sign(payload)
-    document = envelope(statement, signature)
+    document = envelope(statement, signer.sign(canonical_json(statement)))
     registry.put_release(version, document)
     log.info(json.dumps({"event": "model_release_signed", "version": version, "approved_by": approved_by,
                          "key_id": statement["key_id"]}))
@@ -135,8 +129,4 @@ def release(registry: ModelRegistryPort, artifact: ModelArtifact, read_before: C
 def sign_rules(signer: ReleaseSigner, name: str, data: bytes, signed_by: str) -> dict[str, Any]:
     """The signature envelope of a rules blob (stored as ``<name>.sig`` beside it)."""
     statement = rules_statement(name, data, signed_at=_now(), key_id=signer.key_id, signed_by=signed_by)
-    signature = signer.sign(canonical_json(statement))
-    if signer.key_id != statement["key_id"]:
-        statement["key_id"] = signer.key_id
-        signature = signer.sign(canonical_json(statement))
-    return envelope(statement, signature)
+    return envelope(statement, signer.sign(canonical_json(statement)))
