@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install -y chromium")
 
+    from tools.models import ensure_local_release_key
+
+    ensure_local_release_key()  # the development release key (data/keys/): the bench's models are signed
+
     from function_app import indexed_functions
     from shared.composition import app_services
     from tools.local_host import serve_in_background
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-dash-"))
     services = app_services()
     services.ensure_resources()
-    artifact = simulate_train_publish(services.registry, folder, customers=300, days=30, seed=5, train_args=["--max-iter", "30"])
+    artifact = simulate_train_publish(services.registry, services.release_signer, folder, customers=300, days=30, seed=5, train_args=["--max-iter", "30"])
     width = len(artifact.manifest["feature_names"])
 
     n = args.decisions
