@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # the local host signs the page in as the development analyst; the app trusts it in this mode only
     os.environ.setdefault("FRAUD_ANALYST_AUTH", "development")
+    from tools.models import ensure_local_release_key
+
+    ensure_local_release_key()  # the development release key (data/keys/): the bench's models are signed
+
     from function_app import indexed_functions
     from shared.composition import app_services
     from tools.local_host import serve_in_background
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-dash-"))
     services = app_services()
     services.ensure_resources()
-    artifact = simulate_train_publish(services.registry, folder, customers=300, days=30, seed=5, train_args=["--max-iter", "30"])
+    artifact = simulate_train_publish(services.registry, services.release_signer, folder, customers=300, days=30, seed=5, train_args=["--max-iter", "30"])
     width = len(artifact.manifest["feature_names"])
 
     n = args.decisions

@@ -242,7 +242,7 @@ def train_and_publish(services, history: Path, folder: Path, share: int) -> str:
     test_start = (datetime.fromisoformat(last_day) - timedelta(days=6)).date().isoformat()
     say(f"training a model on one customer in {share} (test window from {test_start})")
     artifact = train_artifact(sample, folder / "model", ["--test-start", test_start])
-    publish_current(services.registry, artifact)
+    publish_current(services.registry, artifact, services.release_signer, approved_by="bench")
     test = artifact.manifest["metrics"]["test"]
     say(f"  published model {artifact.version}: ROC AUC {test['roc_auc']:.3f}, average precision "
         f"{test['average_precision']:.3f}")
@@ -433,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     from shared.adapters.pseudonym_key import ensure_local_key
 
     ensure_local_key(os.environ, Path(__file__).resolve().parent.parent)  # the profiles' pseudonym key
+    from tools.models import ensure_local_release_key
+
+    ensure_local_release_key()  # the development release key (data/keys/): the bench's models are signed
 
     from bench.doc_sections import write_section
     from tools.azurite import free_port

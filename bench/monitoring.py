@@ -128,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_local_key(os.environ, Path(__file__).resolve().parent.parent)  # the profiles' pseudonym key
 
+    from tools.models import ensure_local_release_key
+
+    ensure_local_release_key()  # the development release key (data/keys/): the bench's models are signed
+
     from shared.domain.features import replay
     from shared.domain.model import load_model
     from training.dataset import merchant_risk_replay, read_labelled_csv
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-mon-"))
     model_container = f"bench-models-{uuid.uuid4().hex[:6]}"
     services = _services("setup", model_container)
-    artifact = simulate_train_publish(services.registry, folder, customers=600, days=45, seed=9,
+    artifact = simulate_train_publish(services.registry, services.release_signer, folder, customers=600, days=45, seed=9,
                                       train_args=["--max-iter", "40", "--search-candidates", "1"])
     data = read_labelled_csv(folder / "transactions.csv")
     X = replay(data.transactions, merchants=merchant_risk_replay(data, 7.0))

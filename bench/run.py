@@ -168,6 +168,9 @@ def bench_shadow(champion, artifact, events: int, repeat: int) -> list[str]:
     services = app_services()
     challenger = ModelArtifact(artifact.onnx_bytes, {**artifact.manifest, "version": f"{artifact.version}-shadow"})
     services.registry.publish(challenger)  # a challenger of the champion's size (the same trees)
+    from shared.service.model_release import sign_model
+
+    sign_model(services.registry, services.release_signer, challenger.version, approved_by="bench")  # serving needs it signed
     shadow = load_model(challenger)
     bodies = stream_bodies(events, events // 3, datetime(2026, 3, 21, tzinfo=LAGOS), "S")
     arms: dict[str, list[float]] = {"champion only": [], "champion + shadow": []}
@@ -241,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     from shared.adapters.pseudonym_key import ensure_local_key
 
     ensure_local_key(os.environ, Path(__file__).resolve().parent.parent)  # the profiles' pseudonym key
+    from tools.models import ensure_local_release_key
+
+    ensure_local_release_key()  # the development release key (data/keys/): the bench's models are signed
     import tempfile
 
     from bench.doc_sections import write_section
@@ -251,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     sk_model, onnx_model, artifact = train_small_model(folder)
     services = app_services()
     services.ensure_resources()
-    publish_current(services.registry, artifact)
+    publish_current(services.registry, artifact, services.release_signer, approved_by="bench")
 
     load_before = os.getloadavg()[0]  # other work on the shared machine, as the measurements start
     print("(a) model call and whole path ...", flush=True)

@@ -6,6 +6,7 @@ host expects.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -42,10 +43,13 @@ from shared.service.retention import RetentionService
 from shared.adapters.training_sample_blobs import TrainingSampleBlobs
 from shared.service.scoring import FraudScoringService
 from shared.service.training_sample import TrainingSampleOutlet
+from shared.domain.release import ReleaseRefused
+from shared.service.model_release import ReleaseCheck
 from shared.service.model_serving import ServingModel
 from shared.service.ports import CurrentPointer
 from shared.config import FraudConfig
-from shared.adapters.storage_account import StorageAccount
+from shared.adapters.release_keys import release_signer, release_verifier
+from shared.adapters.storage_account import StorageAccount, data_connection, model_connection
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +72,27 @@ def quiet_azure_sdk_logging() -> None:
 quiet_azure_sdk_logging()  # at import: every entry point builds its services from here
 
 
+RULES_SIGNATURE_SUFFIX = ".sig"
+
+
 @dataclass
 class RulesSource:
-    """Decision rules from the FRAUD_RULES setting, or from a blob re-read every minute."""
+    """Decision rules from the FRAUD_RULES setting, or from a signed blob re-read every minute.
+
+    The blob (``container/name``) is used only with a signature beside it (``<name>.sig``,
+    ``python -m tools.models sign-rules``) that the release key made over exactly its bytes.
+    An unsigned, wrongly signed or tampered blob is refused and logged: the process keeps the
+    last good rules, or the built-in defaults when it has none yet. The inline setting is an app
+    setting (protected by Azure's own access control) and needs no signature."""
 
     inline: str
     blob_path: str
     blob_service: Any
     refresh_seconds: float = 60.0
+    check: ReleaseCheck = field(default_factory=lambda: ReleaseCheck(None))
     _cached: DecisionRules | None = None
     _read_at: float = 0.0
+    refusals: list[str] = field(default_factory=list)  # the latest refusals, newest last
 
     def rules(self) -> DecisionRules:
         if self.inline:
@@ -87,16 +102,42 @@ class RulesSource:
         if not self.blob_path:
             return DecisionRules()
         if self._cached is None or time.monotonic() - self._read_at > self.refresh_seconds:
-            container, _, name = self.blob_path.partition("/")
             try:
-                text = self.blob_service.get_blob_client(container, name).download_blob().readall()
-                self._cached = DecisionRules.from_json(text)
+                self._cached = self._read_signed()
+            except ReleaseRefused as exc:
+                self._refuse(str(exc))
             except Exception as exc:
                 if self._cached is None:
                     raise
                 log.error("could not refresh rules from %s, keeping the previous rules: %s", self.blob_path, exc)
             self._read_at = time.monotonic()
         return self._cached
+
+    def _read_signed(self) -> DecisionRules:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        container, _, name = self.blob_path.partition("/")
+        data = self.blob_service.get_blob_client(container, name).download_blob().readall()
+        try:
+            signature = json.loads(self.blob_service.get_blob_client(
+                container, name + RULES_SIGNATURE_SUFFIX).download_blob().readall())
+        except ResourceNotFoundError:
+            signature = None
+        except ValueError:
+            signature = {}  # not JSON: refused by the check
+        self.check.check_rules(self.blob_path, data, signature)
+        try:
+            return DecisionRules.from_json(data)
+        except ValueError as exc:
+            raise ReleaseRefused(f"rules {self.blob_path}: signed, but not valid rules: {exc}") from None
+
+    def _refuse(self, why: str) -> None:
+        kept = "the previous rules" if self._cached is not None else "the built-in default rules"
+        log.error(json.dumps({"event": "rules_refused", "blob": self.blob_path, "reason": why, "keeping": kept}))
+        self.refusals.append(why)
+        del self.refusals[:-20]
+        if self._cached is None:
+            self._cached = DecisionRules()
 
 
 @dataclass
@@ -132,8 +173,45 @@ class AppServices:
         return ModelRegistry(self.blob_service, self.config.model_container)
 
     @cached_property
+    def release_registry(self) -> ModelRegistry:
+        """The model registry as the retrain and the release tools write it: through
+        ``FRAUD_MODEL_STORAGE`` (the release identity) when it is set, else the data account's
+        ``registry``. Scoring only ever reads ``registry``."""
+        if model_connection(self.env) == data_connection(self.env):
+            return self.registry
+        blobs = StorageAccount.for_models(self.env).blob_service()
+        return ModelRegistry(blobs, self.config.model_container)
+
+    @cached_property
+    def release_verifier(self):
+        """The release key's public half (``FRAUD_RELEASE_KEY``), as the scoring identity reads it;
+        None (logged) when it is empty or unusable: then no model or rules blob is accepted."""
+        try:
+            verifier = release_verifier(self.config.release_key,
+                                        self.env.get(f"{data_connection(self.env)}__clientId") or None)
+        except Exception as exc:
+            log.error("FRAUD_RELEASE_KEY cannot be used to verify releases (%s): every model is refused", exc)
+            return None
+        if verifier is None:
+            log.error("FRAUD_RELEASE_KEY is empty: no release can be verified, so no model will serve")
+        return verifier
+
+    @cached_property
+    def release_check(self) -> ReleaseCheck:
+        return ReleaseCheck(self.release_verifier)
+
+    @cached_property
+    def release_signer(self):
+        """The release key's signer (``FRAUD_RELEASE_KEY``; in Azure as the ``FRAUD_MODEL_STORAGE``
+        identity, the release identity), or None when the setting is empty. Raises when it is set
+        but unusable (a missing key file)."""
+        return release_signer(self.config.release_key,
+                              self.env.get(f"{model_connection(self.env)}__clientId") or None)
+
+    @cached_property
     def serving_model(self) -> ServingModel:
-        return ServingModel(self.registry, refresh_seconds=self.config.model_refresh_seconds)
+        return ServingModel(self.registry, refresh_seconds=self.config.model_refresh_seconds,
+                            releases=self.release_check)
 
     @cached_property
     def pseudonyms(self) -> Pseudonyms:
@@ -177,7 +255,8 @@ class AppServices:
 
     @cached_property
     def rules_source(self) -> RulesSource:
-        return RulesSource(self.config.rules_inline, self.config.rules_blob, self.blob_service)
+        return RulesSource(self.config.rules_inline, self.config.rules_blob, self.blob_service,
+                           check=self.release_check)
 
     def policy_for(self, model: FraudModel) -> DecisionPolicy:
         overrides = self.config.threshold_overrides

@@ -28,6 +28,7 @@ class Setting:
 STORAGE_CONNECTION = "AzureWebJobsStorage"
 DATA_CONNECTION = "FRAUD_DATA_STORAGE"
 EVENTHUB_CONNECTION = "EventHubConnection"
+MODEL_CONNECTION = "FRAUD_MODEL_STORAGE"
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -84,7 +85,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("FRAUD_DRIFT_MIN_BIN_ROWS", "20", "Rows a drift bin must expect; sparser adjacent bins are merged."),
     Setting("FRAUD_RETRAIN_MIN_RECALL", "0.5", "Live recall at the review threshold below which retraining is asked for."),
     Setting("FRAUD_RETRAIN_MIN_LABELLED_FRAUD", "20", "Labelled fraud needed in the window before recall is judged."),
-    Setting("FRAUD_RETRAIN_COOLDOWN_HOURS", "24", "At most one retrain request per this many hours."),
+    Setting("FRAUD_RETRAIN_COOLDOWN_HOURS", "24", "At most one retrain request (by the monitor) and one retrain start "
+            "(by a training-data or retrain-requests blob; later triggers are recorded and skipped) per this many hours."),
     Setting("FRAUD_MERCHANT_TABLE", "merchantrisk", "Table of per-merchant risk (hourly counts, known fraud), written by the timer."),
     Setting("FRAUD_MERCHANT_CACHE_SECONDS", "600", "How long a scoring process reuses a merchant's risk row."),
     Setting("FRAUD_LABEL_DELAY_DAYS", "7", "When a label has no labelled_at, it counts as known this long after the transaction."),
@@ -150,7 +152,7 @@ SETTINGS: tuple[Setting, ...] = (
             "otherwise it stops at 'candidate' and a person with Fraud.Admin approves it (python -m tools.models approve)."),
     Setting("FRAUD_TRAINING_MAX_AGE_DAYS", "730", "Training rows dated more than this many days before a retrain (or after it) are refused."),
     Setting(
-        "FRAUD_MODEL_STORAGE",
+        MODEL_CONNECTION,
         "",
         "Storage the retraining function writes model candidates with: the release identity, the only one that may write "
         "to the model container. Same forms as FRAUD_DATA_STORAGE; empty: FRAUD_DATA_STORAGE.",

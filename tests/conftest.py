@@ -28,8 +28,26 @@ def azurite():
         yield process
 
 
+@pytest.fixture(scope="session")
+def release_key_file(tmp_path_factory) -> Path:
+    """The test release key (PEM EC P-256), the local form of FRAUD_RELEASE_KEY: every test's
+    app signs and verifies model and rules releases with it."""
+    from shared.adapters.release_keys import LocalReleaseKey
+
+    path = tmp_path_factory.mktemp("keys") / "release-signing.pem"
+    LocalReleaseKey.create_file(path)
+    return path
+
+
 @pytest.fixture
-def app_env(azurite, monkeypatch):
+def release_key(release_key_file):
+    from shared.adapters.release_keys import LocalReleaseKey
+
+    return LocalReleaseKey.from_pem_file(release_key_file)
+
+
+@pytest.fixture
+def app_env(azurite, monkeypatch, release_key_file):
     """Settings pointing at Azurite with table/container/queue names unique to this test."""
     suffix = uuid.uuid4().hex[:8]
     env = {
@@ -53,6 +71,7 @@ def app_env(azurite, monkeypatch):
         "FRAUD_MONITOR_FLUSH_SECONDS": "0",  # aggregates written at every batch: the monitor sees them at once
         "FRAUD_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
         "FRAUD_ANALYST_AUTH": "development",  # the principal header is trusted as the tests send it
+        "FRAUD_RELEASE_KEY": str(release_key_file),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -61,8 +80,9 @@ def app_env(azurite, monkeypatch):
         monkeypatch.delenv(key, raising=False)
     for key in ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "WEBSITE_AUTH_ENABLED"):
         monkeypatch.delenv(key, raising=False)  # not in Azure
-    for key in [k for k in os.environ if k.startswith("FRAUD_DATA_STORAGE")]:
-        monkeypatch.delenv(key)  # the data account is AzureWebJobsStorage: this test's Azurite
+    for key in [k for k in os.environ if k.startswith(("FRAUD_DATA_STORAGE", "FRAUD_MODEL_STORAGE"))]:
+        monkeypatch.delenv(key)  # the data account (and the model storage) is AzureWebJobsStorage: this test's Azurite
+    monkeypatch.delenv("FRAUD_AUTO_PROMOTE", raising=False)
     reset_app_services()
     yield env
     reset_app_services()
@@ -115,11 +135,27 @@ def trained_artifact(simulated_csv, tmp_path_factory):
 
 @pytest.fixture
 def published(services, trained_artifact):
-    """The trained model published and current in this test's registry."""
+    """The trained model published, signed with the test release key and current in this test's registry."""
     from training.pipeline import publish_current
 
-    publish_current(services.registry, trained_artifact)
+    publish_current(services.registry, trained_artifact, services.release_signer, approved_by="tests")
     return trained_artifact
+
+
+def publish_signed(services_or_registry, artifact, signer=None, current: bool = False, shadow: bool = False):
+    """Publish ``artifact`` in a registry and sign its release (the app's release key unless
+    ``signer``); optionally point current or the shadow at it. Returns the version."""
+    from shared.service.model_release import sign_model
+
+    registry = getattr(services_or_registry, "registry", services_or_registry)
+    signer = signer or services_or_registry.release_signer
+    registry.publish(artifact)
+    sign_model(registry, signer, artifact.version, approved_by="tests", artifact=artifact)
+    if current:
+        registry.set_current(artifact.version, registry.current())
+    if shadow:
+        registry.set_shadow(artifact.version)
+    return artifact.version
 
 
 def make_artifact(version: str, seed: int = 0, X=None, y=None, **manifest_overrides):

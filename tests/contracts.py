@@ -258,6 +258,32 @@ class ModelRegistryContract:
         assert store.shadow().version is None and store.current().version == "v2"  # and shadow untouched
 
 
+    def test_a_release_is_stored_once_beside_its_published_version(self, store):
+        from shared.service.ports import VersionExists
+
+        store.publish(artifact("v1"))
+        assert store.release("v1") is None
+        store.put_release("v1", {"statement": {"version": "v1"}, "signature": "c2ln"})
+        assert store.release("v1") == {"statement": {"version": "v1"}, "signature": "c2ln"}
+        with pytest.raises(VersionExists):
+            store.put_release("v1", {"statement": {"version": "v1", "approved_by": "someone else"}})
+        with pytest.raises(ValueError):
+            store.put_release("v9", {})
+        assert store.list_versions() == ["v1"]  # a release is no version of its own
+
+    def test_the_retrain_log_moves_only_from_what_was_read(self, store):
+        from shared.service.ports import StalePointer
+
+        empty = store.retrain_log()
+        assert empty.etag is None and empty.document == {}
+        first = store.set_retrain_log({"last_started_at": "2026-01-01T00:00:00+00:00"}, empty)
+        assert store.retrain_log().document["last_started_at"] == "2026-01-01T00:00:00+00:00"
+        with pytest.raises(StalePointer):
+            store.set_retrain_log({"last_started_at": "2026-01-02T00:00:00+00:00"}, empty)
+        store.set_retrain_log({"last_started_at": "2026-01-02T00:00:00+00:00"}, first)
+        assert store.retrain_log().document["last_started_at"] == "2026-01-02T00:00:00+00:00"
+
+
 class LabelStoreContract:
     """Labels are an append-only history with the current label derived (the last word wins) and
     waiting until joined; files are read once, compromise keeps the earliest time."""

@@ -311,7 +311,9 @@ class FakeModelRegistry:
 
     def __init__(self) -> None:
         self._versions: dict[str, ModelArtifact] = {}
-        self._pointers = {"current": CurrentPointer(None, None, {}), "shadow": CurrentPointer(None, None, {})}
+        self._pointers = {"current": CurrentPointer(None, None, {}), "shadow": CurrentPointer(None, None, {}),
+                          "retrain-log": CurrentPointer(None, None, {})}
+        self._releases: dict[str, dict[str, Any]] = {}
         self._etags = itertools.count(1)
 
     def publish(self, artifact: ModelArtifact) -> str:
@@ -332,7 +334,7 @@ class FakeModelRegistry:
         return sorted(self._versions)
 
     def _move(self, name: str, document: dict[str, Any], expected: CurrentPointer) -> CurrentPointer:
-        version = document["version"]
+        version = document.get("version")
         if version is not None and version not in self._versions:
             raise ValueError(f"model version {version} is not published")
         if expected.etag != self._pointers[name].etag:
@@ -357,6 +359,23 @@ class FakeModelRegistry:
 
     def clear_shadow(self, expected: CurrentPointer | None = None, **details: Any) -> CurrentPointer:
         return self.set_shadow(None, expected, **details)
+
+    def release(self, version: str) -> dict[str, Any] | None:
+        found = self._releases.get(version)
+        return None if found is None else json.loads(json.dumps(found))
+
+    def put_release(self, version: str, document: dict[str, Any]) -> None:
+        if version not in self._versions:
+            raise ValueError(f"model version {version} is not published")
+        if version in self._releases:
+            raise VersionExists(f"model version {version} is signed already")
+        self._releases[version] = json.loads(json.dumps(document))
+
+    def retrain_log(self) -> CurrentPointer:
+        return self._pointers["retrain-log"]
+
+    def set_retrain_log(self, document: dict[str, Any], expected: CurrentPointer) -> CurrentPointer:
+        return self._move("retrain-log", dict(document), expected)
 
 
 class FakeLabelStore:

@@ -1,8 +1,12 @@
 """The main job, locally on Azurite: `make run`.
 
-1. storage resources created (tables, containers, queue);
-2. synthetic history generated; a model trained and published if none is current, and a
-   quick challenger trained and set as the shadow (it scores beside the champion);
+1. storage resources created (tables, containers, queue); the development release key
+   (``data/keys/release-signing.pem``, PEM EC P-256) created if missing, unless
+   FRAUD_RELEASE_KEY names another;
+2. synthetic history generated; a model trained, published, signed with the release key (serving
+   refuses an unsigned model) and made current if none is current, and a quick challenger
+   trained and published as an unsigned candidate, then signed and set as the shadow by
+   ``tools.models shadow`` (it scores beside the champion);
 3. customer profiles and merchant risk backfilled from the history;
 4. the last simulated days (label maturity + two days) streamed through the Event Hub
    function in host-sized batches, day by day (with a few malformed events and a
@@ -17,7 +21,9 @@
    throughput, latency percentiles, precision/recall against the simulated labels, and
    the monitor's drift, matured and provisional performance and shadow comparison; then
    the scored hours compacted into the decision archive (Parquet) and one DuckDB query over it;
-7. the API stays up (Ctrl-C stops it) unless --no-serve.
+7. the release step: ``tools.models list`` (signed, candidate, current), then ``tools.models
+   approve`` makes the challenger current as a person would, and the API answers with it;
+8. the API stays up (Ctrl-C stops it) unless --no-serve.
 """
 from __future__ import annotations
 
@@ -96,12 +102,14 @@ def ensure_model(services, history: Path, folder: Path) -> str:
     current = services.registry.current()
     if current.version is not None:
         say(f"model {current.version} is already current; not retraining")
+        sign_left_over(services, current.version)
         return current.version
     say("training a model on the simulated history")
     artifact = train_artifact(history, folder / "model")
-    publish_current(services.registry, artifact)
+    publish_current(services.registry, artifact, services.release_signer, approved_by="make run")
     manifest = artifact.manifest
-    say(f"published model {artifact.version}; thresholds chosen from data: {manifest['thresholds']}")
+    say(f"published model {artifact.version}, signed with the release key {services.release_signer.key_id}; "
+        f"thresholds chosen from data: {manifest['thresholds']}")
     k = manifest["metrics"]["test"]["k"]
     for name, key in (("model", "test"), ("logistic regression", "baseline_test")):
         m = manifest["metrics"].get(key)
@@ -117,19 +125,56 @@ def ensure_model(services, history: Path, folder: Path) -> str:
     return artifact.version
 
 
+def sign_left_over(services, version: str) -> None:
+    """A model that an earlier make run (before signed releases) left in Azurite unsigned: serving
+    would refuse it, so this run signs it with the development key, and says so."""
+    from shared.service.model_release import sign_model
+
+    if services.registry.release(version) is None:
+        sign_model(services.registry, services.release_signer, version, approved_by="make run (left unsigned by an earlier run)")
+        say(f"  {version} was unsigned (left by an earlier run): signed with the development release key")
+
+
 def ensure_shadow(services, history: Path, folder: Path) -> str | None:
     """A quick challenger (one hyperparameter candidate, another seed) trained on the same
     history and set as the shadow: it scores every batch beside the champion, logged only."""
+    from tools.models import main as models
     from training.pipeline import train_artifact
 
     if services.registry.shadow().version is not None:
+        sign_left_over(services, services.registry.shadow().version)
         return services.registry.shadow().version
     say("training a quick challenger (one hyperparameter candidate) to run as the shadow")
     artifact = train_artifact(history, folder / "challenger", ["--search-candidates", "1", "--seed", "11"])
-    services.registry.publish(artifact)
-    services.registry.set_shadow(artifact.version, reason="make run: a quick challenger")
+    services.registry.publish(artifact)  # unsigned: serving would refuse it
+    say(f"  published {artifact.version} unsigned; python -m tools.models shadow {artifact.version} signs it and "
+        "sets it as the shadow:")
+    if models(["shadow", artifact.version, "--by", "make run"]) != 0:
+        raise SystemExit("tools.models shadow refused the challenger")
     say(f"  shadow {artifact.version} set: it scores beside the champion, its scores only in the decision log")
     return artifact.version
+
+
+def release_step(services, base: str, example: dict) -> None:
+    """What a person with the release key does: list the versions and their status, approve the
+    challenger (signed, made current with the pointer's ETag), and see the API answer with it."""
+    from tools.models import main as models
+
+    say("python -m tools.models list")
+    models(["list"])
+    challenger = services.registry.shadow().version
+    champion = services.registry.current().version
+    if challenger is None or challenger == champion:
+        say("  no challenger to approve")
+        return
+    say(f"python -m tools.models approve {challenger} --by 'make run'")
+    if models(["approve", challenger, "--by", "make run"]) != 0:
+        raise SystemExit("tools.models approve refused the challenger")
+    services.registry.clear_shadow(reason="approved to current by make run")
+    services.serving_model.refresh_now()  # what every scoring process does within FRAUD_MODEL_REFRESH_SECONDS
+    status, answer = call_api(base, {**example, "transaction_id": "HTTP-after-approval"})
+    say(f"POST /api/score after the approval -> {status}, model_version {answer.get('model_version')} "
+        f"(was {champion})")
 
 
 def stream_day(services, rows: list[dict], garbage: bool = False) -> dict:
@@ -293,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     # the local host signs the dashboard in as the development analyst (tools/local_host.py);
     # the app trusts that only in this mode, which it refuses in Azure
     os.environ.setdefault("FRAUD_ANALYST_AUTH", "development")
+    from tools.models import ensure_local_release_key
+
+    key = ensure_local_release_key(Path(args.data_dir) / "keys" / "release-signing.pem")
 
     from shared.composition import app_services
     from tools.local_host import serve_in_background
@@ -302,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
 
     services = app_services()
     services.ensure_resources()
+    say(f"release key: {key} ({services.release_signer.key_id}); serving verifies every model and rules blob with it")
     folder = Path(args.data_dir)
     maturity = services.config.label_maturity_days
     live_days = int(np.ceil(maturity)) + 2  # a matured window, the days between, and a fresh one
@@ -377,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     say("the decision archive: the scored hours compacted into Parquet, then one DuckDB query")
     for line in archive_the_run(services, folder):
         print(f"  {line}")
+    say("the release step: approving the challenger, as a person with the release key would")
+    release_step(services, base, calls[1][1])
     if args.no_serve:
         server.shutdown()
         return 0

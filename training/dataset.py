@@ -75,12 +75,14 @@ def with_offset(text: str | None, offset: str | None) -> str | None:
 
 def read_labelled_csv(
     path: str | Path, column_map: Mapping[str, str] | None = None, label_column: str = "is_fraud",
-    assume_offset: str | None = None, now: datetime | None = None,
+    assume_offset: str | None = None, now: datetime | None = None, oldest: datetime | None = None,
 ) -> LabelledTransactions:
     """Rows in event-time order. ``assume_offset`` (e.g. "+00:00") is given to timestamps
     written without a UTC offset; without it such rows are rejected on ``timestamp``. With
     ``now`` (a retrain's time), rows dated more than 5 minutes after it are rejected on
-    ``timestamp``: whoever drops a file must not pick the newest rows, hence the holdout."""
+    ``timestamp``: whoever drops a file must not pick the newest rows, hence the holdout. With
+    ``oldest`` (the retrain's time less FRAUD_TRAINING_MAX_AGE_DAYS), rows dated before it are
+    rejected on ``timestamp_too_old``."""
     column_map = dict(column_map or {})
     transactions: list[Transaction] = []
     labels: list[int] = []
@@ -111,6 +113,9 @@ def read_labelled_csv(
                 continue
             if label is None:
                 rejected[label_column] += 1
+                continue
+            if oldest is not None and outcome.transaction.epoch_seconds < oldest.timestamp():
+                rejected["timestamp_too_old"] += 1
                 continue
             transactions.append(outcome.transaction)
             labels.append(label)

@@ -53,17 +53,25 @@ def train_artifact(data: Path, out: Path, extra_args: Sequence[str] = ()) -> Mod
     return train(build_parser().parse_args(["--data", str(data), "--out", str(out), *extra_args]))
 
 
-def publish_current(registry: Any, artifact: ModelArtifact, **details: Any) -> str:
-    """Publish ``artifact`` and make it current; refused if serving would refuse it."""
+def publish_current(registry: Any, artifact: ModelArtifact, signer: Any, *, approved_by: str | None = None,
+                    **details: Any) -> str:
+    """Publish ``artifact``, sign its release with ``signer`` (the release key: serving refuses
+    an unsigned model) and make it current; refused if serving would refuse it."""
+    from shared.service.model_release import sign_model
+
+    if signer is None:
+        raise ValueError("publishing a current model needs the release key (FRAUD_RELEASE_KEY)")
     load_model(artifact)
     registry.publish(artifact)
-    registry.set_current(artifact.version, registry.current(), **details)
+    who = approved_by or signer.signed_in() or "unknown"
+    sign_model(registry, signer, artifact.version, approved_by=who, artifact=artifact)
+    registry.set_current(artifact.version, registry.current(), approved_by=who, **details)
     return artifact.version
 
 
-def simulate_train_publish(registry: Any, folder: Path, customers: int, days: int, seed: int,
+def simulate_train_publish(registry: Any, signer: Any, folder: Path, customers: int, days: int, seed: int,
                            train_args: Sequence[str] = ()) -> ModelArtifact:
     data = simulate_csv(folder / "transactions.csv", customers, days, seed)
     artifact = train_artifact(data, folder / "model", train_args)
-    publish_current(registry, artifact)
+    publish_current(registry, artifact, signer)
     return artifact

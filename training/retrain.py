@@ -84,6 +84,8 @@ class RetrainConfig:
     search_candidates: int = 3
     holdout_share: float = 0.2
     gate: PromotionGate = field(default_factory=lambda: PromotionGate(k=20))  # its k is training's top_k too
+    training_max_age_days: float = 730.0  # base rows older than this before the retrain are refused
+    auto_promote: bool = False  # True: a challenger the gate passes is signed and promoted; else a candidate
 
     @property
     def maturity_days(self) -> float:
@@ -93,13 +95,14 @@ class RetrainConfig:
     def from_settings(cls, settings: FraudConfig, gate: PromotionGate) -> "RetrainConfig":
         return cls(max_rows=settings.retrain_max_rows, lookback_days=settings.retrain_lookback_days,
                    label_delay_days=settings.label_delay_days, label_maturity_days=settings.label_maturity_days,
-                   search_candidates=settings.retrain_search_candidates, gate=gate)
+                   search_candidates=settings.retrain_search_candidates, gate=gate,
+                   training_max_age_days=settings.training_max_age_days, auto_promote=settings.auto_promote)
 
 
 def _base_rows(blob_service: Any, container: str, config: RetrainConfig,
                now: datetime | None = None) -> tuple[list[str], list[TrainingSet], dict[str, int]]:
-    """Feature rows from the base data files, replayed in time order; rows dated after ``now``
-    are refused (counted in the third value, by field)."""
+    """Feature rows from the base data files, replayed in time order; rows dated after ``now`` or
+    more than ``training_max_age_days`` before it are refused (counted in the third value, by field)."""
     client = blob_service.get_container_client(container)
     names = sorted(b.name for b in client.list_blobs() if b.name.endswith(".csv"))
     parts = []
@@ -108,7 +111,8 @@ def _base_rows(blob_service: Any, container: str, config: RetrainConfig,
         with tempfile.NamedTemporaryFile(suffix=".csv") as handle:
             handle.write(client.download_blob(name).readall())
             handle.flush()
-            data = read_labelled_csv(handle.name, now=now)
+            oldest = None if now is None else now - timedelta(days=config.training_max_age_days)
+            data = read_labelled_csv(handle.name, now=now, oldest=oldest)
         for field_name, count in data.rejected.items():
             refused[field_name] = refused.get(field_name, 0) + count
         if len(data) == 0:
@@ -153,22 +157,30 @@ class PromotionSplit:
 
 
 def split_for_promotion(y: np.ndarray, times: np.ndarray, champion_end: float | None, config: RetrainConfig,
-                        seed: int = 0) -> PromotionSplit:
+                        seed: int = 0, decisions: np.ndarray | None = None) -> PromotionSplit:
     """Holdout, label-delay gap and (capped, weighted) training rows of time-ordered rows; see
-    the module docstring. Raises NothingToJudge when the rows allow no honest comparison."""
+    the module docstring. Raises NothingToJudge when the rows allow no honest comparison.
+
+    ``decisions`` marks the rows that are the app's own decisions (the training sample). When
+    any is marked, the holdout is chosen from them alone: it starts at their newest share (by
+    time) and holds only them, so no dropped file's dates or rows can pick or fill the test set;
+    base rows from the training end on are unused. Without decisions (a first retrain before the
+    app has decided anything) every row counts, as the summary's ``holdout_from`` says."""
     if times.size == 0:
         raise NothingToJudge("no rows to train or judge on")
     if np.any(np.diff(times) < 0):
         raise ValueError("rows must be in time order")
-    newest_share_start = float(np.quantile(times, 1 - config.holdout_share))
+    judged = np.ones(times.size, bool) if decisions is None or not decisions.any() else decisions.astype(bool)
+    judged_times = times[judged]
+    newest_share_start = float(np.quantile(judged_times, 1 - config.holdout_share))
     holdout_start = newest_share_start if champion_end is None else max(newest_share_start, champion_end)
-    holdout_end = float(times[-1]) + 1.0  # exclusive: one second after the newest row
+    holdout_end = float(judged_times[-1]) + 1.0  # exclusive: one second after the newest judged row
     if holdout_start >= holdout_end:
         raise NothingToJudge(f"no matured rows after the champion's training end ({iso(holdout_start)}): "
                              "nothing it has not learned from to judge it on")
     train_end = holdout_start - config.label_delay_days * DAY
     training = np.flatnonzero(times < train_end)
-    holdout = np.flatnonzero(times >= holdout_start)
+    holdout = np.flatnonzero((times >= holdout_start) & judged)
     if not y[training].any():
         raise NothingToJudge(f"no fraud in the rows more than {config.label_delay_days:g} days before the holdout "
                              f"({iso(holdout_start)})")
@@ -183,7 +195,8 @@ def split_for_promotion(y: np.ndarray, times: np.ndarray, champion_end: float | 
                "legitimate_keep_rate": rate, "legitimate_weight": 1.0 / rate if rate else 1.0,
                "gap_rows_unused": int(times.size - training.size - holdout.size),
                "holdout_rows": int(holdout.size), "holdout_fraud": int(y[holdout].sum()),
-               "holdout_base_rate": float(y[holdout].mean()), "holdout_down_sampled": False}
+               "holdout_base_rate": float(y[holdout].mean()), "holdout_down_sampled": False,
+               "holdout_from": "all rows (no decisions of the app yet)" if judged.all() else "the app's decisions"}
     return PromotionSplit(windows, np.r_[training[keep], holdout], np.r_[weights, np.ones(holdout.size)], summary)
 
 
@@ -198,9 +211,10 @@ def _champion(registry: Any, version: str | None) -> FraudModel | None:
 
 
 def retrain(registry: Any, blob_service: Any, sample: Any, trigger: str, config: RetrainConfig = RetrainConfig(),
-            now: datetime | None = None, training_container: str = "training-data") -> dict[str, Any]:
-    """Fit a challenger on base data + matured sampled decisions; promote it if it beats the
-    champion on a holdout neither has learned from.
+            now: datetime | None = None, training_container: str = "training-data", signer: Any = None) -> dict[str, Any]:
+    """Fit a challenger on base data + matured sampled decisions; when it beats the champion on
+    a holdout neither has learned from it becomes a candidate, or (``config.auto_promote``, with
+    the release key's ``signer``) is signed and promoted.
 
     ``registry`` is the model registry, ``blob_service`` reads the base training files,
     ``sample`` is the training sample's store (``TrainingSampleStorePort``)."""
@@ -214,10 +228,13 @@ def retrain(registry: Any, blob_service: Any, sample: Any, trigger: str, config:
         log.warning(json.dumps({"event": "retrain_rows_refused", "by_field": refused}))
     served, served_counts = _sample_rows(sample, now, config)
     rows = TrainingSet.concat(base + [served])
+    # which rows are the app's decisions, in concat's (stable, by time) order
+    sources = np.concatenate([np.zeros(p.times.size, bool) for p in base] + [np.ones(served.times.size, bool)])
+    decisions = sources[np.argsort(np.concatenate([p.times for p in base + [served]]), kind="mergesort")]
     champion_end, champion_end_source = (champion_training_end(champion.manifest) if champion is not None
                                          else (None, "no compatible champion"))
     try:
-        split = split_for_promotion(rows.y, rows.times, champion_end, config)
+        split = split_for_promotion(rows.y, rows.times, champion_end, config, decisions=decisions)
         sampled = np.ones(split.rows.size) if rows.weights is None else rows.weights[split.rows]
         data = rows.take(split.rows, split.weights * sampled)
         slices = TrainingSlices.of(data.times, split.windows)
@@ -247,7 +264,8 @@ def retrain(registry: Any, blob_service: Any, sample: Any, trigger: str, config:
     decision = {"trigger": trigger, "decided_at": now.isoformat(), **gate,
                 "seconds": round(time.perf_counter() - started, 2), "peak_rss_mb": round(peak_mb, 1),
                 "rows": int(data.y.size)}
-    outcome = release(registry, artifact, pointer, decision)  # the manifest records why, promoted or not
+    # the manifest records why, promoted or not; a passing challenger waits for approval unless auto-promotion
+    outcome = release(registry, artifact, pointer, decision, signer=signer, auto_promote=config.auto_promote)
     log.info(json.dumps({"event": "retrain", "version": artifact.version, "outcome": outcome,
                          "promoted": decision["promoted"], "reason": decision["reason"]}))
     return {"version": artifact.version, "outcome": outcome, **decision, "feature_schema_hash": FEATURE_SCHEMA_HASH}

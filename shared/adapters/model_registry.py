@@ -4,8 +4,10 @@ Layout in the container (``FRAUD_MODEL_CONTAINER``, default ``models``)::
 
     <version>/model.onnx
     <version>/manifest.json
+    <version>/release.json  the signed release (shared/domain/release.py); absent: a candidate, unsigned
     current.json            {"version": ..., "updated_at": ..., "previous": ...}
     shadow.json             {"version": ... or null, "set_at": ..., "previous": ..., "reason": ...}
+    retrain-log.json        {"last_started_at": ..., "skipped": [...]}: the retrain triggers' cooldown
 
 ``current.json`` names the champion that decides; ``shadow.json`` an optional challenger
 that serving scores beside it, logged only (``version`` null: no shadow). Both pointers
@@ -15,6 +17,7 @@ cannot both move it.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,6 +30,9 @@ from shared.service.ports import CurrentPointer, StalePointer, VersionExists
 
 POINTER = "current.json"
 SHADOW_POINTER = "shadow.json"
+log = logging.getLogger(__name__)
+RETRAIN_LOG = "retrain-log.json"
+RELEASE = "release.json"
 
 
 class ModelRegistry:
@@ -34,7 +40,15 @@ class ModelRegistry:
         self._container = blob_service.get_container_client(container)
 
     def ensure_container(self) -> None:
-        create_if_missing(self._container.create_container)
+        """Create the container if missing. A scoring identity may only read it (in Azure the
+        release identity alone writes it, and the Bicep creates it): a refusal (403) is logged,
+        never a start-up failure."""
+        try:
+            create_if_missing(self._container.create_container)
+        except HttpResponseError as exc:
+            if exc.status_code != 403:
+                raise
+            log.info("not creating the model container (read-only identity): %s", exc.reason)
 
     # -- versions -----------------------------------------------------------------------
     def publish(self, artifact: ModelArtifact) -> str:
@@ -64,6 +78,22 @@ class ModelRegistry:
         names = (b.name for b in self._container.list_blobs())
         return sorted(n.split("/")[0] for n in names if n.endswith("/manifest.json"))
 
+    def release(self, version: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._container.download_blob(f"{version}/{RELEASE}").readall())
+        except ResourceNotFoundError:
+            return None
+        except ValueError:
+            return {}  # not JSON: an unusable release, refused by the check
+
+    def put_release(self, version: str, document: dict[str, Any]) -> None:
+        if version not in self.list_versions():
+            raise ValueError(f"model version {version} is not published")
+        try:
+            self._container.upload_blob(f"{version}/{RELEASE}", json.dumps(document, indent=1).encode(), overwrite=False)
+        except ResourceExistsError:
+            raise VersionExists(f"model version {version} is signed already") from None
+
     # -- the pointers: current (the champion) and shadow (a challenger, logged only) --------
     def _read_pointer(self, name: str) -> CurrentPointer:
         try:
@@ -75,7 +105,7 @@ class ModelRegistry:
 
     def _write_pointer(self, name: str, document: dict[str, Any], expected: CurrentPointer) -> CurrentPointer:
         """Write a pointer only if it is still ``expected`` (no blob yet when its etag is None)."""
-        if document["version"] is not None and document["version"] not in self.list_versions():
+        if document.get("version") is not None and document["version"] not in self.list_versions():
             raise ValueError(f"model version {document['version']} is not published")
         body = json.dumps(document).encode()
         blob = self._container.get_blob_client(name)
@@ -92,7 +122,7 @@ class ModelRegistry:
             if exc.status_code in (409, 412):
                 raise StalePointer(str(exc)) from None
             raise
-        return CurrentPointer(document["version"], result["etag"], document)
+        return CurrentPointer(document.get("version"), result["etag"], document)
 
     def current(self) -> CurrentPointer:
         return self._read_pointer(POINTER)
@@ -124,6 +154,12 @@ class ModelRegistry:
 
     def clear_shadow(self, expected: CurrentPointer | None = None, **details: Any) -> CurrentPointer:
         return self.set_shadow(None, expected, **details)
+
+    def retrain_log(self) -> CurrentPointer:
+        return self._read_pointer(RETRAIN_LOG)
+
+    def set_retrain_log(self, document: dict[str, Any], expected: CurrentPointer) -> CurrentPointer:
+        return self._write_pointer(RETRAIN_LOG, document, expected)
 
     def load_current(self) -> ModelArtifact | None:
         pointer = self.current()

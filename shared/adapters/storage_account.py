@@ -7,7 +7,10 @@ Three kinds of account, each named by a connection setting:
 * the data account, ``FRAUD_DATA_STORAGE`` (``data_connection``): every table, container
   and queue the app builds in ``AppServices``, and the containers the retrain's blob
   triggers watch; when that setting is absent in every form, ``AzureWebJobsStorage``;
-* the profile accounts that ``FRAUD_PROFILE_ACCOUNTS`` names (``shared/adapters/profile_accounts.py``).
+* the profile accounts that ``FRAUD_PROFILE_ACCOUNTS`` names (``shared/adapters/profile_accounts.py``);
+* the model storage, ``FRAUD_MODEL_STORAGE`` (``model_connection``): how the retrain and the
+  release tools write the model registry (in Azure the release identity, the only one that may
+  write the ``models`` container); when it is absent in every form, the data account's setting.
 
 ``StorageAccount.from_settings(env, name)`` reads one connection setting in either of its
 forms: ``<name>`` as a connection string, or the identity-based ``<name>__blobServiceUri`` /
@@ -25,7 +28,7 @@ from functools import cached_property
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from shared.config import DATA_CONNECTION, STORAGE_CONNECTION, setting_int
+from shared.config import DATA_CONNECTION, MODEL_CONNECTION, STORAGE_CONNECTION, setting_int
 
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented; not a secret).
@@ -81,6 +84,13 @@ def data_connection(env: Mapping[str, str] | None = None) -> str:
     in any form, else ``AzureWebJobsStorage`` (one account for everything, as before #15)."""
     env = os.environ if env is None else env
     return DATA_CONNECTION if connection_is_set(DATA_CONNECTION, env) else STORAGE_CONNECTION
+
+
+def model_connection(env: Mapping[str, str] | None = None) -> str:
+    """The connection setting the model registry is written with: ``FRAUD_MODEL_STORAGE`` when it
+    is set in any form, else the data account's (``data_connection``)."""
+    env = os.environ if env is None else env
+    return MODEL_CONNECTION if connection_is_set(MODEL_CONNECTION, env) else data_connection(env)
 
 
 def _service_uris(name: str, env: Mapping[str, str]) -> dict[str, str | None]:
@@ -153,6 +163,12 @@ class StorageAccount:
         """The app's data account (``data_connection``)."""
         env = os.environ if env is None else env
         return cls.from_settings(env, data_connection(env))
+
+    @classmethod
+    def for_models(cls, env: Mapping[str, str] | None = None) -> "StorageAccount":
+        """The account and identity the model registry is written with (``model_connection``)."""
+        env = os.environ if env is None else env
+        return cls.from_settings(env, model_connection(env))
 
     @cached_property
     def _transport(self) -> Any:

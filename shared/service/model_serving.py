@@ -3,8 +3,10 @@
 ``ServingModel.get()`` returns the loaded ``FraudModel``. The first call loads the
 registry's current model (thread-safe, once per process). After that, at most every
 ``refresh_seconds`` a background thread re-reads the registry's ``current`` pointer; a new
-version is downloaded, verified (sha256, feature-schema hash, smoke prediction) and then
-swapped in with one reference assignment. A request holds the model object it started
+version is downloaded, its signed release checked (``ReleaseCheck``: signed by the release
+key over exactly these model bytes and this manifest; an unsigned or wrongly signed version
+is refused), verified (sha256, feature-schema hash, smoke prediction) and then swapped in
+with one reference assignment. A request holds the model object it started
 with, so it finishes on that model; a refused artifact is logged and the old model
 keeps serving.
 
@@ -25,6 +27,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from shared.domain.model import FraudModel, ModelArtifact, ModelRejected, load_model
+from shared.service.model_release import ReleaseCheck
 from shared.service.ports import ModelRegistryPort
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ class ServingModel:
     refresh_seconds: float = 60.0
     clock: Callable[[], float] = time.monotonic
     load: Callable[[ModelArtifact], FraudModel] = load_model  # verifies (sha256, feature schema, smoke test) or raises ModelRejected
+    releases: ReleaseCheck = field(default_factory=lambda: ReleaseCheck(None))  # no verifier: every version refused
     _model: FraudModel | None = None
     _shadow: FraudModel | None = None
     _checked_at: float = 0.0
@@ -66,7 +70,9 @@ class ServingModel:
         del self.history[:-50]
 
     def _load_version(self, version: str) -> FraudModel:
-        return self.load(self.source.load(version))
+        artifact = self.source.load(version)
+        self.releases.check(artifact, self.source.release(version))  # ReleaseRefused before any session opens
+        return self.load(artifact)
 
     def _verified(self, version: str, role: str) -> FraudModel | None:
         """``version`` loaded and verified; None (recorded, never retried) when it is refused."""

@@ -36,6 +36,33 @@ class CurrentPointer:
     document: dict[str, Any]
 
 
+class BadSignature(Exception):
+    """A signature that the release key did not make (or over other bytes)."""
+
+
+class ReleaseSigner(Protocol):
+    """Signs releases (models, rules) with the release key: a Key Vault key in Azure (the release
+    identity and admins may sign), a local PEM key file for ``make run`` and tests."""
+
+    @property
+    def key_id(self) -> str:
+        """The key that signs, as recorded in the statement (Key Vault: the key's versioned id)."""
+
+    def sign(self, payload: bytes) -> bytes:
+        """ECDSA P-256 / SHA-256 signature of ``payload``, raw ``r || s`` (64 bytes)."""
+
+    def signed_in(self) -> str | None:
+        """Who is signing, when the key's side knows it (the ``az login`` user; locally the OS user)."""
+
+
+class ReleaseVerifier(Protocol):
+    """Checks release signatures with the release key's public half only (the scoring identity
+    may read it, never sign)."""
+
+    def verify(self, payload: bytes, signature: bytes, key_id: str) -> None:
+        """Raise ``BadSignature`` unless the release key (``key_id`` naming it) signed ``payload``."""
+
+
 MAX_TXNS_PER_COMMIT = 99  # an entity-group transaction holds 100 operations: the profile row and 99 transactions
 
 
@@ -191,6 +218,19 @@ class ModelRegistryPort(Protocol):
         (default: as read now). Raises ``StalePointer`` / ValueError as ``set_current``."""
 
     def clear_shadow(self, expected: CurrentPointer | None = None, **details: Any) -> CurrentPointer: ...
+
+    def release(self, version: str) -> dict[str, Any] | None:
+        """A version's signed release envelope (``<version>/release.json``); None when unsigned."""
+
+    def put_release(self, version: str, document: dict[str, Any]) -> None:
+        """Store a published version's release, once; ``VersionExists`` when it is signed already,
+        ValueError for an unpublished version."""
+
+    def retrain_log(self) -> CurrentPointer:
+        """The retrain log (last start, skipped triggers) as read with its ETag (version unused)."""
+
+    def set_retrain_log(self, document: dict[str, Any], expected: CurrentPointer) -> CurrentPointer:
+        """Write the retrain log if it is still ``expected``; ``StalePointer`` otherwise."""
 
 
 class LabelPort(Protocol):

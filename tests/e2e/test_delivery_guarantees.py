@@ -20,6 +20,7 @@ from threading import Barrier
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import publish_signed
 from fraud_events import audit_rows, event_hub_batch, transaction
 from functions.score_stream import to_incoming
 from shared.composition import AppServices
@@ -42,8 +43,7 @@ def fresh_services(artifact) -> AppServices:
         env[key] = env[key] + (suffix if key.endswith("_TABLE") else f"-{suffix}")
     services = AppServices(env)
     services.ensure_resources()
-    services.registry.publish(artifact)
-    services.registry.set_current(artifact.version, services.registry.current())
+    publish_signed(services, artifact, current=True)
     return services
 
 

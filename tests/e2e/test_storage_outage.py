@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import functions.score_stream as score_stream_module
+from conftest import publish_signed
 from fraud_events import audit_rows, event_hub_batch, transaction
 from functions.score_stream import score_stream, to_incoming
 from shared.service.dead_letter_replay import replay_dead_letters
@@ -58,8 +59,7 @@ def storage(tmp_path, app_env, monkeypatch):
 def outage_services(storage, trained_artifact) -> AppServices:
     services = AppServices(dict(os.environ))
     services.ensure_resources()
-    services.registry.publish(trained_artifact)
-    services.registry.set_current(trained_artifact.version, services.registry.current())
+    publish_signed(services, trained_artifact, current=True)
     return services
 
 
@@ -214,7 +214,7 @@ def published_v2(outage_services):
     from conftest import make_artifact
 
     artifact = make_artifact("test-v2", seed=3)
-    outage_services.registry.publish(artifact)
+    publish_signed(outage_services, artifact)
     return artifact
 
 

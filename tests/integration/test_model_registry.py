@@ -62,3 +62,32 @@ def test_loading_verifies_sha_and_feature_schema():
 
     with pytest.raises(ModelRejected, match="onnxruntime"):
         load_model(ModelArtifact(garbage, {**good.manifest, "onnx_sha256": sha256_hex(garbage)}))
+
+
+def test_a_read_only_identity_can_start_without_creating_the_container_and_read_a_signed_release(published, services):
+    """Scoring reads the model container, never writes it (in Azure only the release identity may):
+    with read-only access, ensure_container's 403 is tolerated and the signed model still loads."""
+    from datetime import datetime, timedelta, timezone
+
+    from azure.core.exceptions import HttpResponseError
+    from azure.storage.blob import AccountSasPermissions, BlobServiceClient, ResourceTypes, generate_account_sas
+
+    from shared.adapters.model_registry import ModelRegistry
+    from shared.adapters.storage_account import AZURITE_KEYS
+    from shared.service.model_release import ReleaseCheck
+
+    account = services.blob_service.account_name
+    sas = generate_account_sas(account, AZURITE_KEYS[account], ResourceTypes(service=True, container=True, object=True),
+                               AccountSasPermissions(read=True, list=True),
+                               expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+    read_only = BlobServiceClient(services.blob_service.url, credential=sas)
+    registry = ModelRegistry(read_only, services.config.model_container)
+    registry.ensure_container()  # 403: logged, not raised
+    ModelRegistry(read_only, "models-never-created").ensure_container()  # 403 for a missing one too
+    assert "models-never-created" not in [c.name for c in services.blob_service.list_containers()]
+    with pytest.raises(HttpResponseError) as refused:
+        registry.put_release(published.version, {"statement": {}})  # and it cannot write
+    assert refused.value.status_code == 403
+    version = registry.current().version
+    assert version == published.version
+    ReleaseCheck(services.release_verifier).check(registry.load(version), registry.release(version))

@@ -1,6 +1,7 @@
 """Retraining and hot swap on Azurite: promotion gate (windows, split and every figure in the
-manifest; matured sampled decisions in, fresh ones out), ETag race, refusal of bad artifacts,
-and swaps during continuous scoring without a failed request."""
+manifest; matured sampled decisions in, fresh ones out), a passing challenger stopping at
+"candidate" until approved, the triggers' cooldown, ETag race, refusal of bad artifacts, and
+swaps during continuous scoring without a failed request."""
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -9,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import azure.functions as func
 import pytest
 
-from conftest import make_artifact
+from conftest import make_artifact, publish_signed
 from fraud_events import decision_record, http_get, http_post, transaction
 from functions.model_http import model_http
 from functions.retrain_blob import retrain_on_request, retrain_on_training_data
@@ -47,8 +48,8 @@ def training_container(services, monkeypatch):
     return container
 
 
-def test_a_training_data_drop_promotes_a_model_a_running_scorer_then_serves(published, services, training_container,
-                                                                            simulated_csv, monkeypatch):
+def test_a_training_data_drop_makes_a_candidate_that_a_running_scorer_serves_once_approved(
+        published, services, training_container, simulated_csv, monkeypatch, capsys):
     monkeypatch.setenv("FRAUD_MODEL_REFRESH_SECONDS", "0")
     # the weak champion barely alerts: the analysts' stated capacity is the budget, not a multiple of it
     monkeypatch.setenv("FRAUD_PROMOTION_MAX_ALERTS_PER_DAY", "40")
@@ -69,15 +70,27 @@ def test_a_training_data_drop_promotes_a_model_a_running_scorer_then_serves(publ
     seen = data.times[:4000]  # its training data: the first 4000 rows
     windows = TimeWindows(float(seen[0]), float(seen[-1]) + 1, float(seen[-1]) + 1, float(seen[-1]) + 1)
     weak = make_artifact("weak-champion", X=X, y=y, windows=windows.to_dict())
-    services.registry.publish(weak)
-    services.registry.set_current("weak-champion", services.registry.current())
+    publish_signed(services, weak, current=True)
     retrain_on_training_data(drop_training_data(services, simulated_csv))
-    current = services.registry.current()
-    manifest = services.registry.manifest(current.version)
-    assert current.version not in (published.version, "weak-champion")
+    candidate = [v for v in services.registry.list_versions() if v not in (published.version, "weak-champion")]
+    assert len(candidate) == 1
+    manifest = services.registry.manifest(candidate[0])
     assert manifest["promotion"]["promoted"] and manifest["promotion"]["champion"]["version"] == "weak-champion"
     assert manifest["promotion"]["reason"].startswith("promoted: average precision +")
     assert manifest["promotion"]["checks"]["alert_budget"]["budget"] == 40.0
+    # the gate passed it, but without FRAUD_AUTO_PROMOTE it is a candidate: unsigned, not current
+    assert services.registry.current().version == "weak-champion" and services.registry.release(candidate[0]) is None
+    app_services().serving_model.refresh_now()
+    assert json.loads(score_http(http_post("score", transaction(3))).get_body())["model_version"] == "weak-champion"
+    from tools.models import main as models
+
+    assert models(["list"]) == 0
+    assert {line.split()[0]: line.split()[-1] for line in capsys.readouterr().out.splitlines()[1:]
+            if not line.startswith("*")}[candidate[0]] == "candidate"
+    assert models(["approve", candidate[0], "--by", "ada@bank.example"]) == 0  # a person with the release key
+    assert f"{candidate[0]} is now current, signed by ada@bank.example" in capsys.readouterr().out
+    current = services.registry.current()
+    assert current.version == candidate[0] and current.document["approved_by"] == "ada@bank.example"
     app_services().serving_model.refresh_now()  # what the background check does every N seconds
     after = json.loads(score_http(http_post("score", transaction(2))).get_body())
     assert after["model_version"] == current.version
@@ -87,8 +100,12 @@ def test_a_training_data_drop_promotes_a_model_a_running_scorer_then_serves(publ
     assert [e["outcome"] for e in body["swap_history"]][-1] == "loaded"
 
 
-def test_a_worse_challenger_leaves_the_champion_in_place(published, services, training_container, simulated_csv,
-                                                         monkeypatch):
+def test_a_worse_challenger_leaves_the_champion_in_place_even_with_auto_promotion(
+        published, services, training_container, simulated_csv, monkeypatch):
+    monkeypatch.setenv("FRAUD_AUTO_PROMOTE", "true")
+    from shared.composition import reset_app_services
+
+    reset_app_services()
     # base data whose labels are noise: the challenger cannot beat the trained champion
     import csv
     import io
@@ -164,12 +181,13 @@ def test_a_retrain_request_records_its_windows_split_and_every_figure_with_matur
     assert manifest["windows"]["gap_days"] == pytest.approx(7.0) and promotion["windows"]["gap_days"] == pytest.approx(7.0)
     assert windows.test_start >= champion.train_end and windows.test_start - windows.train_end == pytest.approx(7 * DAY)
     assert promotion["windows"]["champion_training_end_source"] == "windows"
-    # the holdout: every base row from its start plus the 200 matured served ones (fraud: the base's + 40)
-    base = read_labelled_csv(simulated_csv)
-    in_holdout = base.times >= windows.test_start
+    # the holdout: the newest 20% of the app's own matured decisions (40 of the 200, 8 of them labelled
+    # fraud), chosen by their time; no base row, whatever the dropped file's dates
     split = manifest["data"]["split"]
-    assert promotion["holdout"]["rows"] == split["holdout_rows"] == int(in_holdout.sum()) + 200
-    assert promotion["holdout"]["fraud"] == split["holdout_fraud"] == int(base.labels[in_holdout].sum()) + 40
+    assert split["holdout_from"] == "the app's decisions"
+    assert promotion["holdout"]["rows"] == split["holdout_rows"] == 40
+    assert promotion["holdout"]["fraud"] == split["holdout_fraud"] == 8
+    assert windows.test_start > read_labelled_csv(simulated_csv).times[-1]  # the base file ends before it
     assert split["training_rows"] <= 12000 < split["training_rows_before_cap"] and split["legitimate_weight"] > 1
     assert manifest["rows"]["test"] == split["holdout_rows"] and split["gap_rows_unused"] > 0
     # every comparison figure, for both models, and every check with its numbers
@@ -220,9 +238,8 @@ def test_corrupt_and_mismatched_artifacts_are_refused_and_the_old_model_keeps_se
     mismatched = ModelArtifact(good.onnx_bytes, {**good.manifest, "version": "old-schema",
                                                  "feature_schema_hash": "feedfacefeedface",
                                                  "feature_names": list(FEATURE_NAMES[:-1])})
-    for artifact in (corrupt, mismatched):
-        services.registry.publish(artifact)
-        services.registry.set_current(artifact.version, services.registry.current())
+    for artifact in (corrupt, mismatched):  # signed: the release key vouches for them, load_model still refuses
+        publish_signed(services, artifact, current=True)
         serving.refresh_now()
         assert serving.loaded.version == published.version
         assert artifact.version in serving.refused
@@ -250,8 +267,7 @@ def test_ten_swaps_during_continuous_scoring_fail_no_request(published, services
         futures = [pool.submit(score_continuously, w) for w in range(3)]
         for k in range(10):
             artifact = make_artifact(f"swap-{k}", seed=k)
-            services.registry.publish(artifact)
-            services.registry.set_current(artifact.version, services.registry.current())
+            publish_signed(services, artifact, current=True)
             versions.append(artifact.version)
             app_services().serving_model.refresh_now()
             before = len(responses)
@@ -264,3 +280,35 @@ def test_ten_swaps_during_continuous_scoring_fail_no_request(published, services
     assert all(version in versions for _, version in responses)
     assert app_services().serving_model.loaded.version == versions[-1]
     assert len({v for _, v in responses}) >= 5  # responses really came from many of the swapped models
+
+
+def test_a_trigger_within_the_cooldown_is_recorded_and_skipped_and_a_later_one_trains_on_its_data(
+        services, training_container, simulated_csv, monkeypatch):
+    """A blob landing within FRAUD_RETRAIN_COOLDOWN_HOURS of the last retrain start starts no
+    retrain; the skip is recorded in the registry's retrain log. The data is not lost: the next
+    trigger after the cooldown reads every base file, the skipped one's too."""
+    from functions.retrain_blob import run_retrain
+
+    monkeypatch.setenv("FRAUD_RETRAIN_COOLDOWN_HOURS", "6")
+    from shared.composition import reset_app_services
+
+    reset_app_services()
+    start = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+    first = run_retrain("retrain request requests/a.json: manual", now=start)  # nothing to train on yet
+    assert first["outcome"] == "skipped" and "no rows" in first["reason"]
+    assert services.registry.retrain_log().document["last_started_at"] == start.isoformat()
+
+    drop_training_data(services, simulated_csv, name="later.csv")  # a file lands 2 hours later
+    second = run_retrain("training data training-data/later.csv", now=start + timedelta(hours=2))
+    assert second["outcome"] == "cooldown" and second["next_allowed_at"] == (start + timedelta(hours=6)).isoformat()
+    log = services.registry.retrain_log().document
+    assert log["last_started_at"] == start.isoformat()  # the skip did not restart the clock
+    assert [s["trigger"] for s in log["skipped"]] == ["training data training-data/later.csv"]
+    assert services.registry.list_versions() == []
+
+    third = run_retrain("retrain request requests/b.json: manual", now=start + timedelta(hours=7))
+    assert third["outcome"] == "candidate"  # no champion: passed on a valid holdout; waits for approval
+    manifest = services.registry.manifest(third["version"])
+    assert manifest["data"]["base_files"] == ["later.csv"]  # the skipped trigger's file
+    assert services.registry.current().version is None
+    assert services.registry.retrain_log().document["previous_started_at"] == start.isoformat()

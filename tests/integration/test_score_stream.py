@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from conftest import make_artifact
+from conftest import make_artifact, publish_signed
 from fraud_events import audit_rows, event_hub_batch, http_post, transaction
 from shared.domain.decision_record import unpack_features
 from functions.score_http import score_http
@@ -114,7 +114,7 @@ def test_a_shadow_scores_every_event_into_the_audit_log_and_survives_a_champion_
     from shared.domain.model import load_model
 
     challenger = make_artifact("challenger-v2", seed=2)
-    services.registry.publish(challenger)
+    publish_signed(services, challenger)
     services.registry.set_shadow(challenger.version, reason="test")
     assert services.shadow_manifest() == challenger.manifest  # no model loaded here: the registry's pointer
     score_stream(event_hub_batch([transaction(i, customer=f"C{i % 3}") for i in range(12)]))
@@ -129,8 +129,7 @@ def test_a_shadow_scores_every_event_into_the_audit_log_and_survives_a_champion_
     assert answer["model_version"] == published.version and not any("shadow" in key for key in answer)
 
     champion = make_artifact("champion-v3", seed=3)  # hot swap of the champion while the shadow is set
-    services.registry.publish(champion)
-    services.registry.set_current(champion.version, services.registry.current())
+    publish_signed(services, champion, current=True)
     app_services().serving_model.refresh_now()
     score_stream(event_hub_batch([transaction(100 + i, customer=f"C{i % 3}") for i in range(6)]))
     swapped = [r for r in audit_rows(services) if int(r["RowKey"][1:]) >= 100]

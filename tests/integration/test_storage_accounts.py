@@ -82,7 +82,7 @@ def test_every_table_container_and_queue_is_in_the_data_account_none_in_the_host
 def test_a_scored_batch_goes_to_the_data_account_and_each_profile_to_its_own_account(services, azurite):
     from training.pipeline import publish_current
 
-    publish_current(services.registry, make_artifact("accounts-v1"))
+    publish_current(services.registry, make_artifact("accounts-v1"), services.release_signer)
     customers = [f"C{k}" for k in range(24)]
     bodies = [transaction(i, customer=customers[i % 24]) for i in range(48)]
     score_stream(event_hub_batch(bodies))

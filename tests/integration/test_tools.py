@@ -106,16 +106,74 @@ def test_high_alerts_reach_the_webhook(published, services, monkeypatch):
                                          "rules_fired", "model_version", "customer_pseudonym"}
 
 
-def test_rules_from_a_blob_raise_the_risk(published, services, monkeypatch):
+def rules_container(services):
     container = services.blob_service.get_container_client("rules-" + services.env["FRAUD_PROFILE_TABLE"][-8:])
     container.create_container()
-    container.upload_blob("rules.json", json.dumps({"block_customers": ["C-blocked"]}))
+    return container
+
+
+def test_signed_rules_from_a_blob_raise_the_risk(published, services, monkeypatch, tmp_path, capsys):
+    from tools.models import main as models
+
+    container = rules_container(services)
     monkeypatch.setenv("FRAUD_RULES_BLOB", f"{container.container_name}/rules.json")
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"block_customers": ["C-blocked"]}))
+    assert models(["sign-rules", str(rules), "--by", "ada"]) == 0  # the blob and rules.json.sig beside it
+    assert "published signed rules" in capsys.readouterr().out
     from shared.composition import app_services, reset_app_services
 
     reset_app_services()
     outcome = app_services().scoring.score_request(transaction(8, customer="C-blocked", amount=10.0))
     assert outcome.delivery.record.risk_level == "High" and outcome.delivery.record.verdict.rules_fired == ("blocked_customer",)
+    rules.write_text("{not json")
+    assert models(["sign-rules", str(rules)]) == 2 and "not valid rules" in capsys.readouterr().err
+
+
+def test_unsigned_or_tampered_rules_are_refused_keeping_the_last_good_rules_or_the_defaults(
+        published, services, monkeypatch, release_key):
+    from shared.adapters.release_keys import LocalReleaseKey
+    from shared.composition import app_services, reset_app_services
+    from shared.service.model_release import sign_rules
+
+    container = rules_container(services)
+    path = f"{container.container_name}/rules.json"
+    monkeypatch.setenv("FRAUD_RULES_BLOB", path)
+    blocking = json.dumps({"block_customers": ["C-blocked"]}).encode()
+    ids = iter(range(500, 600))
+
+    def blocked() -> bool:
+        outcome = app_services().scoring.score_request(transaction(next(ids), customer="C-blocked", amount=10.0))
+        return outcome.delivery.record.verdict.rules_fired == ("blocked_customer",)
+
+    container.upload_blob("rules.json", blocking)  # unsigned: refused at start, the built-in defaults serve
+    reset_app_services()
+    assert not blocked()
+    source = app_services().rules_source
+    assert "not signed" in source.refusals[-1]
+
+    container.upload_blob("rules.json.sig", json.dumps(sign_rules(release_key, path, blocking, "ada")), overwrite=True)
+    source._read_at = 0.0  # the minute's re-read is due
+    assert blocked() and len(source.refusals) == 1  # signed: taken
+
+    tampered = json.dumps({"block_customers": []}).encode()  # someone with blob write access empties the list
+    container.upload_blob("rules.json", tampered, overwrite=True)
+    source._read_at = 0.0
+    assert blocked() and "sha256" in source.refusals[-1]  # refused: the last good rules stay
+
+    other = LocalReleaseKey.generate()  # re-signed with a key that is not the release key
+    container.upload_blob("rules.json.sig", json.dumps(sign_rules(other, path, tampered, "mallory")), overwrite=True)
+    source._read_at = 0.0
+    assert blocked() and "bad release signature" in source.refusals[-1]
+
+
+def test_inline_rules_need_no_signature(published, services, monkeypatch):
+    monkeypatch.setenv("FRAUD_RULES", json.dumps({"block_customers": ["C-inline"]}))
+    from shared.composition import app_services, reset_app_services
+
+    reset_app_services()
+    outcome = app_services().scoring.score_request(transaction(9, customer="C-inline", amount=10.0))
+    assert outcome.delivery.record.verdict.rules_fired == ("blocked_customer",)
 
 
 def test_dead_letter_tool_lists_and_replays(published, services, capsys):
@@ -195,3 +253,36 @@ def test_models_tool_promotes_the_shadow_only_on_the_gate_s_matured_verdict(publ
     assert registry.current().version == "challenger-v4" and registry.shadow().version is None
     assert registry.current().document["evidence"]["gate"] == "AP +0.04"
     assert registry.current().document["previous"] == published.version
+
+
+def test_models_tool_approves_a_candidate_and_every_pointer_move_is_signed(published, services, capsys, monkeypatch):
+    from conftest import make_artifact
+    from tools.models import main as models
+
+    registry = services.registry
+    candidate = make_artifact("candidate-v5", seed=5, promotion={"promoted": True, "reason": "AP +0.02"})
+    registry.publish(candidate)
+    rejected = make_artifact("rejected-v6", seed=6, promotion={"promoted": False, "reason": "worse"})
+    registry.publish(rejected)
+    assert models(["list"]) == 0
+    status = {line[2:].split()[0]: line.split("  ")[-1].strip() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert status == {published.version: "signed, current", "candidate-v5": "candidate", "rejected-v6": "gate-rejected"}
+
+    assert models(["approve", "candidate-v5"]) == 0  # locally approved_by is the OS user
+    out = capsys.readouterr().out
+    assert "candidate-v5 is now current" in out and "AP +0.02" in out
+    statement = registry.release("candidate-v5")["statement"]
+    assert statement["approved_by"] and statement["approved_by"] == registry.current().document["approved_by"]
+    assert services.release_check.check(registry.load("candidate-v5"), registry.release("candidate-v5"))
+
+    assert models(["promote", published.version, "--by", "ops"]) == 0  # a rollback: already signed, verified
+    assert registry.current().version == published.version and registry.current().document["approved_by"] == "ops"
+
+    monkeypatch.setenv("FRAUD_RELEASE_KEY", "")  # without the release key nothing moves
+    from shared.composition import reset_app_services
+
+    reset_app_services()
+    for command in (["approve", "rejected-v6"], ["promote", "rejected-v6"], ["shadow", "rejected-v6"]):
+        assert models(command) == 2 and "release key" in capsys.readouterr().err
+    assert registry.current().version == published.version and registry.shadow().version is None
+    assert registry.release("rejected-v6") is None

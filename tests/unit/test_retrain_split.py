@@ -131,3 +131,79 @@ def test_training_rows_dated_after_the_retrain_are_refused(tmp_path):
     data = read_labelled_csv(path, now=now)
     assert [t.transaction_id for t in data.transactions] == ["T1", "T2"] and data.rejected == {"timestamp": 2}
     assert len(read_labelled_csv(path)) == 4  # training's own CLI still reads history of any date
+
+
+def test_training_rows_older_than_the_configured_range_are_refused(tmp_path):
+    from training.dataset import read_labelled_csv
+
+    path = tmp_path / "old.csv"
+    path.write_text("transaction_id,customer_id,transaction_amount,timestamp,is_fraud\n"
+                    "T1,C1,10.0,2000-01-01T00:00:00+00:00,1\n"
+                    "T2,C1,20.0,2024-11-30T00:00:00+00:00,0\n"
+                    "T3,C2,30.0,2026-11-30T10:00:00+00:00,1\n")
+    now = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+    data = read_labelled_csv(path, now=now, oldest=now - timedelta(days=730))
+    assert [t.transaction_id for t in data.transactions] == ["T3"] and data.rejected == {"timestamp_too_old": 2}
+
+
+def test_a_retrain_counts_refused_base_rows_too_old_and_future_in_its_result(tmp_path):
+    """The retrain's base rows: FRAUD_TRAINING_MAX_AGE_DAYS before its time and 5 minutes after
+    bound them; what is refused is counted by field (and recorded in the manifest's data)."""
+    from training.retrain import _base_rows
+
+    class OneFile:
+        def __init__(self, data):
+            self.data = data
+
+        def get_container_client(self, name):
+            return self
+
+        def list_blobs(self):
+            return [type("Blob", (), {"name": "dropped.csv"})()]
+
+        def download_blob(self, name):
+            return type("Download", (), {"readall": lambda _: self.data})()
+
+    data = ("transaction_id,customer_id,transaction_amount,timestamp,is_fraud\n"
+            "T1,C1,10.0,2020-01-01T00:00:00+00:00,1\n"
+            "T2,C1,20.0,2026-11-29T00:00:00+00:00,0\n"
+            "T3,C2,30.0,2026-11-30T10:00:00+00:00,1\n"
+            "T4,C2,30.0,2031-01-01T10:00:00+00:00,1\n").encode()
+    now = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+    names, parts, refused = _base_rows(OneFile(data), "training-data", RetrainConfig(training_max_age_days=365), now)
+    assert names == ["dropped.csv"] and refused == {"timestamp_too_old": 1, "timestamp": 1}
+    assert parts[0].y.size == 2
+
+
+def test_the_holdout_is_chosen_from_the_apps_decisions_and_a_later_dropped_file_does_not_change_it(rows):
+    """Decisions (the training sample) over days 0-60; a dropped file adds 5,000 rows dated after
+    every decision (days 61-62, all fraud-free or all fraud: either would tilt the gate). The
+    holdout's start, end and rows are the same with and without it."""
+    y, times = rows
+    decisions = np.ones(times.size, bool)
+    before = split_for_promotion(y, times, None, RetrainConfig(label_delay_days=7.0), decisions=decisions)
+    rng = np.random.default_rng(9)
+    dropped_times = np.sort(rng.uniform(61 * DAY, 62 * DAY, 5_000))
+    all_times = np.r_[times, dropped_times]
+    all_y = np.r_[y, np.ones(dropped_times.size, np.int8)]
+    is_decision = np.r_[decisions, np.zeros(dropped_times.size, bool)]
+    after = split_for_promotion(all_y, all_times, None, RetrainConfig(label_delay_days=7.0), decisions=is_decision)
+    assert after.windows.test_start == before.windows.test_start
+    assert after.windows.test_end == before.windows.test_end
+    holdout = lambda split, t: split.rows[t[split.rows] >= split.windows.test_start]  # noqa: E731
+    assert np.array_equal(holdout(after, all_times), holdout(before, times))  # the same rows: no dropped one
+    assert after.summary["holdout_rows"] == before.summary["holdout_rows"]
+    assert after.summary["holdout_fraud"] == before.summary["holdout_fraud"]
+    assert after.summary["holdout_from"] == "the app's decisions"
+    # without the decisions mark (the old rule), the dropped rows would have been the holdout
+    naive = split_for_promotion(all_y, all_times, None, RetrainConfig(label_delay_days=7.0))
+    assert naive.windows.test_start > before.windows.test_start and naive.summary["holdout_from"].startswith("all rows")
+
+
+def test_base_rows_dated_inside_the_decisions_holdout_period_do_not_enter_the_holdout(rows):
+    y, times = rows
+    decisions = np.arange(times.size) % 2 == 0  # half the rows are decisions, half came in a file
+    split = split_for_promotion(y, times, None, RetrainConfig(label_delay_days=7.0), decisions=decisions)
+    in_holdout = split.rows[times[split.rows] >= split.windows.test_start]
+    assert in_holdout.size and decisions[in_holdout].all()
+    assert split.windows.test_start == pytest.approx(np.quantile(times[decisions], 0.8))

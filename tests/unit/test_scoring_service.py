@@ -288,11 +288,16 @@ def serving_registry(**levels):
     from fakes import FakeModelRegistry
     from shared.service.model_serving import ServingModel
 
+    from shared.adapters.release_keys import LocalReleaseKey
+    from shared.service.model_release import ReleaseCheck, sign_model
+
+    key = LocalReleaseKey.generate()
     registry = FakeModelRegistry()
     for version, level in levels.items():
         bare = artifact(version)
         registry.publish(type(bare)(bare.onnx_bytes, {**bare.manifest, "level": level, "broken": level is None}))
-    return registry, ServingModel(registry, load=versioned_loader)
+        sign_model(registry, key, version, approved_by="tests")
+    return registry, ServingModel(registry, load=versioned_loader, releases=ReleaseCheck(key))
 
 
 def logged_scores(parts, ids) -> dict:

@@ -83,3 +83,29 @@ def test_without_profile_accounts_the_profiles_are_the_data_accounts_one_store()
 def test_a_profile_account_listed_twice_fails_at_startup():
     with pytest.raises(ValueError, match="twice"):
         FraudConfig.from_env({"FRAUD_PROFILE_ACCOUNTS": "A,B,A"})
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"AzureWebJobsStorage": HOST}, "AzureWebJobsStorage"),
+    ({"AzureWebJobsStorage": HOST, "FRAUD_DATA_STORAGE": DATA}, "FRAUD_DATA_STORAGE"),
+    ({"AzureWebJobsStorage": HOST, "FRAUD_DATA_STORAGE": DATA, "FRAUD_MODEL_STORAGE": ""}, "FRAUD_DATA_STORAGE"),
+    ({"FRAUD_DATA_STORAGE": DATA, "FRAUD_MODEL_STORAGE__blobServiceUri": "https://frauddata.blob.core.windows.net",
+      "FRAUD_MODEL_STORAGE__clientId": "release-identity"}, "FRAUD_MODEL_STORAGE"),
+])
+def test_the_model_registry_is_written_through_fraud_model_storage_else_the_data_account(env, expected):
+    from shared.adapters.storage_account import model_connection
+
+    assert model_connection(env) == expected
+
+
+def test_the_retrain_writes_the_registry_as_the_release_identity_while_scoring_reads_it_as_its_own():
+    services = AppServices({"AzureWebJobsStorage": HOST, "FRAUD_DATA_STORAGE": DATA,
+                            "FRAUD_MODEL_STORAGE__blobServiceUri": "https://frauddata.blob.core.windows.net",
+                            "FRAUD_MODEL_STORAGE__credential": "managedidentity",
+                            "FRAUD_MODEL_STORAGE__clientId": "release-identity"})
+    assert services.release_registry is not services.registry
+    assert services.release_registry._container.url == "https://frauddata.blob.core.windows.net/models"
+    assert services.registry._container.account_name == "frauddata"
+    assert services.serving_model.source is services.registry  # scoring never uses the release identity
+    alone = AppServices({"AzureWebJobsStorage": HOST, "FRAUD_DATA_STORAGE": DATA})
+    assert alone.release_registry is alone.registry
