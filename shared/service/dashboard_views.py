@@ -109,7 +109,7 @@ def _recent_activity(profiles: Any, customer_id: str) -> list[dict[str, Any]]:
     try:
         records = profiles.recent_transactions(customer_id, RECENT_ACTIVITY)
     except Exception as exc:  # the queue is still useful without the history
-        log.warning("recent activity of %s unavailable: %s", customer_id, exc)
+        log.warning("a customer's recent activity is unavailable: %s", type(exc).__name__)  # no id in the logs
         return []
     return [recent_activity_item(r) for r in records[:RECENT_ACTIVITY]]
 
