@@ -46,6 +46,7 @@ _ENTITY = re.compile(r"^([^()]+)\((.*)\)$")
 _BATCH_TARGET = re.compile(rb"^(POST|PUT|MERGE|PATCH|DELETE|GET) (\S+) HTTP/1\.1\r?$", re.MULTILINE)
 _BATCH_PK_JSON = re.compile(rb'"PartitionKey":\s*"((?:[^"\\]|\\.)*)"')
 _PK_IN_KEYS = re.compile(r"PartitionKey='((?:[^']|'')*)'")
+_PK_IN_FILTER = re.compile(r"PartitionKey eq '((?:[^']|'')*)'")
 
 
 def _service(headers: Mapping[str, str]) -> str:
@@ -78,6 +79,21 @@ def _body(request: Any) -> bytes:
     return b""
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    """What ``record`` kept of a request, enough to classify it."""
+
+    method: str
+    url: str
+    agent: str
+    conditional: bool  # an If-Match header
+    content: bytes     # a $batch's first 4 KB (its first operation names the table and partition)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"User-Agent": self.agent, **({"If-Match": "*"} if self.conditional else {})}
+
+
 class RequestCounter:
     """Thread-safe tally of operations (and their response statuses)."""
 
@@ -86,34 +102,45 @@ class RequestCounter:
         self.names = dict(names or {})
         self.partition_label = partition_label  # (resource name after ``names``, partition key) -> label
         self._lock = threading.Lock()
-        self._counts: Counter[Operation] = Counter()
-        self._statuses: Counter[tuple[Operation, int | None]] = Counter()
+        self._raw: list[tuple] = []
+        self._seen: dict[tuple, Operation] = {}
 
-    # -- recording ------------------------------------------------------------------------
-    def record(self, request: Any, status: int | None) -> Operation:
-        op = self.classify(request)
+    # -- recording: an append per request (classified later, outside the measured code) ----
+    def record(self, request: Any, status: int | None) -> None:
+        url = str(request.url)
+        body = _body(request)[:4096] if "$batch" in url else b""
+        headers = request.headers
+        raw = (str(request.method).upper(), url, headers.get("User-Agent") or headers.get("user-agent") or "",
+               any(k.lower() == "if-match" for k in headers), body, status)
         with self._lock:
-            self._counts[op] += 1
-            self._statuses[(op, status)] += 1
-        return op
+            self._raw.append(raw)
 
     def reset(self) -> None:
         with self._lock:
-            self._counts.clear()
-            self._statuses.clear()
+            self._raw = []
+
+    def _classified(self) -> list[tuple[Operation, int | None]]:
+        with self._lock:
+            raw = list(self._raw)
+        out = []
+        for method, url, agent, conditional, body, status in raw:
+            key = (method, url, agent, conditional, body)
+            op = self._seen.get(key)
+            if op is None:
+                op = self._seen[key] = self.classify(_Recorded(method, url, agent, conditional, body))
+            out.append((op, status))
+        return out
 
     def snapshot(self) -> dict[Operation, int]:
-        with self._lock:
-            return dict(self._counts)
+        return dict(Counter(op for op, _ in self._classified()))
 
     def statuses(self) -> dict[tuple[Operation, int | None], int]:
-        with self._lock:
-            return dict(self._statuses)
+        return dict(Counter(self._classified()))
 
     @property
     def total(self) -> int:
         with self._lock:
-            return sum(self._counts.values())
+            return len(self._raw)
 
     # -- classification --------------------------------------------------------------------
     def _name(self, resource: str, partition: str | None = None) -> str:
@@ -169,8 +196,10 @@ class RequestCounter:
                     "PATCH": "conditional merge" if conditional else "upsert (merge)"}.get(method, method.lower())
             return Operation("tables", method, self._name(entity.group(1), partition), kind)
         table = entity.group(1) if entity else first
-        if method == "GET":
-            return Operation("tables", method, self._name(table), "query")
+        if method == "GET":  # a query: named by its partition when the filter pins one
+            pinned = _PK_IN_FILTER.search((query.get("$filter") or [""])[0])
+            partition = pinned.group(1).replace("''", "'") if pinned else None
+            return Operation("tables", method, self._name(table, partition), "query")
         if method == "POST":
             return Operation("tables", method, self._name(table), "insert")
         return Operation("tables", method, self._name(table), method.lower())
@@ -235,11 +264,13 @@ class CountingTransport(HttpTransport):
 
 @contextmanager
 def counting(counter: RequestCounter) -> Iterator[RequestCounter]:
-    """Every storage client built inside this block sends through a ``CountingTransport``."""
+    """Every storage client built inside this block sends through a ``CountingTransport``,
+    around whatever transport a factory set before (e.g. a benchmarked leaner one) returns."""
     from shared.adapters import storage_account
 
     previous = storage_account.transport_factory
-    storage_account.transport_factory = lambda inner: CountingTransport(inner, counter)
+    storage_account.transport_factory = lambda inner: CountingTransport(
+        previous(inner) if previous is not None else inner, counter)
     try:
         yield counter
     finally:

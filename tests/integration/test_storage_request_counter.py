@@ -36,10 +36,12 @@ def test_a_point_read_and_an_insert_are_two_counted_operations(app_env):
     audit.create_table()
     submit_batch(audit, [("create", {"PartitionKey": "idx-03", "RowKey": f"T{i}"}) for i in range(3)])
     assert read_entity(audit, "idx-03", "T1") is not None
+    assert len(list(audit.query_entities("PartitionKey eq 'idx-03'"))) == 3
     assert counter.snapshot() == {Operation("tables", "POST", "(tables)", "create table"): 1,
                                   Operation("tables", "POST", "audit [id index]", "$batch"): 1,  # one request, 3 rows
-                                  Operation("tables", "GET", "audit [id index]", "point read"): 1}
-    assert counter.total == 3
+                                  Operation("tables", "GET", "audit [id index]", "point read"): 1,
+                                  Operation("tables", "GET", "audit [id index]", "query"): 1}
+    assert counter.total == 4
 
 
 def test_every_retry_is_a_request_of_its_own(azurite):
