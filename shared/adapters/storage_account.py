@@ -18,6 +18,12 @@ forms: ``<name>`` as a connection string, or the identity-based ``<name>__blobSe
 account's host name) or ``<name>__accountName``, authenticated with ``DefaultAzureCredential``
 (the user-assigned identity named by ``__clientId``). Every client gets the same bounded
 exponential-backoff retry policy.
+
+``transport_factory`` (module level, default None) is a measurement hook, unused in production:
+when a benchmark or test sets it to a callable, each account's pooled transport is passed
+through it once (``transport_factory(default) -> HttpTransport``) before any client is built,
+so a wrapper can observe every HTTP request below the SDK's retry policy (bench/request_counter.py
+counts them). Set it before the clients are built (before ``AppServices`` builds them).
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from shared.config import DATA_CONNECTION, MODEL_CONNECTION, STORAGE_CONNECTION, setting_int
@@ -118,6 +124,9 @@ def _service_uris(name: str, env: Mapping[str, str]) -> dict[str, str | None]:
             for service in SERVICES}
 
 
+# The measurement hook of the module docstring: None (production) keeps the SDK's transport as built.
+transport_factory: Callable[[Any], Any] | None = None
+
 _credentials: dict[str | None, Any] = {}
 _credentials_lock = threading.Lock()
 
@@ -183,7 +192,8 @@ class StorageAccount:
         session.mount("https://", adapter)
         if not any(k.lower() in ("http_proxy", "https_proxy", "all_proxy") for k in os.environ):
             session.trust_env = False
-        return RequestsTransport(session=session, session_owner=False)
+        transport = RequestsTransport(session=session, session_owner=False)
+        return transport if transport_factory is None else transport_factory(transport)
 
     def _retry_kwargs(self) -> dict[str, Any]:
         # azure-core's exponential retry: 0.8s, 1.6s, 3.2s ... bounded by retry_total.
