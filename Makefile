@@ -18,7 +18,7 @@ help:
 	@echo "make run    - local end-to-end run on Azurite with synthetic data (then serves the API)"
 	@echo "make test   - the whole test suite (starts its own Azurite)"
 	@echo "make test-fast - the unit tests only: domain and services on in-memory fakes (seconds, no Azurite)"
-	@echo "make bench  - benchmarks, written to docs/BENCHMARKS.md"
+	@echo "make bench  - benchmarks, written to docs/BENCHMARKS.md (the scoring path vs baselines; storage requests and app CPU per event)"
 	@echo "make bench-monitoring - the monitoring timer at 10,000 and 100,000 decisions vs the full audit scan, written to docs/BENCHMARKS.md by hand"
 	@echo "make bench-load - the HTTP API under fixed request rates (locust, ~5 min), written to docs/BENCHMARKS.md"
 	@echo "make checkov - checkov over infra/bicep (also part of make test)"
@@ -83,6 +83,7 @@ checkov: $(INFRA_STAMP)
 
 bench: setup
 	$(PY) -m tools.azurite --free-ports -- $(PY) -m bench.run
+	$(PY) -m tools.azurite --free-ports -- $(PY) -m bench.storage_requests
 
 # The monitoring timer at 10,000 and 100,000 decisions, against the full audit scan (issue #15).
 bench-monitoring: setup
