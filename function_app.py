@@ -1,15 +1,15 @@
 """The Function App (Python v2 programming model): registers the blueprints in functions/.
 
-Importing it quiets the Azure SDK's HTTP request logging (``quiet_azure_sdk_logging``): in Azure
-the worker would otherwise send every storage URL to Application Insights. It also refuses to
+Importing it quiets the Azure SDK's HTTP request logging (``shared.composition`` does it at
+import, ``quiet_azure_sdk_logging``): in Azure the worker would otherwise send every storage
+URL to Application Insights. It also refuses to
 start without the pseudonym key (``FRAUD_PSEUDONYM_KEY``, docs/DATA.md): no function runs and
 no event is taken off the hub until the key is configured."""
 import azure.functions as func
 
+import shared.composition  # noqa: F401  (quiets the SDK's HTTP logging at import)
 from shared.adapters.pseudonym_key import require_pseudonym_key
-from shared.composition import quiet_azure_sdk_logging
 
-quiet_azure_sdk_logging()
 require_pseudonym_key()
 
 from functions.archive_timer import bp as archive_timer

@@ -46,13 +46,22 @@ output() {
   az deployment group show -g "$RG" -n "$DEPLOYMENT" --query "properties.outputs.$1.value" -o tsv
 }
 
+# require_set VAR ...: stop, naming the empty ones, unless every variable (read from an output) is set
+require_set() {
+  local var missing=()
+  for var in "$@"; do
+    [ -n "${!var}" ] || missing+=("$var")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "error: deployment '$DEPLOYMENT' in '$RG' gave no value for ${missing[*]} (missing outputs)" >&2
+    exit 1
+  fi
+}
+
 # --- 1. the pseudonym key ------------------------------------------------------------------------
 VAULT="$(output keyVaultName)"
 APP_PRINCIPAL="$(output identityPrincipalId)"
-if [ -z "$VAULT" ] || [ -z "$APP_PRINCIPAL" ]; then
-  echo "error: deployment '$DEPLOYMENT' in '$RG' has no keyVaultName/identityPrincipalId outputs" >&2
-  exit 1
-fi
+require_set VAULT APP_PRINCIPAL
 VAULT_ID="$(az keyvault show -g "$RG" -n "$VAULT" --query id -o tsv)"
 SECRET_ID="$VAULT_ID/secrets/pseudonym-key"
 if az resource show --ids "$SECRET_ID" --output none 2>/dev/null; then
@@ -75,10 +84,7 @@ echo "pseudonym key: the app identity may read it (Key Vault Secrets User on tha
 # --- 2. Event Grid subscriptions ------------------------------------------------------------------
 APP="$(output functionAppName)"
 TOPIC="$(output eventGridSystemTopicName)"
-if [ -z "$APP" ] || [ -z "$TOPIC" ]; then
-  echo "error: deployment '$DEPLOYMENT' in '$RG' has no functionAppName/eventGridSystemTopicName outputs" >&2
-  exit 1
-fi
+require_set APP TOPIC
 HOST="$(az functionapp show -g "$RG" -n "$APP" --query defaultHostName -o tsv)"
 
 PAIRS=("$@")

@@ -38,7 +38,7 @@ from shared.service.outlet_buffer import BufferedOutlet
 from shared.adapters.monitoring_blobs import LabelFileContainer, MonitoringBlobs
 from shared.adapters.profile_accounts import ProfileAccountRouter
 from shared.adapters.profile_table import ProfileStore
-from shared.adapters.pseudonym_key import load_pseudonym_key, pseudonyms_from_setting
+from shared.adapters.pseudonym_key import load_pseudonym_key
 from shared.service.retention import RetentionService
 from shared.adapters.training_sample_blobs import TrainingSampleBlobs
 from shared.service.scoring import FraudScoringService
@@ -214,11 +214,15 @@ class AppServices:
                             releases=self.release_check)
 
     @cached_property
+    def pseudonym_key(self) -> bytes:
+        """``FRAUD_PSEUDONYM_KEY``, read once. A missing or unresolved key raises ``PseudonymKeyError``,
+        so nothing that needs it (scoring, the backfill, the dashboard) starts without it."""
+        return load_pseudonym_key(self.config.pseudonym_key, self.env)
+
+    @cached_property
     def pseudonyms(self) -> Pseudonyms:
-        """The keyed pseudonyms of customer and device ids (``FRAUD_PSEUDONYM_KEY``): profiles and the
-        webhook use them. A missing or unresolved key raises ``PseudonymKeyError``, so nothing
-        that needs them (scoring, the backfill, the dashboard's profile reads) starts without it."""
-        return pseudonyms_from_setting(self.config.pseudonym_key, self.env)
+        """The keyed pseudonyms of customer and device ids: profiles and the webhook use them."""
+        return Pseudonyms(self.pseudonym_key)
 
     @cached_property
     def profile_stores(self) -> list[ProfileStore]:
@@ -405,7 +409,7 @@ class AppServices:
         return DashboardViews(self.audit, self.label_store, self.profiles, self.registry, self.serving_model,
                               self.monitoring_blobs, psi_warn=self.config.psi_warn, psi_alert=self.config.psi_alert,
                               window_hours=self.config.monitor_window_hours,
-                              cursor_key=cursor_key(load_pseudonym_key(self.config.pseudonym_key, self.env)))
+                              cursor_key=cursor_key(self.pseudonym_key))
 
     @cached_property
     def retention_policy(self) -> RetentionPolicy:
