@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from shared.domain.dead_letter import DeadLetter
-from shared.domain.decision_record import DecisionRecord, scored_elsewhere_fields
+from shared.domain.decision_record import DecisionRecord, index_decision_fields, scored_elsewhere_fields
 from shared.domain.monitoring_aggregate import LabelledDecision
 from shared.domain.features import CustomerProfile
 from shared.domain.labels import Label, append_to_history, current_fields, history_order
@@ -43,6 +43,7 @@ class FakeProfiles:
 
     def __init__(self) -> None:
         self._profiles: dict[str, tuple[str, str]] = {}  # customer -> (state JSON, etag)
+        self._recent: dict[str, tuple[str, ...]] = {}  # customer -> the profile row's recent ids
         self._rows: dict[str, dict[str, tuple[DecisionRecord, str]]] = {}  # customer -> txn id -> (record, alert state)
         self._updated: dict[str, datetime] = {}  # customer -> profile written at
         self._applied: dict[str, dict[str, datetime]] = {}  # customer -> txn id -> row written at
@@ -56,7 +57,7 @@ class FakeProfiles:
             found = self._profiles.get(customer_id)
         if found is None:
             return StoredProfile(customer_id, CustomerProfile(), None)
-        return StoredProfile(customer_id, CustomerProfile.from_json(found[0]), found[1])
+        return StoredProfile(customer_id, CustomerProfile.from_json(found[0]), found[1], self._recent.get(customer_id, ()))
 
     def applied(self, customer_id: str, transaction_ids: Iterable[str],
                 arriving: Any = None) -> dict[str, DecisionRecord]:  # the fake keeps device ids as they came
@@ -76,6 +77,7 @@ class FakeProfiles:
                 raise CommitConflict("a transaction was already applied")
             now = self.clock()
             self._profiles[stored.customer_id] = (stored.profile.to_json(), f"W/\"{next(self._etags)}\"")
+            self._recent[stored.customer_id] = stored.with_applied([r.transaction_id for r in records])
             self._updated[stored.customer_id] = now
             for record in records:
                 rows[record.transaction_id] = (record, "pending" if record.alert else "none")
@@ -110,6 +112,7 @@ class FakeProfiles:
             if customer_id in self._profiles and not overwrite:
                 return False
             self._profiles[customer_id] = (profile.to_json(), f"W/\"{next(self._etags)}\"")
+            self._recent.pop(customer_id, None)  # the adapter replaces the whole row
             self._updated[customer_id] = self.clock()
             return True
 
@@ -143,6 +146,7 @@ class FakeProfiles:
                 current = self._profiles.get(customer)
                 if current is not None and current[1] == etag:
                     del self._profiles[customer]
+                    self._recent.pop(customer, None)
                     del self._updated[customer]
                     removed += 1
         return removed
@@ -157,33 +161,66 @@ class FakeProfiles:
 
 class FakeAuditLog:
     """Decisions by transaction id, written once (an existing row or index entry is never
-    touched by a write), with an id index; labels merge onto a row."""
+    touched by a write), with an id index that ``claim`` may write ahead of the decision;
+    labels merge onto a row."""
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[str, Any]] = {}
-        self._indexed: set[str] = set()  # the id index: what ``locate`` finds
+        self._index: dict[str, dict[str, Any]] = {}  # the id index: what ``locate`` finds
         self._lock = threading.Lock()
+
+    @staticmethod
+    def _index_entry(record: DecisionRecord) -> dict[str, Any]:
+        return {"customer_id": record.customer_id, "PartitionKey": record.transaction.timestamp.strftime("%Y%m%d%H"),
+                "event_time": record.transaction.timestamp.astimezone(timezone.utc).isoformat(),
+                "merchant_id": record.transaction.merchant_id or "", **index_decision_fields(record)}
+
+    def _create_row(self, record: DecisionRecord) -> int:
+        if record.transaction_id in self._rows:
+            return 0
+        fields = record.audit_fields()
+        self._rows[record.transaction_id] = {**fields, "RowKey": record.transaction_id,
+                                             "PartitionKey": fields["event_time"].strftime("%Y%m%d%H")}
+        return 1
 
     def write(self, records: Iterable[DecisionRecord]) -> int:
         created = 0  # the rows and id index entries created, as the adapter counts
         with self._lock:
             for record in records:
-                if record.transaction_id not in self._rows:
-                    fields = record.audit_fields()
-                    self._rows[record.transaction_id] = {**fields, "RowKey": record.transaction_id,
-                                                         "PartitionKey": fields["event_time"].strftime("%Y%m%d%H")}
-                    created += 1
-                if record.transaction_id not in self._indexed:
-                    self._indexed.add(record.transaction_id)
+                created += self._create_row(record)
+                if record.transaction_id not in self._index:
+                    self._index[record.transaction_id] = self._index_entry(record)
                     created += 1
         return created
 
+    def write_decisions(self, records: Iterable[DecisionRecord]) -> int:
+        with self._lock:
+            return sum(self._create_row(record) for record in records)
+
+    def claim(self, records: Sequence[DecisionRecord]) -> dict[str, ScoredElsewhere]:
+        found: dict[str, ScoredElsewhere] = {}
+        with self._lock:
+            for record in records:
+                entry = self._index.get(record.transaction_id)
+                if entry is None:
+                    self._index[record.transaction_id] = self._index_entry(record)
+                elif record.transaction_id not in found:
+                    found[record.transaction_id] = self._located(entry)
+        return found
+
+    def update_index(self, records: Sequence[DecisionRecord]) -> int:
+        with self._lock:
+            for record in records:
+                self._index[record.transaction_id] = self._index_entry(record)
+        return len(records)
+
+    @staticmethod
+    def _located(entry: dict[str, Any]) -> ScoredElsewhere:
+        return ScoredElsewhere(entry["customer_id"], entry["PartitionKey"], **scored_elsewhere_fields(entry))
+
     def locate(self, transaction_ids: list[str]) -> dict[str, ScoredElsewhere]:
         with self._lock:
-            return {t: ScoredElsewhere(self._rows[t]["customer_id"], self._rows[t]["PartitionKey"],
-                                       **scored_elsewhere_fields({**self._rows[t],
-                                                                  "event_time": self._rows[t]["event_time"].isoformat()}))
-                    for t in dict.fromkeys(transaction_ids) if t in self._rows and t in self._indexed}
+            return {t: self._located(self._index[t]) for t in dict.fromkeys(transaction_ids) if t in self._index}
 
     def read(self, start: datetime, end: datetime, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
         with self._lock:
@@ -194,6 +231,10 @@ class FakeAuditLog:
     def decisions(self, keys: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
         with self._lock:
             return {t: dict(self._rows[t]) for pk, t in keys if t in self._rows and self._rows[t]["PartitionKey"] == pk}
+
+    def scored(self, keys: list[tuple[str, str]]) -> set[str]:
+        with self._lock:
+            return {t for pk, t in keys if t in self._rows and self._rows[t]["PartitionKey"] == pk}
 
     def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int:
         with self._lock:
@@ -209,8 +250,9 @@ class FakeAuditLog:
 
     def delete_index(self, transaction_ids: Sequence[str]) -> int:
         with self._lock:
-            present = self._indexed & set(transaction_ids)
-            self._indexed -= present
+            present = set(self._index) & set(transaction_ids)
+            for txn_id in present:
+                del self._index[txn_id]
         return len(present)
 
     def delete_decisions(self, keys: Sequence[tuple[str, str]]) -> int:
@@ -224,7 +266,7 @@ class FakeAuditLog:
 
     def indexed(self) -> set[str]:
         with self._lock:
-            return set(self._indexed)
+            return set(self._index)
 
 
 class FakeAlertQueue:

@@ -11,9 +11,18 @@ created, never replaced (``create_grouped``), so a second write of the same tran
 a redelivery, a repair after a lost write, or a forged write with another score — changes
 nothing that was stored. The label join merges its own columns (``set_labels``: the current
 label, derived from the label history) onto the row and never writes a decision field.
+
+The scoring path writes the two halves apart (issue #17): it *claims* each new transaction id
+by creating its id-index row (``claim``: one entity-group transaction of creates per index
+partition) after scoring and before the profile commit, and writes the decision rows
+(``write_decisions``) after the commit. A claim that meets an existing row reads that
+partition's ids back (point reads), so two processes scoring one new id for two customers at
+once cannot both pass. So an index row may exist whose decision row does not (a claim whose
+commit was refused or never happened): readers that mean "was scored" check the decision row.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -22,7 +31,8 @@ from shared.domain.decision_record import DecisionRecord
 from shared.service.fanout import RequestFanout
 from shared.service.ports import ScoredElsewhere
 from shared.domain.decision_record import index_decision_fields, scored_elsewhere_fields
-from shared.adapters.tables import create_grouped, delete_grouped, read_entity, shard_of, upsert_grouped
+from shared.adapters.tables import (BatchRejected, CREATE_ATTEMPTS, create_grouped, delete_grouped, read_entity,
+                                    MAX_OPERATIONS, shard_of, submit_batch, upsert_grouped)
 from shared.adapters.storage_account import create_if_missing
 
 def hour_key(moment: datetime) -> str:
@@ -59,23 +69,80 @@ class AuditLog:
     def ensure_table(self) -> None:
         create_if_missing(self._table.create_table)
 
+    def _decision_entity(self, record: DecisionRecord) -> dict[str, Any]:
+        fields = record.audit_fields()
+        return {"PartitionKey": partition_key(fields["event_time"], record.transaction_id, self.shards),
+                "RowKey": record.transaction_id, **fields}
+
+    def _index_entity(self, record: DecisionRecord) -> dict[str, Any]:
+        event_time = record.transaction.timestamp
+        return {"PartitionKey": index_partition(record.transaction_id), "RowKey": record.transaction_id,
+                "audit_pk": partition_key(event_time, record.transaction_id, self.shards),
+                "customer_id": record.customer_id, "event_time": event_time.astimezone(timezone.utc).isoformat(),
+                "merchant_id": record.transaction.merchant_id or "", **index_decision_fields(record)}
+
     def write(self, records: Iterable[DecisionRecord]) -> int:
         """Create the decisions' rows and id-index rows that do not exist yet (entity fields:
         ``DecisionRecord.audit_fields``), batched per partition; an existing row is never
         touched, whatever the new content. Returns the number of entities created."""
         entities: list[dict[str, Any]] = []
         for record in records:
-            fields = record.audit_fields()
-            entity = {"PartitionKey": partition_key(fields["event_time"], record.transaction_id, self.shards),
-                      "RowKey": record.transaction_id, **fields}
-            entities.append(entity)
-            entities.append({
-                "PartitionKey": index_partition(record.transaction_id), "RowKey": record.transaction_id,
-                "audit_pk": entity["PartitionKey"], "customer_id": record.customer_id,
-                "event_time": entity["event_time"].isoformat(), "merchant_id": entity["merchant_id"],
-                **index_decision_fields(record),
-            })
+            entities.append(self._decision_entity(record))
+            entities.append(self._index_entity(record))
         return create_grouped(self._table, entities, self._fanout.map)
+
+    def write_decisions(self, records: Iterable[DecisionRecord]) -> int:
+        """Create the decision rows that do not exist yet (not their id-index rows: ``claim``
+        wrote those), one entity-group transaction per partition. Returns the number created."""
+        return create_grouped(self._table, (self._decision_entity(r) for r in records), self._fanout.map)
+
+    def claim(self, records: Sequence[DecisionRecord]) -> dict[str, ScoredElsewhere]:
+        """Create the id-index rows of ``records`` (create-only, one entity-group transaction per
+        index partition) and return the entries that existed already, by transaction id. Only a
+        partition whose transaction is refused (an id there exists) reads its own ids back, by
+        point reads, and creates the rest."""
+        by_partition: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for record in records:
+            entity = self._index_entity(record)
+            by_partition[entity["PartitionKey"]].setdefault(entity["RowKey"], entity)
+        chunks = [list(group.values())[start:start + MAX_OPERATIONS] for group in by_partition.values()
+                  for start in range(0, len(group), MAX_OPERATIONS)]
+        found: dict[str, ScoredElsewhere] = {}
+        for existing in self._fanout.map(self._claim_chunk, chunks):
+            found.update(existing)
+        return found
+
+    def _claim_chunk(self, chunk: list[dict[str, Any]]) -> dict[str, ScoredElsewhere]:
+        existing: dict[str, ScoredElsewhere] = {}
+        todo = chunk
+        for _ in range(CREATE_ATTEMPTS):
+            try:
+                submit_batch(self._table, [("create", e) for e in todo])
+                return existing
+            except BatchRejected as exc:
+                if exc.status_code != 409:
+                    raise
+            before = len(existing)
+            existing.update(self._read_index([e["RowKey"] for e in todo]))
+            todo = [e for e in todo if e["RowKey"] not in existing]
+            if not todo:
+                return existing
+            if len(existing) == before:  # refused, yet none of them exists: not a conflict of ours
+                raise BatchRejected(409, "claim refused with 409 although none of its index rows exists", None)
+        raise BatchRejected(409, f"index rows kept appearing under {CREATE_ATTEMPTS} claim attempts", None)
+
+    def _read_index(self, transaction_ids: list[str]) -> dict[str, ScoredElsewhere]:
+        def read(txn_id: str) -> dict[str, Any] | None:
+            hit = read_entity(self._table, index_partition(txn_id), txn_id)
+            return hit[0] if hit else None
+
+        return {entity["RowKey"]: scored_elsewhere(entity)
+                for entity in self._fanout.map(read, list(dict.fromkeys(transaction_ids))) if entity is not None}
+
+    def update_index(self, records: Sequence[DecisionRecord]) -> int:
+        """Replace the id-index rows of ``records`` with their committed decisions (a claim made
+        with scores that a retry after a profile conflict changed; rare)."""
+        return upsert_grouped(self._table, (self._index_entity(r) for r in records), self._fanout.map)
 
     def read(self, start: datetime, end: datetime, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
         """Every decision whose event time is in [start, end): per shard, one range scan over
@@ -121,17 +188,10 @@ class AuditLog:
             yield from rows
 
     def locate(self, transaction_ids: list[str]) -> dict[str, ScoredElsewhere]:
-        """transaction id -> {audit_pk, customer_id} for the ids that were scored."""
-        # Point reads: an OR of row keys would scan the whole (ever-growing) index partition.
-        def read(txn_id: str) -> dict[str, Any] | None:
-            hit = read_entity(self._table, index_partition(txn_id), txn_id)
-            return hit[0] if hit else None
-
-        found: dict[str, ScoredElsewhere] = {}
-        for entity in self._fanout.map(read, list(dict.fromkeys(transaction_ids))):
-            if entity is not None:
-                found[entity["RowKey"]] = scored_elsewhere(entity)
-        return found
+        """transaction id -> its id-index entry (audit_pk, customer_id, ...) for the ids that
+        have one: claimed, and scored unless the claim's commit never happened (``decisions``
+        tells). Point reads: an OR of row keys would scan the whole (ever-growing) index partition."""
+        return self._read_index(transaction_ids)
 
     def decisions(self, keys: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
         """Point reads of decisions by (audit partition key, transaction id), in parallel:
@@ -142,6 +202,14 @@ class AuditLog:
 
         return {entity["RowKey"]: entity for entity in self._fanout.map(read, list(dict.fromkeys(keys)))
                 if entity is not None}
+
+    def scored(self, keys: list[tuple[str, str]]) -> set[str]:
+        """Which of the (audit partition key, transaction id) have a decision row: point reads of
+        the keys only, in parallel (an id-index row alone is a claim, not yet a decision)."""
+        def read(key: tuple[str, str]) -> str | None:
+            return key[1] if read_entity(self._table, *key, select="RowKey") else None
+
+        return {t for t in self._fanout.map(read, list(dict.fromkeys(keys))) if t is not None}
 
     def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int:
         """Merge label fields into audit rows: (audit_pk, transaction_id, fields); idempotent."""

@@ -4,7 +4,9 @@ One partition per customer (PartitionKey = the customer's keyed pseudonym, ``cu_
 ``shared.domain.pseudonym``; the raw customer id is not stored in this table):
 
 * RowKey ``profile``        the ``CustomerProfile`` state (JSON) and counters; its device map
-                            is keyed by the device's keyed pseudonym (``dv_...``);
+                            is keyed by the device's keyed pseudonym (``dv_...``); ``recent``:
+                            the last ``RECENT_IDS_KEPT`` transaction ids applied (space-separated,
+                            oldest first), so a redelivery is known without a commit;
 * RowKey ``txn:<id>``       one row per applied transaction, holding its decision (the
                             decision document without the customer id, which the caller
                             names when reading it back, and with the device id as its
@@ -19,7 +21,8 @@ A commit is one entity-group transaction: the profile row (``create`` for a new
 customer, else ``update`` with the ETag read) plus a ``create`` of every transaction row.
 A redelivered transaction fails its ``create``; a concurrent writer fails the ETag
 condition. Either way the whole commit is rejected, and the caller re-reads and retries:
-a transaction is applied once, whatever the delivery.
+a transaction is applied once, whatever the delivery. A commit refused only for an existing
+transaction row (the profile's condition held) keeps the cached profile: it is still current.
 """
 from __future__ import annotations
 
@@ -37,8 +40,9 @@ from shared.domain.decision_record import DecisionRecord
 from shared.domain.features import CustomerProfile
 from shared.domain.pseudonym import Pseudonyms
 from shared.domain.transaction import Transaction
+from shared.service.fanout import RequestFanout
 from shared.service.ports import MAX_TXNS_PER_COMMIT, CommitConflict, StoredProfile
-from shared.adapters.tables import BatchRejected, delete_grouped, delete_if_present, query_row_keys, read_entity, submit_batch
+from shared.adapters.tables import BatchRejected, delete_grouped, delete_if_present, read_entity, submit_batch
 from shared.adapters.storage_account import create_if_missing
 
 PROFILE_ROW = "profile"
@@ -50,7 +54,7 @@ def txn_row_key(transaction_id: str) -> str:
 
 
 class ProfileCache:
-    """Recently committed profiles (JSON + ETag), newest last; bounded.
+    """Recently committed profiles (JSON, ETag, recent ids), newest last; bounded.
 
     Event Hubs sends a customer's events to one partition (partition key = customer id),
     so one instance keeps seeing the same customers: after the first read, their profile
@@ -61,11 +65,11 @@ class ProfileCache:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[str, str, tuple[str, ...]]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get(self, customer_id: str) -> tuple[str, str] | None:
+    def get(self, customer_id: str) -> tuple[str, str, tuple[str, ...]] | None:
         with self._lock:
             entry = self._entries.get(customer_id)
             if entry is None:
@@ -75,11 +79,11 @@ class ProfileCache:
             self.hits += 1
             return entry
 
-    def put(self, customer_id: str, state: str, etag: str) -> None:
+    def put(self, customer_id: str, state: str, etag: str, recent: tuple[str, ...] = ()) -> None:
         if self.capacity <= 0:
             return
         with self._lock:
-            self._entries[customer_id] = (state, etag)
+            self._entries[customer_id] = (state, etag, recent)
             self._entries.move_to_end(customer_id)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
@@ -101,6 +105,7 @@ class ProfileStore:
         self._table = table_client
         self.cache = ProfileCache(cache_size)  # by partition key
         self.pseudonyms = pseudonyms
+        self._fanout = RequestFanout(8, "profile-io")
 
     def partition_of(self, customer_id: str) -> str:
         """The customer's partition key: their keyed pseudonym."""
@@ -117,18 +122,26 @@ class ProfileStore:
         partition = self.partition_of(customer_id)
         cached = self.cache.get(partition)
         if cached is not None:
-            return StoredProfile(customer_id, self._profile(cached[0]), cached[1])
+            return StoredProfile(customer_id, self._profile(cached[0]), cached[1], cached[2])
         found = read_entity(self._table, partition, PROFILE_ROW)
         if found is None:
             return StoredProfile(customer_id, self._profile(None), None)
         entity, etag = found
-        return StoredProfile(customer_id, self._profile(entity["state"]), etag)
+        return StoredProfile(customer_id, self._profile(entity["state"]), etag,
+                             tuple((entity.get("recent") or "").split()))
 
     def applied(self, customer_id: str, transaction_ids: Iterable[str],
                 arriving: Mapping[str, Transaction] | None = None) -> dict[str, DecisionRecord]:
         """The stored decisions of those transactions already applied: their device id is the
-        stored pseudonym, or the ``arriving`` transaction's device id when that is its pseudonym."""
-        rows = query_row_keys(self._table, self.partition_of(customer_id), (txn_row_key(t) for t in transaction_ids))
+        stored pseudonym, or the ``arriving`` transaction's device id when that is its pseudonym.
+        One point read per id (an OR of row keys would scan the customer's growing partition)."""
+        partition = self.partition_of(customer_id)
+
+        def read(txn_id: str) -> dict[str, Any] | None:
+            hit = read_entity(self._table, partition, txn_row_key(txn_id))
+            return hit[0] if hit else None
+
+        rows = [r for r in self._fanout.map(read, list(dict.fromkeys(transaction_ids))) if r is not None]
         found = {entity["RowKey"][len(TXN_PREFIX):]: _decision(entity, customer_id) for entity in rows}
         for txn_id, record in (found.items() if arriving else ()):
             txn = arriving.get(txn_id)
@@ -146,11 +159,13 @@ class ProfileStore:
             raise ValueError(f"a commit takes 1-{MAX_TXNS_PER_COMMIT} transactions, got {len(decisions)}")
         now = self.clock()
         partition = self.partition_of(stored.customer_id)
+        recent = stored.with_applied([r.transaction_id for r in decisions])
         profile_entity = {
             "PartitionKey": partition,
             "RowKey": PROFILE_ROW,
             "state": stored.profile.to_json(),
             "history_count": stored.profile.history_count,
+            "recent": " ".join(recent),
             "updated_at": now,
         }
         if stored.etag is None:
@@ -168,9 +183,12 @@ class ProfileStore:
         try:
             etags = submit_batch(self._table, operations)
         except HttpResponseError as exc:  # TableTransactionError is one
-            self.cache.evict(partition)
-            # 409: a transaction row exists; 412: the profile changed; 404: the profile was
-            # removed (retention) since it was read. Each time the re-read starts afresh.
+            # 409 on a transaction row (operation 1 on): it exists, and the profile's condition
+            # (operation 0, checked first) held, so the cached profile is still current. Else
+            # 412: the profile changed; 404: it was removed (retention) since it was read; or a
+            # 409 without an index: the re-read starts afresh.
+            if not (exc.status_code == 409 and getattr(exc, "index", None)):
+                self.cache.evict(partition)
             removed = exc.status_code == 404 and "TableNotFound" not in str(exc)
             if exc.status_code in (409, 412) or removed:
                 raise CommitConflict(str(exc).splitlines()[0]) from None
@@ -180,7 +198,7 @@ class ProfileStore:
             raise
         etag = etags[0]
         if etag:
-            self.cache.put(partition, profile_entity["state"], etag)
+            self.cache.put(partition, profile_entity["state"], etag, recent)
 
     def _stored_document(self, record: DecisionRecord) -> str:
         """The decision document as a ``txn:`` row keeps it: without the raw customer id (the

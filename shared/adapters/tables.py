@@ -153,10 +153,14 @@ def submit_batch(table_client: Any, operations: Iterable[tuple]) -> list[str | N
     return (etags + [None] * len(ops))[: len(ops)]
 
 
-def read_entity(table_client: Any, partition_key: str, row_key: str) -> tuple[dict[str, Any], str] | None:
-    """Point read (properties as JSON types, no typed conversion) and its ETag; None if absent."""
+def read_entity(table_client: Any, partition_key: str, row_key: str,
+                select: str | None = None) -> tuple[dict[str, Any], str] | None:
+    """Point read (properties as JSON types, no typed conversion) and its ETag; None if absent.
+    ``select``: a comma-separated list of the properties to return (all by default)."""
     base = _account_url(table_client)
     url = f"{base}/{table_client.table_name}(PartitionKey='{_key(partition_key)}',RowKey='{_key(row_key)}')"
+    if select:
+        url += f"?$select={quote(select, safe=',')}"
     request = HttpRequest("GET", url, headers={"Accept": "application/json;odata=nometadata", "DataServiceVersion": "3.0",
                                                "MaxDataServiceVersion": "3.0;NetFx", "x-ms-version": table_client.api_version})
     response = _send(table_client, request)

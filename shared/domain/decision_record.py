@@ -247,6 +247,15 @@ def index_decision_fields(record: DecisionRecord) -> dict[str, Any]:
             **record._shadow_fields()}
 
 
+def index_view(record: DecisionRecord) -> tuple:
+    """What an id-index row says of a decision, comparable with ``ScoredElsewhere.view()``: a
+    claim whose row says otherwise than the committed decision is rewritten."""
+    shadow = record.shadow
+    return (record.customer_id, _utc(record.transaction.timestamp).isoformat(), record.transaction.merchant_id or "",
+            float(record.fraud_score), record.model_version, shadow.version if shadow else "",
+            float(shadow.score) if shadow else None)
+
+
 def scored_elsewhere_fields(entity: Mapping[str, Any]) -> dict[str, Any]:
     """``ScoredElsewhere``'s optional fields from an index entity (older entities lack some)."""
     score, shadow = entity.get("fraud_score"), entity.get("shadow_score")

@@ -125,6 +125,10 @@ class MonitoringService:
         if awaiting is None:
             awaiting = list(self.labels.awaiting())
         located = self.audit.locate([row["RowKey"] for row in awaiting])
+        # an id-index row is written (claimed) before the profile commit: it names a decision only
+        # once the decision row exists; until then the label waits like one for an unknown id
+        scored = self.audit.scored([(where.audit_pk, txn_id) for txn_id, where in located.items()]) if located else set()
+        located = {txn_id: where for txn_id, where in located.items() if txn_id in scored}
         to_audit, marks, unknown, frauds = [], [], [], []
         decided: list[LabelledDecision] = []
         now = self.clock()

@@ -70,11 +70,22 @@ class CommitConflict(Exception):
     """The profile changed, or a transaction was already applied, since the profile was read."""
 
 
+RECENT_IDS_KEPT = 32  # transaction ids a profile row remembers as applied (newest last)
+
+
 @dataclass
 class StoredProfile:
     customer_id: str
     profile: CustomerProfile
     etag: str | None  # None: no profile row yet
+    # The last RECENT_IDS_KEPT transaction ids applied to this profile, oldest first, as the row
+    # read says: an id here was applied (a redelivery needs no commit to find out); an id not
+    # here may still have been (older), which the commit's create-only rows settle.
+    recent: tuple[str, ...] = ()
+
+    def with_applied(self, transaction_ids: Sequence[str]) -> tuple[str, ...]:
+        """``recent`` after applying ``transaction_ids`` (what the commit stores)."""
+        return (tuple(t for t in self.recent if t not in transaction_ids) + tuple(transaction_ids))[-RECENT_IDS_KEPT:]
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,11 @@ class ScoredElsewhere:
     shadow_version: str = ""
     shadow_score: float | None = None
 
+    def view(self) -> tuple:
+        """Comparable with ``index_view(record)`` of the decision it indexes."""
+        return (self.customer_id, self.event_time, self.merchant_id, self.fraud_score, self.model_version,
+                self.shadow_version, self.shadow_score)
+
 
 class ProfilePort(Protocol):
     """Customer profiles and their applied transactions, committed exactly once."""
@@ -98,14 +114,15 @@ class ProfilePort(Protocol):
 
     def applied(self, customer_id: str, transaction_ids: Iterable[str],
                 arriving: Mapping[str, Transaction] | None = None) -> dict[str, DecisionRecord]:
-        """The decisions of those transactions already applied to the customer's profile. A store
-        may keep a decision's device id as its keyed pseudonym: given the ``arriving``
-        transactions (by id), it puts back the arriving device id where its pseudonym is the
-        stored one, so a true redelivery compares equal field by field."""
+        """The decisions of those transactions already applied to the customer's profile (point
+        reads: one per id). A store may keep a decision's device id as its keyed pseudonym:
+        given the ``arriving`` transactions (by id), it puts back the arriving device id where
+        its pseudonym is the stored one, so a true redelivery compares equal field by field."""
 
     def commit(self, stored: StoredProfile, records: Sequence[DecisionRecord]) -> None:
-        """The updated profile and the new transactions' decisions, atomically; at most 99.
-        Raises ``CommitConflict`` when the profile changed or a transaction was applied since ``load``."""
+        """The updated profile (its ``recent`` ids extended by the records') and the new
+        transactions' decisions, atomically; at most 99. Raises ``CommitConflict`` when the
+        profile changed or a transaction was applied since ``load``."""
 
     def pending_alert(self, customer_id: str, transaction_id: str) -> bool: ...
 
@@ -118,7 +135,18 @@ class AuditPort(Protocol):
     """Every decision, for analysts, monitoring and retraining; a decision is written once
     (a second write of the same transaction id changes nothing stored)."""
 
-    def write(self, records: Iterable[DecisionRecord]) -> int: ...
+    def write(self, records: Iterable[DecisionRecord]) -> int:
+        """Create the decisions' rows and id-index rows that do not exist yet."""
+
+    def claim(self, records: Sequence[DecisionRecord]) -> dict[str, ScoredElsewhere]:
+        """Create the id-index rows of ``records`` that do not exist yet; return the existing
+        ones (by transaction id): an id claimed before, perhaps for another customer."""
+
+    def write_decisions(self, records: Iterable[DecisionRecord]) -> int:
+        """Create the decision rows that do not exist yet (``claim`` wrote the index rows)."""
+
+    def update_index(self, records: Sequence[DecisionRecord]) -> int:
+        """Rewrite the id-index rows of ``records`` (claimed by this caller) with these decisions."""
 
     def locate(self, transaction_ids: list[str]) -> dict[str, ScoredElsewhere]: ...
 
@@ -266,6 +294,10 @@ class AuditReadPort(Protocol):
     def read(self, start: datetime, end: datetime, select: list[str] | None = None) -> Iterator[dict[str, Any]]: ...
 
     def locate(self, transaction_ids: list[str]) -> dict[str, ScoredElsewhere]: ...
+
+    def scored(self, keys: list[tuple[str, str]]) -> set[str]:
+        """Which of the (audit partition key, transaction id) have a decision row (an id-index
+        row alone is a claim whose commit may not have happened)."""
 
     def set_labels(self, labelled: list[tuple[str, str, dict[str, Any]]]) -> int: ...
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
@@ -25,12 +26,13 @@ import numpy as np
 
 from shared.domain.dead_letter import DeadLetter
 from shared.domain.decision import DecisionPolicy
-from shared.domain.decision_record import DecisionRecord, Delivery, ShadowScore
+from shared.domain.decision_record import DecisionRecord, Delivery, ShadowScore, index_view
 from shared.domain.features import as_matrix, features_then_record
 from shared.domain.merchant_risk import NO_MERCHANT
 from shared.domain.model import FraudModel
 from shared.domain.transaction import FieldError, Transaction, ValidationOutcome, validate_transaction
 from shared.service.fanout import RequestFanout
+from shared.service.request_combiner import RequestCombiner
 from shared.service.ports import (MAX_TXNS_PER_COMMIT, AlertPort, AuditPort, CommitConflict, DeadLetterPort,
                                   DecisionOutletPort, MerchantRiskPort, ModelPort, ProfilePort, StoredProfile, WebhookPort)
 
@@ -40,6 +42,26 @@ log = logging.getLogger(__name__)
 
 class ScoringContention(Exception):
     """A customer's profile kept changing under us for every allowed attempt."""
+
+
+class RecentIds:
+    """The last ``capacity`` ids added (a bounded set, oldest forgotten first); thread safe."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._ids: dict[str, None] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, item: str) -> bool:
+        return item in self._ids
+
+    def add_all(self, ids: Iterable[str]) -> None:
+        with self._lock:
+            for item in ids:
+                self._ids.pop(item, None)
+                self._ids[item] = None
+            for _ in range(len(self._ids) - self.capacity):
+                del self._ids[next(iter(self._ids))]
 
 
 # -- inputs and outputs -----------------------------------------------------------------
@@ -144,10 +166,15 @@ class FraudScoringService:
     max_conflicts: int = 25
     io_workers: int = 8
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    audited_ids_kept: int = 20_000  # ids whose audit rows this process wrote, remembered (redeliveries)
     _fanout: RequestFanout = field(init=False, repr=False)
+    _audited: "RecentIds" = field(init=False, repr=False)
+    _requests: RequestCombiner = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._fanout = RequestFanout(self.io_workers, "scoring-io")
+        self._audited = RecentIds(self.audited_ids_kept)
+        self._requests = RequestCombiner(lambda txns: self.score_transactions(txns, source="http"))
 
     # -- entry: Event Hub ---------------------------------------------------------------
     def score_events(self, events: Sequence[IncomingEvent]) -> EventBatchOutcome:
@@ -192,7 +219,7 @@ class FraudScoringService:
         checked = self.validate(payload, now=self.clock(), fill_missing=True)
         if not checked.ok:
             return RequestOutcome(None, checked.errors)
-        (delivery,) = self.score_transactions([checked.transaction], source="http")
+        delivery = self._requests.submit(checked.transaction)  # scored with the concurrent requests
         # a generated timestamp is not a difference: a retry without one is still a repeat
         conflict_fields = tuple(f for f in delivery.conflict_fields if f not in checked.generated)
         delivery = Delivery(delivery.record, delivery.duplicate, conflict_fields, checked.generated)
@@ -205,38 +232,91 @@ class FraudScoringService:
 
     # -- the shared core ----------------------------------------------------------------
     def score_transactions(self, transactions: Sequence[Transaction], source: str) -> list[Delivery]:
-        """One delivery per input transaction, in input order; each transaction applied exactly once."""
+        """One delivery per input transaction, in input order; each transaction applied exactly once.
+
+        Per round, for each customer's next chunk: load the profile; a transaction whose id the
+        profile row lists as recently applied is a redelivery, answered from its stored decision
+        (a point read, no commit); the others are scored, their ids claimed in the id index
+        (create-only, a round trip per index partition), and committed with the profile. An id
+        the index already gives to another customer is a conflict, never a second transaction
+        (it would overwrite the other's audit row): it is dropped and its customer re-scored.
+        """
         started = time.perf_counter()
         model = self.model.get()  # one model for the whole batch, even if a swap happens meanwhile
         shadow = self.model.shadow()  # and one shadow challenger (or None), logged only
         policy = self.policy_for(model)
-        first_seen = {}
+        first_seen: dict[str, Transaction] = {}
         for txn in transactions:
             first_seen.setdefault(txn.transaction_id, txn)
-        # An id already scored for another customer (its audit index row says whose) is a
-        # conflict, never a second transaction: it would overwrite the other's audit row.
-        # Looked up while the profiles load (one round trip of latency, not two).
-        lookup = self._fanout.submit(self._scored_for_other_customers, dict(first_seen))
         pending = _Pending(self._group_by_customer(first_seen.values()))
-        elsewhere: set[str] | None = None
+        elsewhere: set[str] = set()
+        indexed: dict[str, tuple] = {}  # transaction id -> what its id-index row holds (``index_view``)
         while pending.by_customer:
-            chunks = {c: txns[:MAX_TXNS_PER_COMMIT] for c, txns in pending.by_customer.items()}
-            stored = dict(zip(chunks, self._fanout.map(self.profiles.load, list(chunks))))
-            if elsewhere is None:
-                elsewhere = lookup.result()
-                if elsewhere:  # rare: drop those transactions, then load again for the rest
-                    pending.drop(elsewhere)
-                    continue
+            customers = list(pending.by_customer)
+            stored = dict(zip(customers, self._fanout.map(self.profiles.load, customers)))
+            self._take_redeliveries(pending, stored)
+            chunks = {c: pending.by_customer[c][:MAX_TXNS_PER_COMMIT] for c in customers if c in pending.by_customer}
+            if not chunks:
+                break
             records = self._score_chunk(model, shadow, policy, chunks, stored, source)
+            taken = self._claim(records, indexed)
+            if taken:  # rare: drop those transactions; their customers' chunks are scored again
+                elsewhere |= taken
+                pending.drop(taken)
+                for customer in {first_seen[t].customer_id for t in taken}:
+                    chunks.pop(customer, None)
             self._commit_chunk(pending, chunks, stored, records, started)
-        if elsewhere is None:
-            elsewhere = lookup.result()
         decided = [pending.decided[t] for t in first_seen if t not in elsewhere]
-        self.audit.write([d.record for d in decided])  # written once: a duplicate creates only what a lost write left missing
+        stale = [d.record for d in decided if not d.duplicate and indexed.get(d.record.transaction_id) != index_view(d.record)]
+        if stale:  # a claim made before a retry re-scored it (or by a delivery that never committed)
+            self.audit.update_index(stale)
+        # written once: a redelivery creates only what a lost write left missing (unless this
+        # process wrote it already)
+        unwritten = [d.record for d in decided if not (d.duplicate and d.record.transaction_id in self._audited)]
+        if unwritten:
+            self.audit.write_decisions(unwritten)
+            self._audited.add_all(r.transaction_id for r in unwritten)
         for outlet in self.outlets:
             outlet.record(decided)
         self._alert(decided)
         return self._assemble(transactions, pending.decided, elsewhere)
+
+    def _take_redeliveries(self, pending: _Pending, stored: Mapping[str, StoredProfile]) -> None:
+        """Transactions the loaded profile lists as applied: their stored decisions (point reads,
+        in parallel), as duplicates; no commit, no claim."""
+        known = {c: [t for t in pending.by_customer[c] if t.transaction_id in stored[c].recent]
+                 for c in stored if stored[c].recent}
+        known = {c: txns for c, txns in known.items() if txns}
+        if not known:
+            return
+
+        def read(customer: str) -> dict[str, DecisionRecord]:
+            txns = known[customer]
+            return self.profiles.applied(customer, [t.transaction_id for t in txns], {t.transaction_id: t for t in txns})
+
+        taken: set[str] = set()
+        for customer, found in zip(known, self._fanout.map(read, list(known))):
+            for txn_id, record in found.items():
+                pending.decided[txn_id] = Delivery(record, duplicate=True)
+                taken.add(txn_id)
+        pending.drop(taken)  # one the row lists but not found (retention removed it) is scored anew
+
+    def _claim(self, records: Mapping[str, list[DecisionRecord]], indexed: dict[str, tuple]) -> set[str]:
+        """Claim the new ids in the id index; return those it gives to another customer."""
+        new = [r for rs in records.values() for r in rs if r.transaction_id not in indexed]
+        if not new:
+            return set()
+        found = self.audit.claim(new)
+        taken = set()
+        for record in new:
+            where = found.get(record.transaction_id)
+            if where is None:
+                indexed[record.transaction_id] = index_view(record)
+            elif where.customer_id != record.customer_id:
+                taken.add(record.transaction_id)
+            else:  # claimed for this customer before: by a delivery that committed it, or never did
+                indexed[record.transaction_id] = where.view()
+        return taken
 
     @staticmethod
     def _group_by_customer(transactions: Iterable[Transaction]) -> dict[str, list[Transaction]]:
@@ -345,12 +425,6 @@ class FraudScoringService:
             out.append(Delivery(delivery.record, duplicate, differ))
             seen.add(txn.transaction_id)
         return out
-
-    def _scored_for_other_customers(self, first_seen: Mapping[str, Transaction]) -> set[str]:
-        if not first_seen:
-            return set()
-        found = self.audit.locate(list(first_seen))
-        return {txn_id for txn_id, where in found.items() if where.customer_id != first_seen[txn_id].customer_id}
 
     def _alert(self, decided: list[Delivery]) -> None:
         """Outbox: a High decision's row says 'pending' until its alert is on the queue."""
