@@ -99,6 +99,27 @@ class ProfileContract:
         store.mark_alert_sent("C6", "H")
         assert not store.pending_alert("C6", "H")
 
+    def test_a_profile_remembers_its_last_applied_ids_oldest_first_and_bounded(self, store):
+        from shared.service.ports import RECENT_IDS_KEPT
+
+        assert store.load("C8").recent == ()
+        ids = [f"R{i:02d}" for i in range(RECENT_IDS_KEPT + 5)]
+        for start in range(0, len(ids), 4):  # commits of four
+            chunk = ids[start:start + 4]
+            store.commit(store.load("C8"), [decision_record(t, NOW + timedelta(minutes=i), "Low", customer="C8")
+                                            for i, t in enumerate(chunk, start)])
+        assert store.load("C8").recent == tuple(ids[-RECENT_IDS_KEPT:])
+        assert store.load("C9").recent == ()  # another customer's ids are not theirs
+
+    def test_applied_reads_back_the_stored_decisions_of_the_ids_asked(self, store):
+        records = [decision_record(f"A{i}", NOW + timedelta(minutes=i), "Low", customer="C10", score=0.01 * i)
+                   for i in range(3)]
+        store.commit(store.load("C10"), records)
+        found = store.applied("C10", ["A2", "A0", "MISSING"])
+        assert sorted(found) == ["A0", "A2"]
+        assert (found["A2"].fraud_score, found["A2"].customer_id) == (0.02, "C10")
+        assert store.applied("OTHER", ["A0"]) == {}
+
     def test_recent_transactions_are_newest_first(self, store):
         records = [decision_record(f"T{i}", NOW + timedelta(minutes=i), "Low", customer="C7") for i in range(5)]
         store.commit(store.load("C7"), records[:3])
@@ -156,6 +177,44 @@ class AuditContract:
             "W0": (0.05, "Low"), "W1": (0.9, "High"), "W2": (0.05, "Low"), "W3": (0.9, "High")}
         assert {k: v.fraud_score for k, v in store.locate([f"W{i}" for i in range(4)]).items()} == {
             "W0": 0.05, "W1": 0.9, "W2": 0.05, "W3": 0.9}
+
+    def test_a_claim_writes_the_index_row_only_and_returns_the_ids_claimed_before(self, store):
+        first = decision_record("K1", NOW, "Low", customer="C1", score=0.05)
+        assert store.claim([first, decision_record("K2", NOW, "Low", customer="C2")]) == {}
+        found = store.locate(["K1", "K2"])
+        assert (found["K1"].customer_id, found["K1"].fraud_score, found["K2"].customer_id) == ("C1", 0.05, "C2")
+        keys = [(found[t].audit_pk, t) for t in ("K1", "K2")]
+        assert store.scored(keys) == set()  # a claim is not a decision
+        assert list(store.read(NOW - timedelta(hours=1), NOW + timedelta(hours=1))) == []
+
+        again = store.claim([decision_record("K1", NOW, "High", customer="OTHER", score=0.9),
+                             decision_record("K3", NOW, "Low", customer="C3")])
+        assert set(again) == {"K1"}  # K1 is C1's: the second claim changed nothing and says whose it is
+        assert (again["K1"].customer_id, again["K1"].fraud_score) == ("C1", 0.05)
+        assert store.locate(["K3"])["K3"].customer_id == "C3"
+
+        assert store.write_decisions([first]) == 1
+        assert store.scored(keys) == {"K1"}
+        assert store.write_decisions([first]) == 0  # written once
+        assert store.locate(["K2"])["K2"].customer_id == "C2"  # the decision write left the index alone
+        assert [r["RowKey"] for r in store.read(NOW - timedelta(hours=1), NOW + timedelta(hours=1))] == ["K1"]
+
+    def test_a_claim_of_many_ids_spread_over_every_index_partition(self, store):
+        records = [decision_record(f"M{i:03d}", NOW, "Low", customer=f"C{i % 7}") for i in range(150)]
+        assert store.claim(records[:100]) == {}
+        found = store.claim(records[50:])  # half claimed before, in every partition
+        assert sorted(found) == [f"M{i:03d}" for i in range(50, 100)]
+        assert len(store.locate([r.transaction_id for r in records])) == 150
+
+    def test_update_index_rewrites_a_claim_with_the_committed_decision(self, store):
+        store.claim([decision_record("U1", NOW, "Low", customer="C1", score=0.05)])
+        committed = decision_record("U1", NOW, "High", customer="C1", score=0.91, model_version="test-v2")
+        store.update_index([committed])
+        found = store.locate(["U1"])["U1"]
+        assert (found.fraud_score, found.model_version) == (0.91, "test-v2")
+        from shared.domain.decision_record import index_view
+
+        assert found.view() == index_view(committed)
 
     def test_a_shadow_score_is_logged_beside_the_decision_and_selectable(self, store):
         from dataclasses import replace

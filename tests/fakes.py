@@ -171,8 +171,9 @@ class FakeAuditLog:
 
     @staticmethod
     def _index_entry(record: DecisionRecord) -> dict[str, Any]:
-        return {"customer_id": record.customer_id, "PartitionKey": record.transaction.timestamp.strftime("%Y%m%d%H"),
-                "event_time": record.transaction.timestamp.astimezone(timezone.utc).isoformat(),
+        event_time = record.transaction.timestamp.astimezone(timezone.utc)
+        return {"customer_id": record.customer_id, "PartitionKey": event_time.strftime("%Y%m%d%H"),
+                "event_time": event_time.isoformat(),
                 "merchant_id": record.transaction.merchant_id or "", **index_decision_fields(record)}
 
     def _create_row(self, record: DecisionRecord) -> int:

@@ -45,6 +45,7 @@ class RequestCombiner(Generic[Item, Result]):
         slot = _Slot(item)
         with self._cond:
             self._queue.append(slot)
+            self._cond.notify_all()  # wakes ``wait_queued``
             while self._busy and not slot.done:
                 self._cond.wait()
             if not slot.done:  # this caller leads: its item and those queued, oldest first
@@ -57,6 +58,11 @@ class RequestCombiner(Generic[Item, Result]):
         if slot.error is not None:
             raise slot.error
         return slot.result
+
+    def wait_queued(self, n: int, timeout: float) -> bool:
+        """Wait until ``n`` callers wait for the next batch (for tests and benchmarks)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._queue) >= n, timeout)
 
     def _lead(self, batch: list[_Slot]) -> None:
         try:
