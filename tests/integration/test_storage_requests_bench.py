@@ -1,0 +1,80 @@
+"""bench.storage_requests runs each variant in a worker process: the baseline's worker imports
+the app code of BASELINE_REF from a git export (bench from the checkout), and every worker's rows
+come back to the parent as JSON. Nothing timed, no measured number asserted."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.request_counter import Operation
+from bench.storage_requests import (APP_PATHS, BASELINE_REF, PATHS, ROOT, VARIANTS, PathResult, Sample, export_app,
+                                    result_from_json, result_to_json, section)
+
+PROBE = """
+import json, sys
+from pathlib import Path
+from bench.storage_requests import check_app_code, use_app_code
+root = Path(sys.argv[1])
+use_app_code(root)
+files = check_app_code(root)
+import bench.request_counter, shared.service.scoring as scoring
+print(json.dumps({"files": files, "bench": bench.request_counter.__file__,
+                  "combiner": hasattr(scoring, "RequestCombiner"), "recent_ids": hasattr(scoring, "RecentIds")}))
+"""
+
+
+def test_the_baseline_export_imports_the_old_app_code_and_the_checkouts_bench(tmp_path):
+    root, why = export_app(BASELINE_REF, tmp_path / "app")
+    if root is None:
+        pytest.skip(f"no baseline to export here: {why}")
+    assert sorted(p.name for p in root.iterdir()) == sorted(APP_PATHS)  # the app code only, no bench
+    out = subprocess.run([sys.executable, "-c", PROBE, str(root)], cwd=ROOT, capture_output=True, text=True, check=True)
+    seen = json.loads(out.stdout)
+    assert seen["files"]["shared"] == str((root / "shared" / "__init__.py").resolve())
+    assert all(Path(f).is_relative_to(root.resolve()) for f in seen["files"].values())
+    assert Path(seen["bench"]).resolve() == ROOT / "bench" / "request_counter.py"
+    assert (seen["combiner"], seen["recent_ids"]) == (False, False)  # the scoring path before issue #17's changes
+
+
+def test_an_unknown_commit_is_reported_not_raised(tmp_path):
+    root, why = export_app("0" * 40, tmp_path / "app")
+    assert root is None and "0000000" in why and not (tmp_path / "app").exists()
+
+
+def test_the_baseline_variant_is_the_named_commit():
+    assert VARIANTS["baseline"].ref == BASELINE_REF and len(BASELINE_REF) == 40
+    assert [name for name, v in VARIANTS.items() if v.ref is None] == ["current-requests", "current"]
+
+
+def _result(variant: str, path, combined: int | None = None) -> PathResult:
+    read = Operation("tables", "GET", "profiles", "point read")
+    batch = Operation("tables", "POST", "audit [id index]", "$batch")
+    sample = Sample(events=100, requests={read: 100, batch: 16}, statuses={(read, 200): 99, (read, None): 1, (batch, 202): 16},
+                    cpu_seconds=0.5, floor=116, floor_parts={"customers": 100, "audit": 8, "index": 16}, combined=combined)
+    return PathResult(variant, path, [sample, sample], floor_text="100 profile reads + 16 index writes")
+
+
+def test_a_workers_rows_round_trip_through_json():
+    for path in PATHS:
+        for combined in (None, 12):
+            original = _result("current", path, combined)
+            back = result_from_json(json.loads(json.dumps(result_to_json(original))))
+            assert back == original
+            assert back.samples[0].requests == original.samples[0].requests  # Operation keys, not strings
+
+
+def test_the_report_has_every_variant_and_path_and_says_why_a_variant_did_not_run():
+    variants = ["current-requests", "current"]
+    results = [_result(v, p, 12 if p.key == "http_concurrent" else None) for p in PATHS for v in variants]
+    info = {v: {"calibration_ms": 1.0, "transports": ["RequestsTransport"]} for v in variants}
+    text = section(results, {"command": "bench", "date": "today", "machine": "here", "load_start": 0.0, "load_end": 0.0,
+                             "rounds": 2, "requested": ["baseline"] + variants, "variants": variants,
+                             "skipped": {"baseline": "git is not installed"}, "info": info})
+    assert "- `baseline`: " in text and "**Not run in this run: git is not installed**" in text
+    for p in PATHS:
+        assert sum(f"| {p.title} | {v} |" in text for v in variants) == 2
+        assert f"*{p.title}*" in text  # its breakdown table
