@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import os
 import socket
+import ssl
 import struct
 import threading
 import uuid
@@ -208,8 +209,11 @@ class Server(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, behaviour: str) -> None:
+    def __init__(self, behaviour: str, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
         self.behaviour = behaviour
         self.changed = threading.Condition()
         self.accepted = 0
@@ -219,7 +223,7 @@ class Server(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_port}"
+        return f"{self.scheme}://127.0.0.1:{self.server_port}"
 
     def process_request(self, request, client_address) -> None:
         with self.changed:
@@ -400,3 +404,48 @@ def test_a_connection_close_response_does_not_go_back_to_the_pool(server):
     assert transport.idle_connections() == 0
     assert transport.send(HttpRequest("POST", server.url + "/x", content=b"2")).content == b"bye 2"
     assert transport.connections_opened == 2 and server.accepted == 2
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """A keep-alive server on https with a self-signed certificate for 127.0.0.1 (its own CA)."""
+    from datetime import datetime, timedelta, timezone
+    from ipaddress import IPv4Address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lean transport test")])
+    now = datetime.now(timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+                   .not_valid_after(now + timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address("127.0.0.1"))]), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    folder = tmp_path_factory.mktemp("tls")
+    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    server = Server("keep alive", tls=context)
+    server.ca_file = str(folder / "cert.pem")
+    yield server
+    server.stop()
+
+
+def test_https_verified_against_the_given_ca_refused_by_the_default_context_or_unverified_on_request(tls_server):
+    transport = LeanTransport(connection_verify=tls_server.ca_file)
+    assert transport.send(HttpRequest("POST", tls_server.url + "/x", content=b"tls 1")).content == b"echo tls 1"
+    assert transport.send(HttpRequest("POST", tls_server.url + "/x", content=b"tls 2")).content == b"echo tls 2"
+    assert transport.connections_opened == 1  # kept alive over TLS
+
+    with pytest.raises(ServiceRequestError) as untrusted:  # the default context: the system's CAs only
+        LeanTransport().send(HttpRequest("GET", tls_server.url + "/x"))
+    assert isinstance(untrusted.value.inner_exception, ssl.SSLCertVerificationError)
+    unverified = LeanTransport().send(HttpRequest("POST", tls_server.url + "/x", content=b"any"), connection_verify=False)
+    assert unverified.content == b"echo any"
