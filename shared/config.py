@@ -110,6 +110,9 @@ SETTINGS: tuple[Setting, ...] = (
             "retrain's evaluation and of the promotion gate."),
     Setting("FRAUD_HTTP_MAX_BODY_BYTES", "65536", "Largest HTTP request body accepted (413 above)."),
     Setting("FRAUD_STORAGE_RETRIES", "5", "Retries of a storage call on transient errors (exponential backoff)."),
+    Setting("FRAUD_STORAGE_TRANSPORT", "lean", "HTTP transport under the storage SDKs: 'lean' (http.client keep-alive "
+            "connections, shared/adapters/http_transport.py) or 'requests' (azure-core's RequestsTransport). "
+            "A proxy variable in the environment (http_proxy, https_proxy, all_proxy) means 'requests'."),
     # -- the loop at bank volume (#15)
     Setting(
         DATA_CONNECTION,
@@ -165,6 +168,7 @@ SETTINGS: tuple[Setting, ...] = (
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 ANALYST_AUTH_MODES = ("entra", "development")
+STORAGE_TRANSPORTS = ("lean", "requests")
 
 
 def _flag(name: str, value: str) -> bool:
@@ -189,6 +193,15 @@ def setting_int(name: str, env: Mapping[str, str] | None = None) -> int:
 def setting_float(name: str, env: Mapping[str, str] | None = None) -> float | None:
     value = setting(name, env)
     return float(value) if value != "" else None
+
+
+def storage_transport(env: Mapping[str, str] | None = None) -> str:
+    """FRAUD_STORAGE_TRANSPORT, checked: 'lean' or 'requests' (any case); anything else fails at startup."""
+    value = setting("FRAUD_STORAGE_TRANSPORT", env)
+    normalised = value.strip().lower()
+    if normalised not in STORAGE_TRANSPORTS:
+        raise ValueError(f"FRAUD_STORAGE_TRANSPORT must be one of {', '.join(STORAGE_TRANSPORTS)}, not {value!r}")
+    return normalised
 
 
 def _first_set(value: float | None, default: float) -> float:
@@ -264,6 +277,7 @@ class FraudConfig:
     auto_promote: bool = False
     training_max_age_days: float = 730.0
     pseudonym_key: str = ""
+    storage_transport: str = "lean"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "FraudConfig":
@@ -336,11 +350,15 @@ class FraudConfig:
             auto_promote=_flag("FRAUD_AUTO_PROMOTE", text("FRAUD_AUTO_PROMOTE")),
             training_max_age_days=number("FRAUD_TRAINING_MAX_AGE_DAYS"),
             pseudonym_key=text("FRAUD_PSEUDONYM_KEY"),
+            storage_transport=storage_transport(env),
         )
 
     def __post_init__(self) -> None:
         if self.analyst_auth not in ANALYST_AUTH_MODES:
             raise ValueError(f"FRAUD_ANALYST_AUTH must be one of {', '.join(ANALYST_AUTH_MODES)}, not {self.analyst_auth!r}")
+        if self.storage_transport not in STORAGE_TRANSPORTS:
+            raise ValueError(f"FRAUD_STORAGE_TRANSPORT must be one of {', '.join(STORAGE_TRANSPORTS)}, "
+                             f"not {self.storage_transport!r}")
         self.profile_account_settings  # a malformed list fails at startup, not at the first profile read
 
     @property

@@ -19,6 +19,13 @@ account's host name) or ``<name>__accountName``, authenticated with ``DefaultAzu
 (the user-assigned identity named by ``__clientId``). Every client gets the same bounded
 exponential-backoff retry policy.
 
+Every client of an account shares one HTTP transport (``StorageAccount._transport``), below all of
+the SDK's policies: ``LeanTransport`` (shared/adapters/http_transport.py, keep-alive connections on
+``http.client``) by default, or azure-core's ``RequestsTransport`` when ``FRAUD_STORAGE_TRANSPORT``
+is ``requests`` or when a proxy variable (``http_proxy``, ``https_proxy``, ``all_proxy``, any case)
+is set in the environment: requests honours proxies, the lean transport does not. The transport
+reads each connection within ``CONNECTION_TIMEOUT`` and each socket read within ``READ_TIMEOUT``.
+
 ``transport_factory`` (module level, default None) is a measurement hook, unused in production:
 when a benchmark or test sets it to a callable, each account's pooled transport is passed
 through it once (``transport_factory(default) -> HttpTransport``) before any client is built,
@@ -34,7 +41,8 @@ from functools import cached_property
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from shared.config import DATA_CONNECTION, MODEL_CONNECTION, STORAGE_CONNECTION, setting_int
+from shared.config import (DATA_CONNECTION, MODEL_CONNECTION, STORAGE_CONNECTION, STORAGE_TRANSPORTS, setting_int,
+                           storage_transport)
 
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented; not a secret).
@@ -48,6 +56,9 @@ AZURITE_KEYS = {AZURITE_ACCOUNT: AZURITE_KEY,
                 "devstoreaccount3": "ZnJhdWQtc2NvcmluZyB0aGlyZCBlbXVsYXRlZCBhY2NvdW50IGtleQ=="}
 
 SERVICES = ("blob", "queue", "table")
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
+CONNECTION_TIMEOUT = 5  # seconds to connect
+READ_TIMEOUT = 30       # seconds a socket read may wait (not a whole response)
 # The properties of an identity-based connection that say which account it is (credential and
 # clientId only say how to authenticate).
 _ACCOUNT_PROPERTIES = tuple(f"{service}ServiceUri" for service in SERVICES) + ("accountName",)
@@ -97,6 +108,12 @@ def model_connection(env: Mapping[str, str] | None = None) -> str:
     is set in any form, else the data account's (``data_connection``)."""
     env = os.environ if env is None else env
     return MODEL_CONNECTION if connection_is_set(MODEL_CONNECTION, env) else data_connection(env)
+
+
+def proxy_configured(env: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment names a proxy (``http_proxy``, ``https_proxy`` or ``all_proxy``, any case)."""
+    env = os.environ if env is None else env
+    return any(value and key.lower() in PROXY_VARIABLES for key, value in env.items())
 
 
 def _service_uris(name: str, env: Mapping[str, str]) -> dict[str, str | None]:
@@ -154,18 +171,25 @@ class StorageAccount:
     client_id: str | None = None
     retries: int = 5
     setting: str = STORAGE_CONNECTION  # the connection setting it was read from (for messages)
+    transport: str = "lean"  # FRAUD_STORAGE_TRANSPORT: "lean" | "requests" (a proxy in the environment: requests)
+
+    def __post_init__(self) -> None:
+        if self.transport not in STORAGE_TRANSPORTS:
+            raise ValueError(f"unknown storage transport {self.transport!r}: one of {', '.join(STORAGE_TRANSPORTS)}")
 
     @classmethod
     def from_settings(cls, env: Mapping[str, str] | None = None, name: str = STORAGE_CONNECTION) -> "StorageAccount":
         """The account that the connection setting ``name`` names (see the module docstring)."""
         env = os.environ if env is None else env
         retries = setting_int("FRAUD_STORAGE_RETRIES", env)
+        transport = storage_transport(env)
         conn = env.get(name, "")
         if conn:
-            return cls(connection_string=_expand(conn), retries=retries, setting=name)
+            return cls(connection_string=_expand(conn), retries=retries, setting=name, transport=transport)
         uris = _service_uris(name, env)
         return cls(blob_uri=uris["blob"], queue_uri=uris["queue"], table_uri=uris["table"],
-                   client_id=env.get(f"{name}__clientId") or None, retries=retries, setting=name)
+                   client_id=env.get(f"{name}__clientId") or None, retries=retries, setting=name,
+                   transport=transport)
 
     @classmethod
     def for_data(cls, env: Mapping[str, str] | None = None) -> "StorageAccount":
@@ -179,10 +203,29 @@ class StorageAccount:
         env = os.environ if env is None else env
         return cls.from_settings(env, model_connection(env))
 
+    @property
+    def transport_kind(self) -> str:
+        """The transport the clients get: ``requests`` when set so or when a proxy is configured
+        in the environment (the lean transport does not go through proxies), else ``lean``."""
+        return "requests" if self.transport == "requests" or proxy_configured() else "lean"
+
     @cached_property
     def _transport(self) -> Any:
-        """One pooled HTTP session for every client. Without proxy settings in the
-        environment, requests' per-call proxy lookup is skipped (about 1 ms a call)."""
+        """One pooled HTTP transport for every client of the account (``transport_kind``),
+        passed through ``transport_factory`` when a measurement sets it."""
+        transport = self._requests_transport() if self.transport_kind == "requests" else self._lean_transport()
+        return transport if transport_factory is None else transport_factory(transport)
+
+    @staticmethod
+    def _lean_transport() -> Any:
+        from shared.adapters.http_transport import LeanTransport
+
+        return LeanTransport(connection_timeout=CONNECTION_TIMEOUT, read_timeout=READ_TIMEOUT)
+
+    @staticmethod
+    def _requests_transport() -> Any:
+        """One pooled requests session. Without proxy settings in the environment,
+        requests' per-call proxy lookup is skipped (about 1 ms a call)."""
         import requests
         from azure.core.pipeline.transport import RequestsTransport
 
@@ -190,15 +233,16 @@ class StorageAccount:
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        if not any(k.lower() in ("http_proxy", "https_proxy", "all_proxy") for k in os.environ):
+        if not any(k.lower() in PROXY_VARIABLES for k in os.environ):
             session.trust_env = False
-        transport = RequestsTransport(session=session, session_owner=False)
-        return transport if transport_factory is None else transport_factory(transport)
+        return RequestsTransport(session=session, session_owner=False)
 
     def _retry_kwargs(self) -> dict[str, Any]:
-        # azure-core's exponential retry: 0.8s, 1.6s, 3.2s ... bounded by retry_total.
+        # azure-core's exponential retry: 0.8s, 1.6s, 3.2s ... bounded by retry_total. The client's
+        # connection_timeout / read_timeout only shape a transport the client builds itself; the
+        # shared transport passed here has its own (LeanTransport: CONNECTION_TIMEOUT, READ_TIMEOUT).
         return {"retry_total": self.retries, "retry_backoff_factor": 0.8, "retry_backoff_max": 20,
-                "connection_timeout": 5, "read_timeout": 30, "transport": self._transport}
+                "connection_timeout": CONNECTION_TIMEOUT, "read_timeout": READ_TIMEOUT, "transport": self._transport}
 
     @property
     def _credential(self) -> Any:
