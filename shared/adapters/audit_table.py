@@ -65,6 +65,9 @@ class AuditLog:
         self._table = table_client
         self.shards = shards
         self._fanout = RequestFanout(8, "audit-io")
+        # a claim's partitions run on ``_fanout``; a refused one reads its ids back on this pool
+        # (the same pool would deadlock with every worker waiting for reads queued behind it)
+        self._claim_reads = RequestFanout(8, "audit-claim-io")
 
     def ensure_table(self) -> None:
         create_if_missing(self._table.create_table)
@@ -123,7 +126,7 @@ class AuditLog:
                 if exc.status_code != 409:
                     raise
             before = len(existing)
-            existing.update(self._read_index([e["RowKey"] for e in todo]))
+            existing.update(self._read_index([e["RowKey"] for e in todo], self._claim_reads))
             todo = [e for e in todo if e["RowKey"] not in existing]
             if not todo:
                 return existing
@@ -131,13 +134,14 @@ class AuditLog:
                 raise BatchRejected(409, "claim refused with 409 although none of its index rows exists", None)
         raise BatchRejected(409, f"index rows kept appearing under {CREATE_ATTEMPTS} claim attempts", None)
 
-    def _read_index(self, transaction_ids: list[str]) -> dict[str, ScoredElsewhere]:
+    def _read_index(self, transaction_ids: list[str], fanout: RequestFanout | None = None) -> dict[str, ScoredElsewhere]:
         def read(txn_id: str) -> dict[str, Any] | None:
             hit = read_entity(self._table, index_partition(txn_id), txn_id)
             return hit[0] if hit else None
 
         return {entity["RowKey"]: scored_elsewhere(entity)
-                for entity in self._fanout.map(read, list(dict.fromkeys(transaction_ids))) if entity is not None}
+                for entity in (fanout or self._fanout).map(read, list(dict.fromkeys(transaction_ids)))
+                if entity is not None}
 
     def update_index(self, records: Sequence[DecisionRecord]) -> int:
         """Replace the id-index rows of ``records`` with their committed decisions (a claim made
