@@ -34,14 +34,25 @@ _FULL = {"BlockCountExceedsLimit", "MaxBlobSizeConditionNotMet"}
 class DecisionStagingBlobs:
     """``DecisionStagingPort`` on append blobs."""
 
+    CLIENTS_KEPT = 8  # a process appends to one blob per hour: its client is built once, not per append
+
     def __init__(self, blob_service: Any, container: str = "decision-staging") -> None:
         self._container = blob_service.get_container_client(container)
+        self._clients: dict[str, Any] = {}
 
     def ensure_container(self) -> None:
         create_if_missing(self._container.create_container)
 
+    def _blob(self, name: str) -> Any:
+        blob = self._clients.get(name)
+        if blob is None:
+            while len(self._clients) >= self.CLIENTS_KEPT:
+                self._clients.pop(next(iter(self._clients)), None)
+            blob = self._clients[name] = self._container.get_blob_client(name)
+        return blob
+
     def append(self, name: str, data: bytes, create: bool) -> None:
-        blob = self._container.get_blob_client(name)
+        blob = self._blob(name)
         if create:
             try:
                 blob.create_append_blob(match_condition=MatchConditions.IfMissing)
