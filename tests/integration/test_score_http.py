@@ -148,3 +148,52 @@ def test_labels_and_model_follow_the_openapi_description(published):
     assert refused.status_code == 400 and assert_matches(refused, "/labels")["errors"][0]["field"] == "labels[0].label"
     status = model_http(http_get("model"))
     assert assert_matches(status, "/model", "get")["serving_version"] == published.version
+
+
+class _LoadThenWait:
+    """A profile store whose loads wait for the other instance's: both have read their profiles
+    (and, before #17, both would have looked the id up and found nothing) before either writes."""
+
+    def __init__(self, inner, barrier) -> None:
+        self.inner, self.barrier = inner, barrier
+
+    def load(self, customer_id):
+        stored = self.inner.load(customer_id)
+        self.barrier.wait(timeout=30)
+        return stored
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_two_instances_scoring_one_new_id_for_two_customers_at_once_give_it_to_one(published, services):
+    """Two app instances (two AppServices on one storage) score the same new transaction id for
+    two customers at the same moment: the id-index claim lets exactly one through."""
+    import os
+    import threading
+
+    from shared.composition import AppServices
+
+    barrier = threading.Barrier(2)
+    instances = [AppServices(dict(os.environ)) for _ in range(2)]
+    for instance in instances:
+        instance.scoring.profiles = _LoadThenWait(instance.scoring.profiles, barrier)
+    outcomes = {}
+
+    def score(instance, customer):
+        outcomes[customer] = instance.scoring.score_request(transaction(77, customer=customer))
+
+    threads = [threading.Thread(target=score, args=(i, c)) for i, c in zip(instances, ("C1", "C2"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes) == ["C1", "C2"]
+    winners = [c for c, o in outcomes.items() if not o.conflict]
+    assert len(winners) == 1
+    loser = ({"C1", "C2"} - set(winners)).pop()
+    assert outcomes[loser].errors[0].field == "transaction_id"
+    assert services.profiles.load(winners[0]).profile.history_count == 1
+    assert services.profiles.load(loser).etag is None
+    where = services.audit.locate(["T77"])["T77"]
+    assert where.customer_id == winners[0] and services.audit.scored([(where.audit_pk, "T77")]) == {"T77"}
