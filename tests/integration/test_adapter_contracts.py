@@ -117,3 +117,28 @@ class TestDecisionArchiveBlobs(DecisionArchiveContract):
     @pytest.fixture
     def store(self, services):
         return services.decision_archive
+
+
+# -- the profile cache across a refused commit (#17) ----------------------------------------------
+def test_a_commit_refused_for_an_existing_transaction_row_keeps_the_cached_profile(services):
+    """The profile's condition held (the 409 is a transaction row's, operation 1 on): the cached
+    profile is still current, so the caller's re-read costs no request. A changed profile (412)
+    evicts it."""
+    from fraud_events import decision_record
+    from shared.adapters.profile_table import ProfileStore
+    from shared.service.ports import CommitConflict
+    from contracts import NOW
+
+    store = ProfileStore(services.table_service.get_table_client(services.config.profile_table), cache_size=10,
+                         pseudonyms=services.pseudonyms)
+    first = decision_record("K1", NOW, "Low", customer="C1")
+    store.commit(store.load("C1"), [first])
+    cached = store.load("C1")
+    assert store.cache.get(store.partition_of("C1")) is not None and cached.recent == ("K1",)
+    with pytest.raises(CommitConflict):
+        store.commit(cached, [decision_record("K2", NOW, "Low", customer="C1"), first])  # K1 exists
+    assert store.cache.get(store.partition_of("C1"))[1] == cached.etag  # kept: still current
+    store.commit(store.load("C1"), [decision_record("K3", NOW, "Low", customer="C1")])
+    with pytest.raises(CommitConflict):
+        store.commit(cached, [decision_record("K4", NOW, "Low", customer="C1")])  # stale ETag: 412
+    assert store.cache.get(store.partition_of("C1")) is None
