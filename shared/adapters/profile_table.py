@@ -54,7 +54,8 @@ def txn_row_key(transaction_id: str) -> str:
 
 
 class ProfileCache:
-    """Recently committed profiles (JSON, ETag, recent ids), newest last; bounded.
+    """Recently committed profiles (the profile as parsed, its ETag, its recent ids), newest
+    last; bounded. A hit hands out a copy (``CustomerProfile.copy``): no JSON is parsed.
 
     Event Hubs sends a customer's events to one partition (partition key = customer id),
     so one instance keeps seeing the same customers: after the first read, their profile
@@ -65,11 +66,11 @@ class ProfileCache:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[str, tuple[str, str, tuple[str, ...]]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[CustomerProfile, str, tuple[str, ...]]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get(self, customer_id: str) -> tuple[str, str, tuple[str, ...]] | None:
+    def get(self, customer_id: str) -> tuple[CustomerProfile, str, tuple[str, ...]] | None:
         with self._lock:
             entry = self._entries.get(customer_id)
             if entry is None:
@@ -79,11 +80,12 @@ class ProfileCache:
             self.hits += 1
             return entry
 
-    def put(self, customer_id: str, state: str, etag: str, recent: tuple[str, ...] = ()) -> None:
+    def put(self, customer_id: str, profile: CustomerProfile, etag: str, recent: tuple[str, ...] = ()) -> None:
+        """Keep ``profile`` as committed (the caller must not change it afterwards)."""
         if self.capacity <= 0:
             return
         with self._lock:
-            self._entries[customer_id] = (state, etag, recent)
+            self._entries[customer_id] = (profile, etag, recent)
             self._entries.move_to_end(customer_id)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
@@ -122,7 +124,7 @@ class ProfileStore:
         partition = self.partition_of(customer_id)
         cached = self.cache.get(partition)
         if cached is not None:
-            return StoredProfile(customer_id, self._profile(cached[0]), cached[1], cached[2])
+            return StoredProfile(customer_id, cached[0].copy(), cached[1], cached[2])
         found = read_entity(self._table, partition, PROFILE_ROW)
         if found is None:
             return StoredProfile(customer_id, self._profile(None), None)
@@ -198,7 +200,7 @@ class ProfileStore:
             raise
         etag = etags[0]
         if etag:
-            self.cache.put(partition, profile_entity["state"], etag, recent)
+            self.cache.put(partition, stored.profile.copy(), etag, recent)
 
     def _stored_document(self, record: DecisionRecord) -> str:
         """The decision document as a ``txn:`` row keeps it: without the raw customer id (the

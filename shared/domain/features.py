@@ -227,6 +227,10 @@ class BucketRing:
     def to_state(self) -> list[list[Any]]:
         return [self.ids, self.counts, self.sums, self.maxes, self.squares]
 
+    def copy(self) -> "BucketRing":
+        return BucketRing(self.width, self.size, self.ids[:], self.counts[:], self.sums[:], self.maxes[:],
+                          self.squares[:])
+
     @classmethod
     def from_state(cls, width: int, size: int, state: list[list[Any]]) -> "BucketRing":
         ids, counts, sums, maxes = state[:4]
@@ -288,6 +292,18 @@ class CustomerProfile:
             _touch(self.countries, txn.country, t, MAX_COUNTRIES)
         if txn.channel:
             _touch(self.channels, txn.channel, t, MAX_CHANNELS)
+
+    def copy(self) -> "CustomerProfile":
+        """An independent copy (what a cache hands out: the caller applies transactions to it).
+        Several times cheaper than a round trip through ``to_json``/``from_json``."""
+        def seen(mru: dict[str, list[float]]) -> dict[str, list[float]]:
+            return {key: value[:] for key, value in mru.items()}
+
+        return CustomerProfile(rings={name: ring.copy() for name, ring in self.rings.items()},
+                               history_count=self.history_count, last_seen=self.last_seen, hours=self.hours[:],
+                               devices=seen(self.devices), merchants=seen(self.merchants),
+                               categories=seen(self.categories), countries=seen(self.countries),
+                               channels=seen(self.channels), device_key=self.device_key)
 
     # -- storage form -------------------------------------------------------------------
     def to_json(self) -> str:

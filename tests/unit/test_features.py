@@ -139,3 +139,23 @@ def test_schema_hash_is_stable_and_tracks_the_feature_list(monkeypatch):
     assert F.FEATURE_SCHEMA_HASH == F._schema_hash()
     monkeypatch.setattr(F, "FEATURE_NAMES", F.FEATURE_NAMES + ("extra",))
     assert F._schema_hash() != F.FEATURE_SCHEMA_HASH
+
+
+def test_a_profile_copy_is_equal_and_independent():
+    """What the profile cache hands out: equal to the cached profile, and applying a transaction
+    to it leaves the cached one as it was."""
+    from fraud_events import transaction as body
+    from shared.domain.features import CustomerProfile
+    from shared.domain.transaction import validate_transaction
+
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+    profile = CustomerProfile()
+    for i in range(40):
+        profile.apply(validate_transaction(body(i, device_id=f"D{i % 3}", merchant_id=f"M{i % 7}"), now=now).transaction)
+    cached = profile.to_json()
+    copy = profile.copy()
+    assert copy.to_json() == cached and copy.device_key is profile.device_key
+    copy.apply(validate_transaction(body(99, device_id="NEW", merchant_id="NEWM", country="GH", channel="pos"),
+                                    now=now).transaction)
+    assert profile.to_json() == cached and copy.to_json() != cached
+    assert copy.history_count == profile.history_count + 1
