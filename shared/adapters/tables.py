@@ -22,6 +22,8 @@ from urllib.parse import quote
 from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
 
+from shared.service.fanout import RequestFanout
+
 MAX_OPERATIONS = 100
 _STATUS = re.compile(rb"^HTTP/1\.1 (\d{3})", re.MULTILINE)
 _ETAG = re.compile(rb"^ETag: (.+?)\r?$", re.MULTILINE | re.IGNORECASE)
@@ -215,16 +217,17 @@ def upsert_grouped(table_client: Any, entities: Iterable[Mapping[str, Any]],
 CREATE_ATTEMPTS = 5
 
 
+_EXISTENCE_CHECKS = RequestFanout(8, "create-check-io")  # its own pool: callers run ``create_grouped`` on theirs
+
+
 def _existing_row_keys(table_client: Any, partition_key: str, row_keys: list[str]) -> set[str]:
-    """Which of ``row_keys`` exist in the partition: OR-filtered queries selecting the keys only."""
-    found: set[str] = set()
-    for start in range(0, len(row_keys), ROW_KEYS_PER_QUERY):
-        chunk = row_keys[start:start + ROW_KEYS_PER_QUERY]
-        params = {"pk": partition_key, **{f"r{i}": k for i, k in enumerate(chunk)}}
-        rows = " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk)))
-        found.update(row["RowKey"] for row in table_client.query_entities(
-            f"PartitionKey eq @pk and ( {rows} )", parameters=params, select=["RowKey"]))
-    return found
+    """Which of ``row_keys`` exist in the partition: point reads of the keys only, in parallel.
+    (An OR of row keys is a scan of the partition: an audit hour's partition holds every decision
+    of that hour and shard.)"""
+    def exists(row_key: str) -> str | None:
+        return row_key if read_entity(table_client, partition_key, row_key, select="RowKey") else None
+
+    return {k for k in _EXISTENCE_CHECKS.map(exists, row_keys) if k is not None}
 
 
 def create_grouped(table_client: Any, entities: Iterable[Mapping[str, Any]],
@@ -233,8 +236,8 @@ def create_grouped(table_client: Any, entities: Iterable[Mapping[str, Any]],
 
     Grouped by partition, at most ``MAX_OPERATIONS`` per entity-group transaction of
     ``create`` operations: a fresh group is one round trip. A transaction fails whole on one
-    existing entity (409), so then the group's existing row keys are looked up (one query per
-    ``ROW_KEYS_PER_QUERY`` keys) and only the missing entities are created; a writer racing
+    existing entity (409), so then the group's existing row keys are looked up (point reads of
+    the keys only) and only the missing entities are created; a writer racing
     in between makes that repeat (at most ``CREATE_ATTEMPTS`` times). Within one call, the
     first entity of a key wins. Returns the number of entities created by this call."""
     by_partition: dict[str, dict[str, Mapping[str, Any]]] = defaultdict(dict)
