@@ -93,3 +93,20 @@ def record_decisions(services, records) -> None:
     for outlet in services.decision_outlets:
         outlet.record(deliveries)
     services.monitoring_aggregator.flush()
+
+
+class ProfilesLoadedTogether:
+    """A profile store whose loads wait at ``barrier`` for the other scorer's: both have read
+    their profiles (and, before #17, looked the transaction id up and found nothing) before
+    either writes. Everything else goes to the store it wraps."""
+
+    def __init__(self, inner, barrier) -> None:
+        self.inner, self.barrier = inner, barrier
+
+    def load(self, customer_id):
+        stored = self.inner.load(customer_id)
+        self.barrier.wait(timeout=30)
+        return stored
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)

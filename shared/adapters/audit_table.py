@@ -22,7 +22,6 @@ commit was refused or never happened): readers that mean "was scored" check the 
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -31,8 +30,8 @@ from shared.domain.decision_record import DecisionRecord
 from shared.service.fanout import RequestFanout
 from shared.service.ports import ScoredElsewhere
 from shared.domain.decision_record import index_decision_fields, scored_elsewhere_fields
-from shared.adapters.tables import (BatchRejected, CREATE_ATTEMPTS, create_grouped, delete_grouped, read_entity,
-                                    MAX_OPERATIONS, shard_of, submit_batch, upsert_grouped)
+from shared.adapters.tables import (create_grouped, create_missing, delete_grouped, group_by_partition, read_row,
+                                    shard_of, upsert_grouped)
 from shared.adapters.storage_account import create_if_missing
 
 def hour_key(moment: datetime) -> str:
@@ -65,9 +64,6 @@ class AuditLog:
         self._table = table_client
         self.shards = shards
         self._fanout = RequestFanout(8, "audit-io")
-        # a claim's partitions run on ``_fanout``; a refused one reads its ids back on this pool
-        # (the same pool would deadlock with every worker waiting for reads queued behind it)
-        self._claim_reads = RequestFanout(8, "audit-claim-io")
 
     def ensure_table(self) -> None:
         create_if_missing(self._table.create_table)
@@ -103,45 +99,15 @@ class AuditLog:
         """Create the id-index rows of ``records`` (create-only, one entity-group transaction per
         index partition) and return the entries that existed already, by transaction id. Only a
         partition whose transaction is refused (an id there exists) reads its own ids back, by
-        point reads, and creates the rest."""
-        by_partition: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        for record in records:
-            entity = self._index_entity(record)
-            by_partition[entity["PartitionKey"]].setdefault(entity["RowKey"], entity)
-        chunks = [list(group.values())[start:start + MAX_OPERATIONS] for group in by_partition.values()
-                  for start in range(0, len(group), MAX_OPERATIONS)]
+        point reads, and creates the rest (``create_missing``)."""
+        def claim_chunk(chunk: list) -> dict[str, ScoredElsewhere]:
+            _, existing = create_missing(self._table, chunk, read_row)
+            return {txn_id: scored_elsewhere(entity) for txn_id, entity in existing.items()}
+
         found: dict[str, ScoredElsewhere] = {}
-        for existing in self._fanout.map(self._claim_chunk, chunks):
+        for existing in self._fanout.map(claim_chunk, group_by_partition(self._index_entity(r) for r in records)):
             found.update(existing)
         return found
-
-    def _claim_chunk(self, chunk: list[dict[str, Any]]) -> dict[str, ScoredElsewhere]:
-        existing: dict[str, ScoredElsewhere] = {}
-        todo = chunk
-        for _ in range(CREATE_ATTEMPTS):
-            try:
-                submit_batch(self._table, [("create", e) for e in todo])
-                return existing
-            except BatchRejected as exc:
-                if exc.status_code != 409:
-                    raise
-            before = len(existing)
-            existing.update(self._read_index([e["RowKey"] for e in todo], self._claim_reads))
-            todo = [e for e in todo if e["RowKey"] not in existing]
-            if not todo:
-                return existing
-            if len(existing) == before:  # refused, yet none of them exists: not a conflict of ours
-                raise BatchRejected(409, "claim refused with 409 although none of its index rows exists", None)
-        raise BatchRejected(409, f"index rows kept appearing under {CREATE_ATTEMPTS} claim attempts", None)
-
-    def _read_index(self, transaction_ids: list[str], fanout: RequestFanout | None = None) -> dict[str, ScoredElsewhere]:
-        def read(txn_id: str) -> dict[str, Any] | None:
-            hit = read_entity(self._table, index_partition(txn_id), txn_id)
-            return hit[0] if hit else None
-
-        return {entity["RowKey"]: scored_elsewhere(entity)
-                for entity in (fanout or self._fanout).map(read, list(dict.fromkeys(transaction_ids)))
-                if entity is not None}
 
     def update_index(self, records: Sequence[DecisionRecord]) -> int:
         """Replace the id-index rows of ``records`` with their committed decisions (a claim made
@@ -193,25 +159,26 @@ class AuditLog:
 
     def locate(self, transaction_ids: list[str]) -> dict[str, ScoredElsewhere]:
         """transaction id -> its id-index entry (audit_pk, customer_id, ...) for the ids that
-        have one: claimed, and scored unless the claim's commit never happened (``decisions``
+        have one: claimed, and scored unless the claim's commit never happened (``scored``
         tells). Point reads: an OR of row keys would scan the whole (ever-growing) index partition."""
-        return self._read_index(transaction_ids)
+        def read(txn_id: str) -> dict[str, Any] | None:
+            return read_row(self._table, index_partition(txn_id), txn_id)
+
+        return {entity["RowKey"]: scored_elsewhere(entity)
+                for entity in self._fanout.map(read, list(dict.fromkeys(transaction_ids))) if entity is not None}
 
     def decisions(self, keys: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
         """Point reads of decisions by (audit partition key, transaction id), in parallel:
         transaction id -> its row (JSON types: ``event_time`` as ISO text), for those found."""
-        def read(key: tuple[str, str]) -> dict[str, Any] | None:
-            hit = read_entity(self._table, *key)
-            return hit[0] if hit else None
-
-        return {entity["RowKey"]: entity for entity in self._fanout.map(read, list(dict.fromkeys(keys)))
+        return {entity["RowKey"]: entity
+                for entity in self._fanout.map(lambda key: read_row(self._table, *key), list(dict.fromkeys(keys)))
                 if entity is not None}
 
     def scored(self, keys: list[tuple[str, str]]) -> set[str]:
         """Which of the (audit partition key, transaction id) have a decision row: point reads of
         the keys only, in parallel (an id-index row alone is a claim, not yet a decision)."""
         def read(key: tuple[str, str]) -> str | None:
-            return key[1] if read_entity(self._table, *key, select="RowKey") else None
+            return key[1] if read_row(self._table, *key, select="RowKey") else None
 
         return {t for t in self._fanout.map(read, list(dict.fromkeys(keys))) if t is not None}
 

@@ -42,7 +42,7 @@ from shared.domain.pseudonym import Pseudonyms
 from shared.domain.transaction import Transaction
 from shared.service.fanout import RequestFanout
 from shared.service.ports import MAX_TXNS_PER_COMMIT, CommitConflict, StoredProfile
-from shared.adapters.tables import BatchRejected, delete_grouped, delete_if_present, read_entity, submit_batch
+from shared.adapters.tables import BatchRejected, delete_grouped, delete_if_present, read_entity, read_row, submit_batch
 from shared.adapters.storage_account import create_if_missing
 
 PROFILE_ROW = "profile"
@@ -138,12 +138,8 @@ class ProfileStore:
         stored pseudonym, or the ``arriving`` transaction's device id when that is its pseudonym.
         One point read per id (an OR of row keys would scan the customer's growing partition)."""
         partition = self.partition_of(customer_id)
-
-        def read(txn_id: str) -> dict[str, Any] | None:
-            hit = read_entity(self._table, partition, txn_row_key(txn_id))
-            return hit[0] if hit else None
-
-        rows = [r for r in self._fanout.map(read, list(dict.fromkeys(transaction_ids))) if r is not None]
+        rows = [r for r in self._fanout.map(lambda t: read_row(self._table, partition, txn_row_key(t)),
+                                            list(dict.fromkeys(transaction_ids))) if r is not None]
         found = {entity["RowKey"][len(TXN_PREFIX):]: _decision(entity, customer_id) for entity in rows}
         for txn_id, record in (found.items() if arriving else ()):
             txn = arriving.get(txn_id)

@@ -233,7 +233,7 @@ class StorageAccount:
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        if not any(k.lower() in PROXY_VARIABLES for k in os.environ):
+        if not proxy_configured():
             session.trust_env = False
         return RequestsTransport(session=session, session_owner=False)
 

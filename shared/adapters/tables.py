@@ -217,53 +217,76 @@ def upsert_grouped(table_client: Any, entities: Iterable[Mapping[str, Any]],
 CREATE_ATTEMPTS = 5
 
 
-_EXISTENCE_CHECKS = RequestFanout(8, "create-check-io")  # its own pool: callers run ``create_grouped`` on theirs
+_EXISTENCE_CHECKS = RequestFanout(8, "create-check-io")  # its own pool: callers create chunks on theirs
+
+# Reads one existing entity of a partition by row key (None when absent): what a refused create
+# looks up. The default reads the key only.
+ExistingReader = Callable[[Any, str, str], "Mapping[str, Any] | None"]
 
 
-def _existing_row_keys(table_client: Any, partition_key: str, row_keys: list[str]) -> set[str]:
-    """Which of ``row_keys`` exist in the partition: point reads of the keys only, in parallel.
-    (An OR of row keys is a scan of the partition: an audit hour's partition holds every decision
-    of that hour and shard.)"""
-    def exists(row_key: str) -> str | None:
-        return row_key if read_entity(table_client, partition_key, row_key, select="RowKey") else None
+def read_row(table_client: Any, partition_key: str, row_key: str, select: str | None = None) -> dict[str, Any] | None:
+    """``read_entity`` without the ETag: the entity's properties, or None if absent."""
+    hit = read_entity(table_client, partition_key, row_key, select)
+    return hit[0] if hit else None
 
-    return {k for k in _EXISTENCE_CHECKS.map(exists, row_keys) if k is not None}
+
+def _key_only(table_client: Any, partition_key: str, row_key: str) -> Mapping[str, Any] | None:
+    return read_row(table_client, partition_key, row_key, select="RowKey")
+
+
+def group_by_partition(entities: Iterable[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    """Entities as entity-group chunks: grouped by partition, at most ``MAX_OPERATIONS`` each;
+    of entities with one key, the first wins."""
+    by_partition: dict[str, dict[str, Mapping[str, Any]]] = defaultdict(dict)
+    for entity in entities:
+        by_partition[entity["PartitionKey"]].setdefault(entity["RowKey"], entity)
+    return [list(group.values())[start:start + MAX_OPERATIONS] for group in by_partition.values()
+            for start in range(0, len(group), MAX_OPERATIONS)]
+
+
+def create_missing(table_client: Any, chunk: list[Mapping[str, Any]],
+                   read_existing: ExistingReader = _key_only) -> tuple[int, dict[str, Mapping[str, Any]]]:
+    """Create the entities of one chunk (one partition, at most ``MAX_OPERATIONS``) that do not
+    exist yet, never touching one that does: (entities created, the existing ones by row key, as
+    ``read_existing`` read them).
+
+    A fresh chunk is one entity-group transaction of ``create`` operations. It fails whole on one
+    existing entity (409), so then the chunk's entities are read by key (point reads in parallel:
+    an OR of row keys would scan the partition, and an audit hour's holds every decision of that
+    hour and shard) and only the missing ones are created; a writer racing in between makes that
+    repeat (at most ``CREATE_ATTEMPTS`` times)."""
+    existing: dict[str, Mapping[str, Any]] = {}
+    todo = chunk
+    for _ in range(CREATE_ATTEMPTS):
+        try:
+            submit_batch(table_client, [("create", e) for e in todo])
+            return len(todo), existing
+        except BatchRejected as exc:
+            if exc.status_code != 409:
+                raise
+        partition = todo[0]["PartitionKey"]
+        keys = [e["RowKey"] for e in todo]
+        found = {k: v for k, v in zip(keys, _EXISTENCE_CHECKS.map(
+            lambda key: read_existing(table_client, partition, key), keys)) if v is not None}
+        if not found:  # refused, yet none exists: not a conflict of ours
+            raise BatchRejected(409, "transaction refused with 409 although none of its entities exists", None)
+        existing.update(found)
+        todo = [e for e in todo if e["RowKey"] not in existing]
+        if not todo:  # a transaction fails whole: nothing was created by this call
+            return 0, existing
+    raise BatchRejected(409, f"entities kept appearing under {CREATE_ATTEMPTS} create attempts", None)
 
 
 def create_grouped(table_client: Any, entities: Iterable[Mapping[str, Any]],
                    map_chunks: Callable[[Callable[[list], int], list[list]], list[int]] | None = None) -> int:
-    """Create entities that do not exist yet, never touching one that does (write-once rows).
-
-    Grouped by partition, at most ``MAX_OPERATIONS`` per entity-group transaction of
-    ``create`` operations: a fresh group is one round trip. A transaction fails whole on one
-    existing entity (409), so then the group's existing row keys are looked up (point reads of
-    the keys only) and only the missing entities are created; a writer racing
-    in between makes that repeat (at most ``CREATE_ATTEMPTS`` times). Within one call, the
-    first entity of a key wins. Returns the number of entities created by this call."""
-    by_partition: dict[str, dict[str, Mapping[str, Any]]] = defaultdict(dict)
-    for entity in entities:
-        by_partition[entity["PartitionKey"]].setdefault(entity["RowKey"], entity)
-    chunks = [list(group.values())[start:start + MAX_OPERATIONS] for group in by_partition.values()
-              for start in range(0, len(group), MAX_OPERATIONS)]
-
+    """Create entities that do not exist yet, never touching one that does (write-once rows):
+    ``create_missing`` per chunk of ``group_by_partition`` (``map_chunks`` runs the chunks, e.g.
+    a fan-out's ``map``; by default one after another). Within one call, the first entity of a
+    key wins. Returns the number of entities created by this call."""
     def create(chunk: list) -> int:
-        todo = chunk
-        for _ in range(CREATE_ATTEMPTS):
-            try:
-                submit_batch(table_client, [("create", e) for e in todo])
-                return len(todo)
-            except BatchRejected as exc:
-                if exc.status_code != 409:
-                    raise
-            existing = _existing_row_keys(table_client, todo[0]["PartitionKey"], [e["RowKey"] for e in todo])
-            missing = [e for e in todo if e["RowKey"] not in existing]
-            if not missing:  # a transaction fails whole: nothing was created by this call
-                return 0
-            if len(missing) == len(todo):  # refused, yet none exists: not a conflict of ours
-                raise BatchRejected(409, "transaction refused with 409 although none of its entities exists", None)
-            todo = missing
-        raise BatchRejected(409, f"entities kept appearing under {CREATE_ATTEMPTS} create attempts", None)
+        return create_missing(table_client, chunk)[0]
 
+    chunks = group_by_partition(entities)
     return sum(map_chunks(create, chunks) if map_chunks is not None else map(create, chunks))
 
 

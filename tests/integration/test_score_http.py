@@ -5,7 +5,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from fraud_events import analyst_post, http_get, http_post, transaction
+from fraud_events import ProfilesLoadedTogether, analyst_post, http_get, http_post, transaction
 from functions.score_http import health_http, openapi_http, predict_http, score_http
 
 SPEC = json.loads((Path(__file__).resolve().parents[2] / "functions" / "openapi.json").read_text())
@@ -150,22 +150,6 @@ def test_labels_and_model_follow_the_openapi_description(published):
     assert assert_matches(status, "/model", "get")["serving_version"] == published.version
 
 
-class _LoadThenWait:
-    """A profile store whose loads wait for the other instance's: both have read their profiles
-    (and, before #17, both would have looked the id up and found nothing) before either writes."""
-
-    def __init__(self, inner, barrier) -> None:
-        self.inner, self.barrier = inner, barrier
-
-    def load(self, customer_id):
-        stored = self.inner.load(customer_id)
-        self.barrier.wait(timeout=30)
-        return stored
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-
 def test_two_instances_scoring_one_new_id_for_two_customers_at_once_give_it_to_one(published, services):
     """Two app instances (two AppServices on one storage) score the same new transaction id for
     two customers at the same moment: the id-index claim lets exactly one through."""
@@ -177,7 +161,7 @@ def test_two_instances_scoring_one_new_id_for_two_customers_at_once_give_it_to_o
     barrier = threading.Barrier(2)
     instances = [AppServices(dict(os.environ)) for _ in range(2)]
     for instance in instances:
-        instance.scoring.profiles = _LoadThenWait(instance.scoring.profiles, barrier)
+        instance.scoring.profiles = ProfilesLoadedTogether(instance.scoring.profiles, barrier)
     outcomes = {}
 
     def score(instance, customer):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fakes import FakeAuditLog, FakeModel, FakeModelSource, FakeProfiles
-from fraud_events import transaction
+from fraud_events import ProfilesLoadedTogether, transaction
 from test_scoring_service import NOW, events, fresh_parts, make_service
 from shared.domain.decision_record import index_view
 from shared.domain.features import feature_index
@@ -112,25 +112,9 @@ def test_an_audit_write_lost_after_the_commit_is_made_by_the_redelivery(parts):
     assert parts["audit"].scored([(w.audit_pk, t) for t, w in located.items()]) == {"T1", "T2"}
 
 
-class BarrierProfiles:
-    """Both services load their profiles before either claims: the race that a look-up then a
-    write let through (each saw no index row) and a create-only claim closes."""
-
-    def __init__(self, inner: FakeProfiles, barrier: threading.Barrier) -> None:
-        self.inner, self.barrier = inner, barrier
-
-    def load(self, customer_id):
-        stored = self.inner.load(customer_id)
-        self.barrier.wait(timeout=10)
-        return stored
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-
 def test_two_processes_scoring_one_new_id_for_two_customers_at_once_give_it_to_one(parts):
     barrier = threading.Barrier(2)
-    services = [make_service({**parts, "profiles": BarrierProfiles(parts["profiles"], barrier)}) for _ in range(2)]
+    services = [make_service({**parts, "profiles": ProfilesLoadedTogether(parts["profiles"], barrier)}) for _ in range(2)]
     outcomes: dict[str, object] = {}
 
     def score(customer: str, service) -> None:
