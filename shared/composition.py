@@ -35,6 +35,7 @@ from shared.service.dashboard_views import DashboardViews, cursor_key
 from shared.service.monitoring import MonitoringConfig, MonitoringService
 from shared.service.monitoring_aggregates import MonitoringAggregator, reference_lookup
 from shared.service.outlet_buffer import BufferedOutlet
+from shared.service.outlet_linger import LingeringOutlet
 from shared.adapters.monitoring_blobs import LabelFileContainer, MonitoringBlobs
 from shared.adapters.profile_accounts import ProfileAccountRouter
 from shared.adapters.profile_table import ProfileStore
@@ -291,8 +292,20 @@ class AppServices:
     @cached_property
     def decision_outlets(self) -> list:
         """Where each batch's decisions go besides the audit log (``DecisionOutletPort``)."""
-        return [self.monitoring_aggregator, BufferedOutlet(self.training_sample, "training sample"),
-                BufferedOutlet(self.archive_outlet, "decision archive")]
+        return [self.monitoring_aggregator, *self.lingering_outlets]
+
+    @cached_property
+    def lingering_outlets(self) -> list[LingeringOutlet]:
+        """The Blob-append outlets: a small call's lines wait up to FRAUD_ARCHIVE_LINGER_MS to
+        share an append with the next calls' (``LingeringOutlet``), and ride out a Blob outage
+        in memory (``BufferedOutlet``)."""
+        linger = self.config.archive_linger_ms / 1000
+        return [LingeringOutlet(BufferedOutlet(self.training_sample, "training sample"), "training sample", linger),
+                LingeringOutlet(BufferedOutlet(self.archive_outlet, "decision archive"), "decision archive", linger)]
+
+    def flush_outlets(self) -> int:
+        """Write the lines small calls left waiting (tests, the bench, a run's end)."""
+        return sum(outlet.flush() for outlet in self.lingering_outlets)
 
     @cached_property
     def aggregate_table(self) -> MonitoringAggregateTable:

@@ -130,6 +130,9 @@ SETTINGS: tuple[Setting, ...] = (
             "profiles live in the data account. Changing the list moves most customers to another account."),
     Setting("FRAUD_AGGREGATE_TABLE", "monitoraggregates", "Table of the scoring processes' hourly monitoring aggregates (one row per process and flush)."),
     Setting("FRAUD_MONITOR_FLUSH_SECONDS", "60", "How often a scoring process writes its monitoring aggregates."),
+    Setting("FRAUD_ARCHIVE_LINGER_MS", "1000", "How long (ms) a small scoring call's (an HTTP request's) archive and "
+            "training-sample lines may wait to share one Blob append with the next calls' (0: appended with the "
+            "call). A process that dies loses at most this much of its small calls' lines; the audit log keeps them."),
     Setting("FRAUD_ARCHIVE_CONTAINER", "decision-archive", "Blob container of the open decision archive (Parquet, decisions/date=YYYY-MM-DD/hour=HH/); immutable in Azure."),
     Setting("FRAUD_ARCHIVE_STAGING_CONTAINER", "decision-staging", "Blob container of the scoring processes' hourly append blobs of decisions, compacted into the archive."),
     Setting("FRAUD_ARCHIVE_SCHEDULE", "0 10 * * * *", "NCRONTAB schedule (UTC) of the timer that compacts finished hours into the archive."),
@@ -263,6 +266,7 @@ class FraudConfig:
     profile_accounts: str
     aggregate_table: str
     monitor_flush_seconds: float
+    archive_linger_ms: float
     archive_container: str
     archive_staging_container: str
     archive_grace_minutes: float
@@ -336,6 +340,7 @@ class FraudConfig:
             profile_accounts=text("FRAUD_PROFILE_ACCOUNTS"),
             aggregate_table=text("FRAUD_AGGREGATE_TABLE"),
             monitor_flush_seconds=number("FRAUD_MONITOR_FLUSH_SECONDS"),
+            archive_linger_ms=number("FRAUD_ARCHIVE_LINGER_MS"),
             archive_container=text("FRAUD_ARCHIVE_CONTAINER"),
             archive_staging_container=text("FRAUD_ARCHIVE_STAGING_CONTAINER"),
             archive_grace_minutes=number("FRAUD_ARCHIVE_GRACE_MINUTES"),

@@ -68,6 +68,7 @@ def app_env(azurite, monkeypatch, release_key_file):
         "FRAUD_ARCHIVE_STAGING_CONTAINER": f"decision-staging-{suffix}",
         "FRAUD_STORAGE_RETRIES": "2",
         "FRAUD_RETRAIN_SEARCH_CANDIDATES": "1",
+        "FRAUD_ARCHIVE_LINGER_MS": "0",  # archive lines appended with each call: tests read them at once
         "FRAUD_MONITOR_FLUSH_SECONDS": "0",  # aggregates written at every batch: the monitor sees them at once
         "FRAUD_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
         "FRAUD_ANALYST_AUTH": "development",  # the principal header is trusted as the tests send it

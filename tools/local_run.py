@@ -263,6 +263,7 @@ def archive_the_run(services, folder: Path) -> list[str]:
     timer will once they are over), downloaded to ``folder/archive`` and queried with DuckDB."""
     from tools.archive import download, format_table, query
 
+    services.flush_outlets()  # the API's last lines may still wait to share an append (FRAUD_ARCHIVE_LINGER_MS)
     grace = timedelta(minutes=services.config.archive_grace_minutes)
     as_of = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1) + grace
     report = services.archive_compaction.run(now=as_of)

@@ -709,6 +709,7 @@ var appSettings = {
   FRAUD_STORAGE_TRANSPORT: 'lean'
   FRAUD_AGGREGATE_TABLE: 'monitoraggregates'
   FRAUD_MONITOR_FLUSH_SECONDS: '60'
+  FRAUD_ARCHIVE_LINGER_MS: '1000'
   FRAUD_ARCHIVE_CONTAINER: decisionArchive.outputs.containerName
   FRAUD_ARCHIVE_STAGING_CONTAINER: stagingContainerName
   FRAUD_ARCHIVE_SCHEDULE: '0 10 * * * *'

@@ -4,6 +4,7 @@ changes nothing), late rows go to part-00001 alone, and DuckDB and pyarrow read 
 the decisions the audit log holds."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -11,10 +12,11 @@ import pyarrow.dataset as ds
 import pytest
 from azure.functions.timer import TimerRequest
 
-from fraud_events import audit_rows, event_hub_batch, transaction
+from fraud_events import audit_rows, event_hub_batch, http_post, transaction
 from functions.archive_timer import archive_timer
+from functions.score_http import score_http
 from functions.score_stream import score_stream
-from shared.composition import app_services
+from shared.composition import app_services, reset_app_services
 from shared.domain.decision_archive import hour_dir
 from shared.domain.decision_record import unpack_features
 from shared.domain.features import FEATURE_NAMES
@@ -109,3 +111,27 @@ def test_the_archive_timer_compacts_finished_hours(published, services, fixed_cl
     archive_timer(TimerRequest(past_due=False))
     assert len(services.decision_archive.manifests(SCORED_AT)) == 1
 
+
+
+def test_sequential_http_requests_share_one_archive_append_and_every_line_arrives(published, services, monkeypatch):
+    """FRAUD_ARCHIVE_LINGER_MS: one-decision calls (HTTP) wait to share an append; an Event Hub
+    batch is appended with its call, together with the lines that wait."""
+    monkeypatch.setenv("FRAUD_ARCHIVE_LINGER_MS", "600000")  # nothing is due during the test
+    reset_app_services()
+    app = app_services()
+    app.scoring.clock = lambda: SCORED_AT
+    for i in range(5):
+        assert score_http(http_post("score", transaction(i, customer=f"H{i}"))).status_code == 200
+    assert staging_listing(services) == []  # the five lines wait
+    assert app.flush_outlets() == 2 * 5  # the five, for the archive and for the training sample (it keeps what it samples)
+    (name, _, _), = staging_listing(services)
+    blob = services.blob_service.get_blob_client(services.config.archive_staging_container, name)
+    assert blob.get_blob_properties().append_blob_committed_block_count == 1  # one append for five requests
+    staged = blob.download_blob().readall().decode().splitlines()[1:]  # after the header line
+    assert sorted(json.loads(line)["transaction_id"] for line in staged) == sorted(transaction(i)["transaction_id"] for i in range(5))
+
+    for i in range(5, 7):
+        score_http(http_post("score", transaction(i, customer=f"H{i}")))
+    score_stream(event_hub_batch([transaction(i, customer="E1") for i in range(10, 50)]))  # 40: at once, with the 2
+    assert blob.get_blob_properties().append_blob_committed_block_count == 2
+    assert len(blob.download_blob().readall().decode().splitlines()) == 1 + 5 + 2 + 40
