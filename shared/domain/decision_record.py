@@ -98,6 +98,12 @@ class DecisionRecord:
 
     # -- the stored document (profile rows: a redelivery returns it) ----------------------
     def document(self) -> dict[str, Any]:
+        """A new dict each call (callers add and remove keys); built once per record, as the
+        profile's transaction row and the archive line both start from it."""
+        return dict(self._document)
+
+    @cached_property
+    def _document(self) -> dict[str, Any]:
         txn = self.transaction
         return {
             **txn.to_dict(),
@@ -142,8 +148,8 @@ class DecisionRecord:
             "risk_level": self.verdict.risk_level,
             "action": self.verdict.action,
             "is_fraud": bool(self.verdict.is_fraud),
-            "reasons": json.dumps(list(self.verdict.reasons)),
-            "rules_fired": json.dumps(list(self.verdict.rules_fired)),
+            "reasons": _json_list(self.verdict.reasons),
+            "rules_fired": _json_list(self.verdict.rules_fired),
             "model_version": self.model_version,
             "features": self.packed_features,
             "latency_ms": float(self.latency_ms),
@@ -224,6 +230,11 @@ class Delivery:
             "duplicate": self.duplicate,
             "generated_fields": list(self.generated),
         }
+
+
+def _json_list(items: tuple[str, ...]) -> str:
+    """``json.dumps(list(items))``, without the encoder's set-up for the common empty list."""
+    return json.dumps(list(items)) if items else "[]"
 
 
 # -- rows read back from the audit log ------------------------------------------------------
