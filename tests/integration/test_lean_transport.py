@@ -6,6 +6,7 @@ timed and nothing sleeps: the tests wait on conditions."""
 from __future__ import annotations
 
 import gzip
+import http.client
 import os
 import socket
 import ssl
@@ -275,6 +276,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.do_POST()
 
+    def do_PUT(self) -> None:
+        self.do_POST()
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "12345")  # the length a GET would have: no body follows
+        self.end_headers()
+
     def do_POST(self) -> None:
         body = self._body()
         with self.server.changed:
@@ -298,6 +307,17 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"HTTP/1.1 202 Accepted\r\nContent-Type: multipart/mixed; boundary=batchresponse_7f3a\r\n"
                              b"X-Twice: one\r\nX-Twice: two\r\nX-Folded: first\r\n  second\r\n"
                              b"Content-Length: 2\r\n\r\nok")
+            return
+        if self.path == "/chunked":  # as Azurite answers: the body in chunks, with an extension and a trailer
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for part in (b"echo ", body[:3], body[3:]):
+                if part:
+                    self.wfile.write(b"%x;ext=1\r\n%b\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\nX-Trailer: t\r\n\r\n")
+            return
+        if self.path == "/no-content":
+            self.send_response(204)
+            self.end_headers()
             return
         if self.path == "/gzip":
             self._reply(200, gzip.compress(b"zipped " * 50000), {"Content-Encoding": "gzip"})
@@ -468,3 +488,40 @@ def test_response_headers_are_read_as_sent_without_parsing_a_multipart_body(serv
         assert response.headers["X-Folded"] == "first second"
         assert response.headers["x-twice"] == "one, two"
     assert server.accepted == 1
+
+
+@pytest.mark.parametrize("server", ["keep alive"], indirect=True)
+def test_chunked_replies_chunked_and_file_bodies_head_and_204_on_one_kept_alive_connection(server, tmp_path):
+    """The transport's own HTTP/1.1 reader and writer: every kind of body, each request on the
+    connection the one before left ready (one connection for all of them)."""
+    transport = LeanTransport()
+    assert transport.send(HttpRequest("POST", server.url + "/chunked", content=b"abcdefgh")).content == b"echo abcdefgh"
+    streamed = transport.send(HttpRequest("POST", server.url + "/chunked", content=b"xyz12"), stream=True)
+    assert b"".join(streamed.iter_bytes()) == b"echo xyz12"
+    generated = transport.send(HttpRequest("POST", server.url + "/same", content=(p for p in [b"gene", b"rated"])))
+    assert generated.content == b"generated"  # sent chunked: no length was given
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(bytes(range(256)) * 1000)
+    with upload.open("rb") as handle:
+        sent = transport.send(HttpRequest("PUT", server.url + "/same", content=handle,
+                                          headers={"Content-Length": str(256 * 1000)}))
+    assert sent.content == bytes(range(256)) * 1000
+    head = transport.send(HttpRequest("HEAD", server.url + "/x"))
+    assert (head.status_code, head.headers["Content-Length"], head.content) == (200, "12345", b"")
+    empty = transport.send(HttpRequest("GET", server.url + "/no-content"), stream=True)
+    assert (empty.status_code, empty.read()) == (204, b"")
+    assert transport.send(HttpRequest("POST", server.url + "/x", content=b"last")).content == b"echo last"
+    assert server.accepted == 1 and transport.connections_opened == 1 and transport.idle_connections() == 1
+    assert server.bodies[:3] == [b"abcdefgh", b"xyz12", b"generated"]
+
+
+@pytest.mark.parametrize("server", ["keep alive"], indirect=True)
+def test_a_header_or_target_that_would_split_the_request_is_refused_before_sending(server):
+    transport = LeanTransport()
+    with pytest.raises(ValueError):
+        transport.send(HttpRequest("GET", server.url + "/x", headers={"X-Id": "1\r\nX-Injected: yes"}))
+    with pytest.raises(ValueError):
+        transport.send(HttpRequest("GET", server.url + "/x", headers={"Bad Name": "1"}))
+    with pytest.raises(http.client.InvalidURL):
+        transport.send(HttpRequest("GET", server.url + "/a b"))
+    assert server.bodies == []  # nothing reached the server
