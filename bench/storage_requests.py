@@ -785,7 +785,9 @@ def outside_floor(results: list[PathResult], variants: Sequence[str]) -> str:
     if not found:
         return ""
     return ("\nNot in the issue's floor: the decision archive's staging append (`blob PUT decision-staging`, "
-            f"one per scoring call), per event ({' / '.join(variants)}): "
+            "one per scoring call in the baseline; in this checkout a call of fewer than 32 decisions, an HTTP "
+            "request, waits up to `FRAUD_ARCHIVE_LINGER_MS` to share one append with the next calls'), "
+            f"per event ({' / '.join(variants)}): "
             + "; ".join(f"{title} {' / '.join(rs)}" for title, rs in rates.items()) + ".\n")
 
 
