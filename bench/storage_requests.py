@@ -3,10 +3,13 @@
 
     python -m tools.azurite --free-ports -- python -m bench.storage_requests [--rounds 3] [--variants ...]
 
-Each *variant* (``VARIANTS``) runs in a worker process of its own (``--worker NAME``, started by
-this script, one after the other), on the same private Azurite (the environment is inherited)
-with its own tables, containers and queue; each worker writes its rows as JSON and the parent
-merges them into one report:
+Each *variant* (``VARIANTS``) runs in worker processes of its own (``--worker NAME``, started by
+this script), on the same private Azurite (the environment is inherited), each worker with its
+own tables, containers and queue. The rounds are interleaved: round 1 of every variant, one
+worker after the other, then round 2 of every variant, and so on; so a change in the box's
+speed during the run (other jobs, a slow spell) falls on every variant alike instead of on the
+one that happened to run then. Each worker writes its rows as JSON and the parent merges them
+into one report:
 
 * ``baseline``: the app code of commit ``BASELINE_REF``, the last before issue #17's changes to
   the scoring path. The parent exports that commit's app code only (``git archive`` of
@@ -619,6 +622,24 @@ def run_worker(name: str, rounds: int, model: Path, app_root: Path | None, out: 
     return json.loads(out.read_text())
 
 
+def merge_workers(outputs: Sequence[Mapping[str, Any]]) -> tuple[list[PathResult], dict[str, dict[str, Any]]]:
+    """The workers' JSON (a round each) as one PathResult per variant and path, its samples in
+    round order, and per variant the median bare point read and every transport seen."""
+    merged: dict[tuple[str, str], PathResult] = {}
+    calibrations: dict[str, list[float]] = {}
+    transports: dict[str, set[str]] = {}
+    for data in outputs:
+        for result in (result_from_json(r) for r in data["results"]):
+            kept = merged.setdefault((result.variant, result.path.key), result)
+            if kept is not result:
+                kept.samples += result.samples
+        calibrations.setdefault(data["variant"], []).append(data["calibration_ms"])
+        transports.setdefault(data["variant"], set()).update(data["transports"])
+    info = {name: {"calibration_ms": statistics.median(values), "transports": sorted(transports[name])}
+            for name, values in calibrations.items()}
+    return list(merged.values()), info
+
+
 # -- report ----------------------------------------------------------------------------------
 def spread(values: list[float], fmt: str) -> str:
     lo, hi = min(values), max(values)
@@ -735,9 +756,10 @@ def section(results: list[PathResult], meta: Mapping[str, Any]) -> str:
 
 `{meta['command']}` on {meta['date']} ({meta['machine']}); the 1-minute load average was
 {meta['load_start']:.2f} as the measurements started and {meta['load_end']:.2f} at the end (other
-jobs share the box). Private Azurite on the same machine. Each variant runs in a worker process
-of its own (`--worker`, one after the other, on the same Azurite with its own tables, containers
-and queue); the report merges their rows:
+jobs share the box). Private Azurite on the same machine. Each round of each variant runs in a
+worker process of its own (`--worker`, on the same Azurite with its own tables, containers and
+queue), the rounds interleaved (round 1 of every variant, then round 2, ...) so that a change in
+the box's speed during the run falls on every variant alike; the report merges their rows:
 
 {variant_lines(meta)}{transport_note(meta)}
 
@@ -763,7 +785,7 @@ path in this run (CPU: medians; "requests vs baseline" for `current`).
 Concurrent HTTP row, the app's request combining: {combined_note(results, meta['variants']) or '—'}.
 
 App CPU of one bare table point read through the same clients, alone (the per-request cost of
-the storage stack on this box in this run): {'; '.join(f"{v}: {meta['info'][v]['calibration_ms']:.2f} ms" for v in meta['variants'])}.
+the storage stack on this box in this run; the median of the variant's workers): {'; '.join(f"{v}: {meta['info'][v]['calibration_ms']:.2f} ms" for v in meta['variants'])}.
 
 Requests per event by operation, per path (a `$batch` is named by its table and partition;
 `→ 404` etc. are responses other than 2xx; a `$batch` whose changeset is refused still answers 202):
@@ -855,10 +877,10 @@ def main(argv: list[str] | None = None) -> int:
         say("training a small model ...")
         save_artifact(small_artifact(f"bench-requests-{uuid.uuid4().hex[:6]}"), work / "model")
         load_start = os.getloadavg()[0]
-        for name, root in app_roots.items():
-            data = run_worker(name, args.rounds, work / "model", root, work / f"{name}.json")
-            results += [result_from_json(r) for r in data["results"]]
-            info[name] = {"calibration_ms": data["calibration_ms"], "transports": data["transports"]}
+        outputs = [run_worker(name, 1, work / "model", root, work / f"{name}-{n}.json")
+                   for n in range(args.rounds)  # interleaved: a round of every variant, then the next round
+                   for name, root in app_roots.items()]
+        results, info = merge_workers(outputs)
         load_end = os.getloadavg()[0]
     meta = {"command": COMMAND + (f" --rounds {args.rounds}" if args.rounds != 3 else "")
             + (f" --variants {args.variants}" if requested != list(VARIANTS) else ""),

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bench.request_counter import Operation
 from bench.storage_requests import (APP_PATHS, BASELINE_REF, PATHS, ROOT, VARIANTS, PathResult, Sample, export_app,
-                                    result_from_json, result_to_json, section)
+                                    merge_workers, result_from_json, result_to_json, section)
 
 PROBE = """
 import json, sys
@@ -78,3 +79,22 @@ def test_the_report_has_every_variant_and_path_and_says_why_a_variant_did_not_ru
     for p in PATHS:
         assert sum(f"| {p.title} | {v} |" in text for v in variants) == 2
         assert f"*{p.title}*" in text  # its breakdown table
+
+
+def test_interleaved_rounds_merge_into_one_row_per_variant_and_path_in_round_order():
+    def worker(variant, cpu_seconds, calibration, transport):
+        result = _result(variant, PATHS[0], None)
+        result.samples = [replace(result.samples[0], cpu_seconds=cpu_seconds)]
+        return {"variant": variant, "calibration_ms": calibration, "transports": [transport],
+                "results": [result_to_json(result)]}
+
+    outputs = [worker("baseline", 0.9, 2.0, "RequestsTransport"), worker("current", 0.2, 0.5, "LeanTransport"),
+               worker("baseline", 0.7, 3.0, "RequestsTransport"), worker("current", 0.3, 0.7, "LeanTransport"),
+               worker("baseline", 0.8, 2.5, "RequestsTransport"), worker("current", 0.25, 0.6, "LeanTransport")]
+    results, info = merge_workers(outputs)
+    assert sorted((r.variant, r.path.key) for r in results) == [("baseline", PATHS[0].key), ("current", PATHS[0].key)]
+    by_variant = {r.variant: r for r in results}
+    assert [s.cpu_seconds for s in by_variant["baseline"].samples] == [0.9, 0.7, 0.8]  # round order
+    assert [s.cpu_seconds for s in by_variant["current"].samples] == [0.2, 0.3, 0.25]
+    assert info == {"baseline": {"calibration_ms": 2.5, "transports": ["RequestsTransport"]},
+                    "current": {"calibration_ms": 0.6, "transports": ["LeanTransport"]}}
