@@ -63,7 +63,14 @@ class LingeringOutlet:
 
     @property
     def waiting(self) -> int:
+        """Decisions lingering here, not yet handed to the wrapped outlet."""
         return len(self._waiting)
+
+    @property
+    def pending(self) -> int:
+        """Decisions not yet written: those lingering here and those the wrapped outlet keeps
+        (a ``BufferedOutlet`` during a Blob outage)."""
+        return self.waiting + getattr(self.inner, "pending", 0)
 
     def record(self, deliveries: Sequence[Delivery]) -> None:
         if self.linger_seconds <= 0:

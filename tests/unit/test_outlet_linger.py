@@ -101,8 +101,9 @@ def test_during_a_store_backlog_nothing_lingers_so_back_pressure_reaches_the_cal
     outlet = LingeringOutlet(buffered, "archive", linger_seconds=3600, direct_at=100, clock=FrozenClock())
     inner.down = True
     outlet.record(batch(*"ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:2]))  # lingers (no backlog yet)
+    assert outlet.pending == 2 and buffered.pending == 0  # lingering here
     outlet.flush()  # the write fails: BufferedOutlet keeps them
-    assert buffered.pending == 2 and outlet.waiting == 0
+    assert buffered.pending == 2 and outlet.waiting == 0 and outlet.pending == 2
     outlet.record(batch("C"))  # a backlog: straight through to the buffer, not lingering
     assert buffered.pending == 3 and outlet.waiting == 0
     with pytest.raises(OutletBacklogFull):
