@@ -8,7 +8,8 @@ this script), on the same private Azurite (the environment is inherited), each w
 own tables, containers and queue. The rounds are interleaved: round 1 of every variant, one
 worker after the other, then round 2 of every variant, and so on; so a change in the box's
 speed during the run (other jobs, a slow spell) falls on every variant alike instead of on the
-one that happened to run then. Each worker writes its rows as JSON and the parent merges them
+one that happened to run then. Each worker first runs ``WARMUP_ROUNDS`` round of every path
+that is not kept (its first calls: imports, connection pools, caches), then its kept round. Each worker writes its rows as JSON and the parent merges them
 into one report:
 
 * ``baseline``: the app code of commit ``BASELINE_REF``, the last before issue #17's changes to
@@ -216,6 +217,7 @@ def body(txn_id: str, customer: str, when: datetime, k: int) -> dict[str, Any]:
 
 SETUP_BATCHES, BATCHES_PER_ROUND = 2, 5  # new batches: the warm-up's, and each round's
 MAX_ROUNDS = (59 - SETUP_BATCHES) // BATCHES_PER_ROUND  # one minute per batch, in one hour
+WARMUP_ROUNDS = 1  # per worker, before its kept round: a long-running instance is past its first calls
 
 
 class Workload:
@@ -344,7 +346,10 @@ def variant_env(variant: Variant, tag: str) -> Iterator[None]:
 variant_info: dict[str, dict[str, Any]] = {}
 
 
-def run_variant(variant: Variant, rounds: int, artifact, say: Callable[[str], None]) -> list[PathResult]:
+def run_variant(variant: Variant, rounds: int, artifact, say: Callable[[str], None],
+                warmup: int = 0) -> list[PathResult]:
+    """``warmup`` rounds of every path first, run as the others but not kept (the process's
+    first calls of each path: imports, pools, caches), then ``rounds`` kept."""
     import azure.functions as func
 
     from bench.request_counter import RequestCounter, counting
@@ -468,7 +473,7 @@ def run_variant(variant: Variant, rounds: int, artifact, say: Callable[[str], No
                 if {resp.status_code for resp in measured[3]} != {200}:
                     raise RuntimeError(f"HTTP statuses {sorted({resp.status_code for resp in measured[3]})}")
 
-            for n in range(rounds):
+            for n in range(warmup + rounds):
                 bodies = work.batch()
                 evict(work.customers)
                 record("eh_uncached", bodies, measure([eh(bodies)]), len(bodies))
@@ -498,12 +503,13 @@ def run_variant(variant: Variant, rounds: int, artifact, say: Callable[[str], No
 
                 record("eh_redelivery", cached_bodies, measure([eh(cached_bodies, first)]), len(cached_bodies))
                 check_batch(len(cached_bodies), len(cached_bodies))
-                say(f"[{variant.name}] round {n + 1}/{rounds}: " + ", ".join(
+                say(f"[{variant.name}] round {n + 1}/{warmup + rounds}{' (warm-up)' if n < warmup else ''}: " + ", ".join(
                     f"{k} {results[k].samples[-1].total / results[k].samples[-1].events:.2f} req/ev"
                     for k in results))
             pool.shutdown()
             stream_log.removeHandler(log)
             for p in PATHS:
+                del results[p.key].samples[:warmup]
                 results[p.key].floor_text = describe_floor(p, results[p.key].samples, shards)
             variant_info[variant.name] = {"calibration_ms": bare_point_read_ms(services),
                                           "transports": sorted(transports)}
@@ -605,16 +611,17 @@ def worker_main(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     logging.getLogger("azure").setLevel(logging.WARNING)  # as host.json has it
     say(f"[{variant.name}] app code from {Path(files['shared']).parent.parent}")
     artifact = load_artifact(Path(args.model), say)
-    results = run_variant(variant, args.rounds, artifact, say)
+    results = run_variant(variant, args.rounds, artifact, say, warmup=args.warmup)
     Path(args.json).write_text(json.dumps({
         "variant": variant.name, "app_files": files, **variant_info[variant.name],
         "results": [result_to_json(r) for r in results]}))
     return 0
 
 
-def run_worker(name: str, rounds: int, model: Path, app_root: Path | None, out: Path) -> dict[str, Any]:
+def run_worker(name: str, rounds: int, model: Path, app_root: Path | None, out: Path,
+               warmup: int = 0) -> dict[str, Any]:
     """Run ``--worker name`` (same interpreter, same environment: the same Azurite) and read its JSON."""
-    command = [sys.executable, "-m", "bench.storage_requests", "--worker", name, "--rounds", str(rounds),
+    command = [sys.executable, "-m", "bench.storage_requests", "--worker", name, "--rounds", str(rounds), "--warmup", str(warmup),
                "--model", str(model), "--json", str(out)] + (["--app-root", str(app_root)] if app_root else [])
     done = subprocess.run(command, cwd=ROOT, env=dict(os.environ), stdout=sys.stderr)
     if done.returncode != 0:
@@ -759,7 +766,9 @@ def section(results: list[PathResult], meta: Mapping[str, Any]) -> str:
 jobs share the box). Private Azurite on the same machine. Each round of each variant runs in a
 worker process of its own (`--worker`, on the same Azurite with its own tables, containers and
 queue), the rounds interleaved (round 1 of every variant, then round 2, ...) so that a change in
-the box's speed during the run falls on every variant alike; the report merges their rows:
+the box's speed during the run falls on every variant alike. Each worker runs {WARMUP_ROUNDS} round of
+every path first that is not kept (its first calls: imports, pools, caches). The report merges
+their rows:
 
 {variant_lines(meta)}{transport_note(meta)}
 
@@ -838,8 +847,9 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--json", help="the worker's output file")
     worker.add_argument("--model", help="the folder with the parent's model.onnx and manifest.json")
     worker.add_argument("--app-root", help="the export of the variant's app code, put first on sys.path")
+    worker.add_argument("--warmup", type=int, default=0, help="rounds run first and not kept")
     args = parser.parse_args(argv)
-    if not 1 <= args.rounds <= MAX_ROUNDS:
+    if not 1 <= args.rounds <= MAX_ROUNDS - max(args.warmup, 0):
         parser.error(f"--rounds must be 1-{MAX_ROUNDS} ({BATCHES_PER_ROUND} new batches per round, "
                      "one minute each, in one hour)")
 
@@ -877,7 +887,7 @@ def main(argv: list[str] | None = None) -> int:
         say("training a small model ...")
         save_artifact(small_artifact(f"bench-requests-{uuid.uuid4().hex[:6]}"), work / "model")
         load_start = os.getloadavg()[0]
-        outputs = [run_worker(name, 1, work / "model", root, work / f"{name}-{n}.json")
+        outputs = [run_worker(name, 1, work / "model", root, work / f"{name}-{n}.json", warmup=WARMUP_ROUNDS)
                    for n in range(args.rounds)  # interleaved: a round of every variant, then the next round
                    for name, root in app_roots.items()]
         results, info = merge_workers(outputs)
