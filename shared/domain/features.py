@@ -249,11 +249,9 @@ def _touch(mru: dict[str, list[float]], key: str, t: float, limit: int) -> None:
             oldest = min(mru, key=lambda k: mru[k][1])
             del mru[oldest]
         mru[key] = [t, t]
-    else:
-        if t < seen[0]:
-            seen[0] = t
-        if t > seen[1]:
-            seen[1] = t
+    elif t < seen[0] or t > seen[1]:
+        # a new pair, never a change in place: a profile's copy shares the pairs (``copy``)
+        mru[key] = [min(seen[0], t), max(seen[1], t)]
 
 
 @dataclass
@@ -295,15 +293,14 @@ class CustomerProfile:
 
     def copy(self) -> "CustomerProfile":
         """An independent copy (what a cache hands out: the caller applies transactions to it).
-        Several times cheaper than a round trip through ``to_json``/``from_json``."""
-        def seen(mru: dict[str, list[float]]) -> dict[str, list[float]]:
-            return {key: value[:] for key, value in mru.items()}
-
+        Several times cheaper than a round trip through ``to_json``/``from_json``. The seen-maps
+        are new dicts sharing their [first, last] pairs, which ``_touch`` replaces and never
+        changes in place, so neither profile can change the other's."""
         return CustomerProfile(rings={name: ring.copy() for name, ring in self.rings.items()},
                                history_count=self.history_count, last_seen=self.last_seen, hours=self.hours[:],
-                               devices=seen(self.devices), merchants=seen(self.merchants),
-                               categories=seen(self.categories), countries=seen(self.countries),
-                               channels=seen(self.channels), device_key=self.device_key)
+                               devices=dict(self.devices), merchants=dict(self.merchants),
+                               categories=dict(self.categories), countries=dict(self.countries),
+                               channels=dict(self.channels), device_key=self.device_key)
 
     # -- storage form -------------------------------------------------------------------
     def to_json(self) -> str:

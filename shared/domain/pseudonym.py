@@ -19,23 +19,34 @@ import hmac
 
 MIN_KEY_BYTES = 32
 PSEUDONYM_HEX = 32  # 128 bits
+MAX_KNOWN = 20_000  # pseudonyms a Pseudonyms keeps computed (about 3 MB)
 KINDS = {"customer": "cu_", "device": "dv_"}
 
 
 class Pseudonyms:
     """The pseudonyms of one key. Equal keys make equal pseudonyms in every process."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_known")
 
     def __init__(self, key: bytes) -> None:
         if not isinstance(key, bytes) or len(key) < MIN_KEY_BYTES:
             raise ValueError(f"a pseudonym key must be at least {MIN_KEY_BYTES} bytes")
         self._key = key
+        # (kind, identifier) -> pseudonym: a scoring call asks for a customer's several times
+        # (its profile's partition at load, commit and cache) and an HMAC costs ~4 µs
+        self._known: dict[tuple[str, str], str] = {}
 
     def of(self, kind: str, identifier: str) -> str:
+        known = self._known.get((kind, identifier))
+        if known is not None:
+            return known
         prefix = KINDS[kind]
         mac = hmac.new(self._key, kind.encode() + b"\x00" + identifier.encode("utf-8", "surrogatepass"), hashlib.sha256)
-        return prefix + mac.hexdigest()[:PSEUDONYM_HEX]
+        pseudonym = prefix + mac.hexdigest()[:PSEUDONYM_HEX]
+        if len(self._known) >= MAX_KNOWN:
+            self._known.clear()  # bounded: starts over rather than keep every identifier seen
+        self._known[(kind, identifier)] = pseudonym
+        return pseudonym
 
     def customer(self, customer_id: str) -> str:
         return self.of("customer", customer_id)

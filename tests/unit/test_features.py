@@ -159,3 +159,9 @@ def test_a_profile_copy_is_equal_and_independent():
                                     now=now).transaction)
     assert profile.to_json() == cached and copy.to_json() != cached
     assert copy.history_count == profile.history_count + 1
+    # a device and a merchant both already know, seen again later: the copy's pairs move on
+    # (the seen-maps' pairs are shared by the copy and replaced, never changed in place)
+    again = profile.copy()
+    again.apply(validate_transaction(body(120, device_id="D1", merchant_id="M1"), now=now).transaction)
+    assert profile.to_json() == cached
+    assert again.devices[again.device_key("D1")][1] > profile.devices[profile.device_key("D1")][1]

@@ -113,3 +113,16 @@ def test_the_function_app_refuses_to_start_without_the_key():
     started = subprocess.run([sys.executable, "-c", "import function_app"], cwd=ROOT, capture_output=True, text=True,
                              env={**env, "FRAUD_PSEUDONYM_KEY": TEST_PSEUDONYM_KEY}, timeout=120)
     assert started.returncode == 0, started.stderr
+
+
+def test_pseudonyms_kept_computed_are_the_same_and_bounded(monkeypatch):
+    from shared.domain import pseudonym
+
+    monkeypatch.setattr(pseudonym, "MAX_KNOWN", 3)
+    kept = pseudonym.Pseudonyms(b"k" * 32)
+    ids = [f"C{i}" for i in range(10)]
+    first = [kept.customer(i) for i in ids] + [kept.device(i) for i in ids]
+    again = [kept.customer(i) for i in ids] + [kept.device(i) for i in ids]
+    fresh = pseudonym.Pseudonyms(b"k" * 32)
+    assert first == again == [fresh.customer(i) for i in ids] + [fresh.device(i) for i in ids]
+    assert len(set(first)) == 20 and len(kept._known) <= 3
