@@ -40,7 +40,8 @@ UTC hour, each path is run ``--rounds`` times through the decorated functions (r
 below the retry policy (every retry is a request), installed through the
 ``transport_factory`` hook of ``shared/adapters/storage_account.py`` (in the baseline too: the
 hook predates it). *App CPU* is ``time.process_time()`` of the worker process from a
-path's first call to its last, ended by writing the archive lines small calls left waiting
+path's first call to its last (after an untimed ``gc.collect()``: a full collection of what
+set-up or the path before left would otherwise land in one path's window of one round), ended by writing the archive lines small calls left waiting
 (``AppServices.flush_outlets``, FRAUD_ARCHIVE_LINGER_MS), less the untimed profile evictions of
 the uncached HTTP row (every thread of the process counts, the concurrent row's 16 callers and
 a background append included; Azurite is another process, so storage is excluded), divided by
@@ -52,6 +53,7 @@ touches); the concurrent row's floor is the sequential one's (3 per request).
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
 import logging
@@ -427,6 +429,7 @@ def run_variant(variant: Variant, rounds: int, artifact, say: Callable[[str], No
             def measure(calls: list[Callable[[], Any]], before_each: Callable[[int], None] | None = None) -> tuple:
                 """The whole path's process CPU (every thread: a background write between calls
                 counts), less the untimed ``before_each``; it ends with the waiting lines written."""
+                gc.collect()  # untimed: the garbage of what ran before is not this path's
                 counter.reset()
                 untimed, outs = 0.0, []
                 started = time.process_time()
@@ -443,6 +446,7 @@ def run_variant(variant: Variant, rounds: int, artifact, say: Callable[[str], No
             def measure_concurrent(requests: list[func.HttpRequest]) -> tuple:
                 """All requests handed to the pool at once; CPU of the whole process (every thread)
                 from the first hand-over to the last response."""
+                gc.collect()
                 counter.reset()
                 batches_before = combined_batches()
                 started = time.process_time()
@@ -782,7 +786,8 @@ concurrent requests on its thread pool (its floor is the sequential row's, 3 per
 *Requests* are counted below azure-core's retry policy by a transport wrapper
 (`bench/request_counter.py`, installed through `storage_account.transport_factory`), every
 retry a request of its own; *app CPU* is `time.process_time()` of the worker process from a path's
-first call to its last, ended by writing the archive lines that small calls left waiting
+first call to its last (after an untimed `gc.collect()`, so a full collection of what ran before is not
+charged to one path of one round), ended by writing the archive lines that small calls left waiting
 (`FRAUD_ARCHIVE_LINGER_MS`; those appends are counted as requests too), less the untimed evictions
 of the uncached HTTP row (all its threads, the {HTTP_THREADS} callers included; Azurite's CPU is
 not in it), divided by the events. *Floor*: the requests the path cannot do without, as issue #17 states it,
