@@ -98,3 +98,26 @@ def test_interleaved_rounds_merge_into_one_row_per_variant_and_path_in_round_ord
     assert [s.cpu_seconds for s in by_variant["current"].samples] == [0.2, 0.3, 0.25]
     assert info == {"baseline": {"calibration_ms": 2.5, "transports": ["RequestsTransport"]},
                     "current": {"calibration_ms": 0.6, "transports": ["LeanTransport"]}}
+
+
+def test_a_failed_worker_is_run_once_more_and_the_failure_is_reported():
+    from bench.storage_requests import WorkerFailed, once_more_on_failure, variant_lines
+
+    calls, said, retried = [], [], []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise WorkerFailed("the baseline worker failed (exit 1)")
+        return {"variant": "baseline"}
+
+    assert once_more_on_failure(flaky, "`baseline`, round 2", retried, said.append) == {"variant": "baseline"}
+    assert len(calls) == 2 and retried == ["`baseline`, round 2: the baseline worker failed (exit 1)"]
+
+    def broken():
+        raise WorkerFailed("exit 1")
+
+    with pytest.raises(SystemExit):
+        once_more_on_failure(broken, "`current`, round 1", [], said.append)
+    lines = variant_lines({"requested": [], "skipped": {}, "info": {}, "retried": retried})
+    assert "Run once more" in lines and "round 2" in lines
