@@ -893,8 +893,6 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     prepare_environment()
-    results: list[PathResult] = []
-    info: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-storage-requests-") as tmp:
         work = Path(tmp)

@@ -726,10 +726,9 @@ class LeanTransport(HttpTransport):
     def _connect(self, key: tuple, connect_timeout: Any) -> Any:
         scheme, host, port = key[:3]
         if scheme == "https":
-            connection = _HTTPSConnection(host, port, timeout=connect_timeout, context=self._ssl_context(*key[3:]),
-                                          blocksize=DEFAULT_BLOCK_SIZE)
+            connection = _HTTPSConnection(host, port, timeout=connect_timeout, context=self._ssl_context(*key[3:]))
         else:
-            connection = _HTTPConnection(host, port, timeout=connect_timeout, blocksize=DEFAULT_BLOCK_SIZE)
+            connection = _HTTPConnection(host, port, timeout=connect_timeout)
         connection.pool_key = key
         connection.host_header = _host_header(host, port, scheme)
         try:

@@ -56,7 +56,7 @@ class LingeringOutlet:
     _changed: threading.Condition = field(default_factory=threading.Condition, init=False)
     _writing: threading.Lock = field(default_factory=threading.Lock, init=False)
     _flusher: threading.Thread | None = field(default=None, init=False)
-    writes: int = field(default=0, init=False)  # calls of the inner outlet (the bench and tests read it)
+    writes: int = field(default=0, init=False)  # calls of the inner outlet (tests read it)
 
     def __post_init__(self) -> None:
         _LIVE.add(self)
