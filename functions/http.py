@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 import azure.functions as func
 
+from shared.domain import json_text
 from shared.domain.analyst_identity import (ANALYST_ROLES, PRINCIPAL_HEADER, AnalystPrincipal, PrincipalRefused,
                                             authorise_principal)
 
@@ -16,7 +17,7 @@ log = logging.getLogger("fraud.http")
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json", headers=headers)
+    return func.HttpResponse(json_text.dumps(body), status_code=status, mimetype="application/json", headers=headers)
 
 
 def problem(status: int, error: str, message: str, errors: list[dict[str, str]] | None = None,

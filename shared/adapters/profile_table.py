@@ -26,7 +26,6 @@ transaction row (the profile's condition held) keeps the cached profile: it is s
 """
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import replace
@@ -36,6 +35,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared.domain import json_text
 from shared.domain.decision_record import DecisionRecord
 from shared.domain.features import CustomerProfile
 from shared.domain.pseudonym import Pseudonyms
@@ -205,7 +205,7 @@ class ProfileStore:
         del document["customer_id"]
         if document.get("device_id"):
             document["device_id"] = self.pseudonyms.device(document["device_id"])
-        return json.dumps(document, separators=(",", ":"))
+        return json_text.dumps(document)
 
     def new_profile(self) -> CustomerProfile:
         """An empty profile keyed as this store keys devices (for the backfill to fill)."""
@@ -304,4 +304,4 @@ def _first(items: Iterable[tuple[str, str]], limit: int) -> list[tuple[str, str]
 
 def _decision(entity: dict[str, Any], customer_id: str) -> DecisionRecord:
     """A ``txn:`` row's decision, of the customer whose partition it was read from."""
-    return DecisionRecord.from_document({**json.loads(entity["decision"]), "customer_id": customer_id})
+    return DecisionRecord.from_document({**json_text.loads(entity["decision"]), "customer_id": customer_id})

@@ -11,7 +11,6 @@ https://learn.microsoft.com/rest/api/storageservices/performing-entity-group-tra
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import uuid
@@ -24,6 +23,7 @@ from urllib.parse import quote
 from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
 
+from shared.domain import json_text
 from shared.service.fanout import RequestFanout
 
 MAX_OPERATIONS = 100
@@ -65,7 +65,7 @@ def entity_json(entity: Mapping[str, Any]) -> str:
     body: dict[str, Any] = {}
     for name, value in entity.items():
         _odata_value(name, value, body)
-    return json.dumps(body, separators=(",", ":"))
+    return json_text.dumps(body)
 
 
 def _key(value: str) -> str:
@@ -201,7 +201,7 @@ def read_entity(table_client: Any, partition_key: str, row_key: str,
         return None
     if response.status_code != 200:
         raise BatchRejected(response.status_code, f"read refused with HTTP {response.status_code}: {content[:200]!r}", None)
-    return json.loads(content), response.headers["ETag"]
+    return json_text.loads(content), response.headers["ETag"]
 
 
 ROW_KEYS_PER_QUERY = 15  # keeps the OData filter (and the URL) short

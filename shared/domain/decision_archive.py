@@ -25,7 +25,6 @@ between hours, which readers unify by name (DuckDB ``union_by_name``, Spark ``me
 from __future__ import annotations
 
 import base64
-import json
 import re
 from functools import lru_cache
 from datetime import datetime, timedelta, timezone
@@ -33,6 +32,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from shared.domain import json_text
 from shared.domain.decision_record import FEATURE_DTYPE, DecisionRecord
 from shared.domain.features import FEATURE_NAMES, FEATURE_SCHEMA_HASH
 
@@ -131,7 +131,7 @@ def staging_line(record: DecisionRecord) -> bytes:
 
 
 def _line(doc: Mapping[str, Any]) -> bytes:
-    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+    text = json_text.dumps(doc)
     try:
         return text.encode() + b"\n"
     except UnicodeEncodeError:  # a lone surrogate (JSON allows "\ud800", UTF-8 and Parquet do not): U+FFFD
@@ -149,7 +149,7 @@ def parse_staging(lines: Iterable[bytes], header: Mapping[str, Any] | None = Non
     for raw in lines:
         if not raw.strip():
             continue
-        doc = json.loads(raw)
+        doc = json_text.loads(raw)
         if is_header(doc):
             header = doc
             continue

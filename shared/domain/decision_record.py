@@ -18,7 +18,6 @@ float32 bytes (``pack_features`` / ``unpack_features``), not JSON text of floats
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from datetime import datetime, timezone
@@ -26,6 +25,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from shared.domain import json_text
 from shared.domain.decision import Verdict
 from shared.domain.transaction import Transaction
 
@@ -233,8 +233,8 @@ class Delivery:
 
 
 def _json_list(items: tuple[str, ...]) -> str:
-    """``json.dumps(list(items))``, without the encoder's set-up for the common empty list."""
-    return json.dumps(list(items)) if items else "[]"
+    """``items`` as a JSON list (compact; the empty list, the common case, without an encoder)."""
+    return json_text.dumps(list(items)) if items else "[]"
 
 
 # -- rows read back from the audit log ------------------------------------------------------
@@ -302,7 +302,7 @@ def alert_item(entity: Mapping[str, Any], event_time: datetime, recent_activity:
         "score": entity.get("fraud_score"),
         "risk_level": entity.get("risk_level"),
         "action": entity.get("action"),
-        "reasons": json.loads(entity.get("reasons") or "[]"),
+        "reasons": json_text.loads(entity.get("reasons") or "[]"),
         "time": event_time.isoformat(),
         "timestamp": entity.get("timestamp"),
         "channel": entity.get("channel") or "",

@@ -44,6 +44,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from shared.domain import json_text
 from shared.domain.merchant_risk import LABEL_FEATURES, MERCHANT_FEATURES, NO_MERCHANT, MerchantRiskReplay, MerchantVisit
 from shared.domain.transaction import CHANNELS, MERCHANT_CATEGORIES, Transaction
 
@@ -207,22 +208,29 @@ class BucketRing:
         # else: older than the ring's span; this ring does not see it
 
     def windows(self, t: float, spans: tuple[int, ...]) -> list[tuple[int, float, float, float]]:
-        """(count, sum, max, sum of squares) for each span: the bucket holding t and the span-1 before it."""
+        """(count, sum, max, sum of squares) for each span: the bucket holding t and the span-1
+        before it. ``spans`` ascend; the buckets are visited newest first, each once, and each
+        span's totals are the running totals when its oldest bucket has been added."""
+        if any(a > b for a, b in zip(spans, spans[1:])):
+            raise ValueError(f"spans must ascend, got {spans}")
         newest = int(t // self.width)
-        totals = [[0, 0.0, 0.0, 0.0] for _ in spans]
-        widest = max(spans)
-        for b, c, s, m, q in zip(self.ids, self.counts, self.sums, self.maxes, self.squares):
-            age = newest - b
-            if age < 0 or age >= widest or not c:
-                continue
-            for span, total in zip(spans, totals):
-                if age < span:
-                    total[0] += c
-                    total[1] += s
-                    total[3] += q
-                    if m > total[2]:
-                        total[2] = m
-        return [tuple(total) for total in totals]  # type: ignore[misc]
+        ids, counts, sums, maxes, squares, size = self.ids, self.counts, self.sums, self.maxes, self.squares, self.size
+        out: list[tuple[int, float, float, float]] = []
+        count, total, top, total_squares = 0, 0.0, 0.0, 0.0
+        age = 0
+        for span in spans:
+            while age < span:
+                bucket = newest - age
+                slot = bucket % size
+                if ids[slot] == bucket and counts[slot]:
+                    count += counts[slot]
+                    total += sums[slot]
+                    total_squares += squares[slot]
+                    if maxes[slot] > top:
+                        top = maxes[slot]
+                age += 1
+            out.append((count, total, top, total_squares))
+        return out
 
     def to_state(self) -> list[list[Any]]:
         return [self.ids, self.counts, self.sums, self.maxes, self.squares]
@@ -316,11 +324,11 @@ class CustomerProfile:
             "cty": self.countries,
             "chn": self.channels,
         }
-        return json.dumps(state, separators=(",", ":"))
+        return json_text.dumps(state)
 
     @classmethod
     def from_json(cls, text: str, device_key: Callable[[str], str] = short_hash) -> "CustomerProfile":
-        state = json.loads(text)
+        state = json_text.loads(text)
         if state.get("v") not in (2, FEATURE_DEFINITION_VERSION):  # version 2 reads as 3 without channels
             raise ValueError(f"profile version {state.get('v')} is not {FEATURE_DEFINITION_VERSION}")
         rings = {n: BucketRing.from_state(w, s, state["rings"][n]) for n, w, s in RINGS}

@@ -39,6 +39,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from shared.domain import json_text
 from shared.domain.decision_record import DecisionRecord, pack_features, unpack_features
 
 _HASH_PERSON = b"fraud-sample"  # a personalised hash: independent of the audit shard's
@@ -95,14 +96,14 @@ class SampleRow:
         return hour_of(self.event_time)
 
     def to_line(self) -> str:
-        return json.dumps({"transaction_id": self.transaction_id, "customer_id": self.customer_id,
+        return json_text.dumps({"transaction_id": self.transaction_id, "customer_id": self.customer_id,
                            "event_time": self.event_time.isoformat(), "features": pack_features(self.features),
                            "fraud_score": self.fraud_score, "model_version": self.model_version,
-                           "inclusion": self.inclusion, "rate": self.rate}, separators=(",", ":"))
+                           "inclusion": self.inclusion, "rate": self.rate})
 
     @classmethod
     def from_line(cls, line: str | bytes) -> "SampleRow":
-        d = json.loads(line)
+        d = json_text.loads(line)
         return cls(d["transaction_id"], d["customer_id"], datetime.fromisoformat(d["event_time"]),
                    unpack_features(d["features"]), float(d["fraud_score"]), d["model_version"],
                    float(d["inclusion"]), float(d["rate"]))

@@ -1,8 +1,10 @@
 """The one feature engine: replay vs incremental parity, bounded state, event-time windows."""
+import math
 import random
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import pytest
 
 from shared.domain import features as F
 from shared.domain.transaction import Transaction
@@ -165,3 +167,33 @@ def test_a_profile_copy_is_equal_and_independent():
     again.apply(validate_transaction(body(120, device_id="D1", merchant_id="M1"), now=now).transaction)
     assert profile.to_json() == cached
     assert again.devices[again.device_key("D1")][1] > profile.devices[profile.device_key("D1")][1]
+
+
+def _windows_by_slot(ring: F.BucketRing, t: float, spans: tuple[int, ...]) -> list[tuple[int, float, float, float]]:
+    """The definition, slot by slot: a slot counts in a span when its bucket is 0..span-1 buckets old."""
+    newest = int(t // ring.width)
+    out = []
+    for span in spans:
+        held = [k for k in range(ring.size) if ring.counts[k] and 0 <= newest - ring.ids[k] < span]
+        out.append((sum(ring.counts[k] for k in held), sum(ring.sums[k] for k in held),
+                    max([ring.maxes[k] for k in held], default=0.0), sum(ring.squares[k] for k in held)))
+    return out
+
+
+def test_ring_windows_match_the_slot_by_slot_definition():
+    rng = random.Random(7)
+    for width, size, spans in ((300, 12, (1, 2, 12)), (3600, 24, (24,)), (86400, 30, (7, 30)), (60, 5, (3, 8))):
+        ring = F.BucketRing(width, size)
+        start = 1_700_000_000
+        for _ in range(300):
+            ring.add(start + rng.random() * 3 * size * width, round(rng.random() * 5000, 2))
+        for t in [start + rng.random() * 4 * size * width for _ in range(50)] + [start - width]:
+            got, want = ring.windows(t, spans), _windows_by_slot(ring, t, spans)
+            for (c, s, m, q), (wc, ws, wm, wq) in zip(got, want):
+                assert (c, m) == (wc, wm)
+                assert math.isclose(s, ws, rel_tol=1e-12, abs_tol=1e-9) and math.isclose(q, wq, rel_tol=1e-12, abs_tol=1e-6)
+
+
+def test_ring_windows_refuse_spans_out_of_order():
+    with pytest.raises(ValueError):
+        F.BucketRing(300, 12).windows(0.0, (12, 1))
