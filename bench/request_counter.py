@@ -14,7 +14,8 @@ An operation is (service, method, resource, kind): the service from the SDK's Us
 (tables, blob, queue), the resource a table, container or queue name (mapped through
 ``names``, e.g. the configured profile table -> "profiles"), the kind a point read, query,
 insert, $batch, ... A ``$batch`` is named by the table and partition of its first operation
-(an entity-group transaction holds one partition); ``partition_label`` turns a partition key
+(an entity-group transaction holds one partition), an insert by its entity's partition;
+``partition_label`` turns a partition key
 into a label (e.g. ``idx-*`` -> "id index"), so the audit log's decision rows and its id index,
 which share one table, count apart. The response status is kept too (404 point reads, 412s).
 """
@@ -87,7 +88,7 @@ class _Recorded:
     url: str
     agent: str
     conditional: bool  # an If-Match header
-    content: bytes     # a $batch's first 4 KB (its first operation names the table and partition)
+    content: bytes     # a $batch's or an insert's first 4 KB (they name the table partition)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -108,9 +109,11 @@ class RequestCounter:
     # -- recording: an append per request (classified later, outside the measured code) ----
     def record(self, request: Any, status: int | None) -> None:
         url = str(request.url)
-        body = _body(request)[:4096] if "$batch" in url else b""
+        method = str(request.method).upper()
+        # a $batch's first operation, or an insert's entity, names its table partition
+        body = _body(request)[:4096] if "$batch" in url or method == "POST" else b""
         headers = request.headers
-        raw = (str(request.method).upper(), url, headers.get("User-Agent") or headers.get("user-agent") or "",
+        raw = (method, url, headers.get("User-Agent") or headers.get("user-agent") or "",
                any(k.lower() == "if-match" for k in headers), body, status)
         with self._lock:
             self._raw.append(raw)
@@ -200,8 +203,9 @@ class RequestCounter:
             pinned = _PK_IN_FILTER.search((query.get("$filter") or [""])[0])
             partition = pinned.group(1).replace("''", "'") if pinned else None
             return Operation("tables", method, self._name(table, partition), "query")
-        if method == "POST":
-            return Operation("tables", method, self._name(table), "insert")
+        if method == "POST":  # an insert: its partition from the entity in the body
+            pk = _BATCH_PK_JSON.search(_body(request))
+            return Operation("tables", method, self._name(table, pk.group(1).decode() if pk else None), "insert")
         return Operation("tables", method, self._name(table), method.lower())
 
     def _blob_op(self, method: str, segments: list[str], query: dict) -> Operation:

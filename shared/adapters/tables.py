@@ -185,6 +185,27 @@ def submit_batch(table_client: Any, operations: Iterable[tuple]) -> list[str | N
     return (etags + [None] * len(ops))[: len(ops)]
 
 
+def insert_entity(table_client: Any, entity: Mapping[str, Any]) -> str | None:
+    """Create one entity (a plain insert, not a one-operation ``$batch``: no multipart body to
+    write or reply to parse); returns its ETag. An entity with its keys already there raises
+    ``BatchRejected`` with 409, as a refused ``submit_batch`` create does."""
+    base = _account_url(table_client)
+    request = HttpRequest(
+        "POST", f"{base}/{table_client.table_name}", content=entity_json(entity).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json;odata=nometadata",
+                 "Prefer": "return-no-content", "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
+                 "x-ms-version": table_client.api_version},
+    )
+    response = _send(table_client, request)
+    if response.status_code == 204:
+        response.read()
+        return response.headers.get("ETag")
+    content = response.read()
+    detail = re.search(rb'"code"\s*:\s*"([^"]*)"', content)
+    raise BatchRejected(response.status_code, f"insert refused with HTTP {response.status_code}"
+                        f"{' ' + detail.group(1).decode() if detail else ''}", 0)
+
+
 def read_entity(table_client: Any, partition_key: str, row_key: str,
                 select: str | None = None) -> tuple[dict[str, Any], str] | None:
     """Point read (properties as JSON types, no typed conversion) and its ETag; None if absent.
@@ -280,8 +301,8 @@ def create_missing(table_client: Any, chunk: list[Mapping[str, Any]],
     exist yet, never touching one that does: (entities created, the existing ones by row key, as
     ``read_existing`` read them).
 
-    A fresh chunk is one entity-group transaction of ``create`` operations. It fails whole on one
-    existing entity (409), so then the chunk's entities are read by key (point reads in parallel:
+    A fresh chunk is one entity-group transaction of ``create`` operations (one entity: a plain
+    insert, ``insert_entity``). It fails whole on one existing entity (409), so then the chunk's entities are read by key (point reads in parallel:
     an OR of row keys would scan the partition, and an audit hour's holds every decision of that
     hour and shard) and only the missing ones are created; a writer racing in between makes that
     repeat (at most ``CREATE_ATTEMPTS`` times)."""
@@ -289,7 +310,10 @@ def create_missing(table_client: Any, chunk: list[Mapping[str, Any]],
     todo = chunk
     for _ in range(CREATE_ATTEMPTS):
         try:
-            submit_batch(table_client, [("create", e) for e in todo])
+            if len(todo) == 1:  # one entity (an HTTP request's id claim or audit row): a plain insert
+                insert_entity(table_client, todo[0])
+            else:
+                submit_batch(table_client, [("create", e) for e in todo])
             return len(todo), existing
         except BatchRejected as exc:
             if exc.status_code != 409:

@@ -9,7 +9,7 @@ import pytest
 from bench.request_counter import CountingTransport, Operation, RequestCounter, counting
 from shared.adapters import storage_account
 from shared.adapters.storage_account import StorageAccount, azurite_connection_string
-from shared.adapters.tables import read_entity, submit_batch
+from shared.adapters.tables import insert_entity, read_entity, submit_batch
 from shared.composition import AppServices
 
 
@@ -42,6 +42,12 @@ def test_a_point_read_and_an_insert_are_two_counted_operations(app_env):
                                   Operation("tables", "GET", "audit [id index]", "point read"): 1,
                                   Operation("tables", "GET", "audit [id index]", "query"): 1}
     assert counter.total == 4
+
+    counter.reset()  # an insert is named by its entity's partition too
+    insert_entity(audit, {"PartitionKey": "idx-04", "RowKey": "T9"})
+    insert_entity(audit, {"PartitionKey": "2026010100-00", "RowKey": "T9"})
+    assert counter.snapshot() == {Operation("tables", "POST", "audit [id index]", "insert"): 1,
+                                  Operation("tables", "POST", "audit", "insert"): 1}
 
 
 def test_every_retry_is_a_request_of_its_own(azurite):

@@ -113,3 +113,22 @@ def test_create_grouped_is_one_round_trip_per_fresh_group_and_point_reads_on_a_c
     # the refused transaction, a point read of each of its keys (an OR of row keys would scan the
     # partition: an audit hour's holds every decision of that hour and shard), the creates of the missing
     assert sent == ["POST"] + ["GET"] * 45 + ["POST"]
+
+
+def test_one_entity_is_created_by_a_plain_insert_typed_as_a_transaction_would_and_refused_if_it_exists(table):
+    from shared.adapters.tables import create_grouped, insert_entity
+
+    moment = datetime(2026, 3, 1, 2, 0, 5, 123000, tzinfo=timezone.utc)
+    etag = insert_entity(table, {"PartitionKey": "idx-'07", "RowKey": "T 1 é", "text": "naïve ₦", "big": 2**40,
+                                 "ratio": 2.0, "when": moment, "flag": False})
+    entity = table.get_entity("idx-'07", "T 1 é")
+    assert etag == entity.metadata["etag"]
+    assert (entity["text"], entity["big"].value, entity["ratio"], entity["when"], entity["flag"]) == ("naïve ₦", 2**40, 2.0, moment, False)
+    with pytest.raises(BatchRejected) as exists:
+        insert_entity(table, {"PartitionKey": "idx-'07", "RowKey": "T 1 é", "text": "second"})
+    assert exists.value.status_code == 409 and "EntityAlreadyExists" in str(exists.value)
+    assert table.get_entity("idx-'07", "T 1 é")["text"] == "naïve ₦"
+    # create_grouped with one entity of a partition: the plain insert, refused whole as a transaction would be
+    assert create_grouped(table, [{"PartitionKey": "idx-'07", "RowKey": "T 1 é", "text": "third"}]) == 0
+    assert create_grouped(table, [{"PartitionKey": "idx-'07", "RowKey": "T 2", "text": "fresh"}]) == 1
+    assert table.get_entity("idx-'07", "T 1 é")["text"] == "naïve ₦" and table.get_entity("idx-'07", "T 2")["text"] == "fresh"
