@@ -192,3 +192,33 @@ def test_an_aggregate_of_another_hour_or_model_is_not_added():
     one = HourAggregate.start(10, reference, "v1", "", None)
     with pytest.raises(ValueError):
         one.merge(HourAggregate.start(11, reference, "v1", "", None))
+
+
+def test_decisions_that_come_one_at_a_time_are_all_in_the_flushed_hour_as_if_added_at_once():
+    """HTTP requests bring one decision each: they wait (up to ``fold_rows``) and are added
+    together at the flush; the written hour is the one adding each at once would write."""
+    rng = np.random.default_rng(3)
+    model = manifest(rng)
+    records, _ = decisions(rng)
+    records = [r for r in records if r.model_version == "v1"][:150]  # 150: two folds of 64 and 22 left for the flush
+    written = []
+    for fold_rows in (1, 64):
+        store = FakeMonitoringAggregates()
+        aggregator = MonitoringAggregator(store, reference_lookup({"v1": model, "s2": SHADOW}.get), flush_seconds=3600,
+                                          fold_rows=fold_rows, process="p")
+        for record in records:
+            aggregator.record([Delivery(record)])
+        assert store.documents == {}  # nothing written before the flush
+        aggregator.flush()
+        written.append(store.documents)
+    one_at_a_time, folded = written
+    assert folded.keys() == one_at_a_time.keys()
+    for key, document in one_at_a_time.items():
+        rows = lambda doc: sorted((a["hour"], a["version"], a["rows"]) for a in doc["aggregates"])
+        assert rows(folded[key]) == rows(document) and sum(r[2] for r in rows(document)) > 0
+        for mine, theirs in zip(sorted(folded[key]["aggregates"], key=lambda a: (a["version"], a["shadow_version"])),
+                                sorted(document["aggregates"], key=lambda a: (a["version"], a["shadow_version"]))):
+            assert HourAggregate.from_dict(mine).champion.counts.tolist() == HourAggregate.from_dict(theirs).champion.counts.tolist()
+            assert {k: v for k, v in mine.items() if k not in ("champion", "shadow")} == \
+                   {k: v for k, v in theirs.items() if k not in ("champion", "shadow")}
+    assert sum(a["rows"] for d in folded.values() for a in d["aggregates"]) == len(records)
