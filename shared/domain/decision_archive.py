@@ -131,7 +131,7 @@ def staging_line(record: DecisionRecord) -> bytes:
 
 
 def _line(doc: Mapping[str, Any]) -> bytes:
-    text = json_text.dumps(doc)
+    text = json_text.dumps(doc, ascii_fallback=False)  # a lone surrogate: U+FFFD below
     try:
         return text.encode() + b"\n"
     except UnicodeEncodeError:  # a lone surrogate (JSON allows "\ud800", UTF-8 and Parquet do not): U+FFFD

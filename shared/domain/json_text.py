@@ -25,12 +25,17 @@ from typing import Any
 import orjson
 
 
-def dumps(value: Any) -> str:
-    """``value`` as compact JSON text (no spaces, non-ASCII kept as UTF-8)."""
+def dumps(value: Any, *, ascii_fallback: bool = True) -> str:
+    """``value`` as compact JSON text (no spaces, non-ASCII kept as UTF-8).
+
+    What ``orjson`` refuses goes to the standard library, which escapes non-ASCII (``\\ud800``
+    for a lone surrogate) so the text always encodes as UTF-8, as the standard library's
+    default wrote table entities and responses before; with ``ascii_fallback=False`` it keeps
+    non-ASCII as is, a lone surrogate too (``decision_archive`` replaces that itself)."""
     try:
         return orjson.dumps(value).decode()
     except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=ascii_fallback)
 
 
 def loads(text: str | bytes) -> Any:

@@ -21,8 +21,21 @@ def test_what_orjson_refuses_to_encode_is_encoded_by_the_standard_library():
         assert json.loads(json_text.dumps(value)) == json.loads(json.dumps(value))
 
 
-def test_a_lone_surrogate_is_left_to_the_standard_library_as_before():
-    assert json_text.dumps({"s": "a\ud800b"}) == '{"s":"a\ud800b"}'
+def test_a_lone_surrogate_is_escaped_by_the_standard_library_unless_asked_not_to():
+    escaped = json_text.dumps({"s": "a\ud800b", "t": "₦"})  # an entity, a response: always UTF-8
+    assert escaped == '{"s":"a\\ud800b","t":"\\u20a6"}' and escaped.encode("utf-8")
+    assert json_text.dumps({"t": "₦"}) == '{"t":"₦"}'  # what orjson writes stays UTF-8
+    # the archive line keeps it and replaces it itself
+    assert json_text.dumps({"s": "a\ud800b"}, ascii_fallback=False) == '{"s":"a\ud800b"}'
+
+
+def test_a_response_echoing_a_lone_surrogate_is_still_a_json_response():
+    import json as stdlib
+
+    from functions.http import json_response
+
+    response = json_response({"errors": [{"field": "customer_id", "problem": "bad \ud800 value"}]}, 400)
+    assert stdlib.loads(response.get_body())["errors"][0]["problem"] == "bad \ud800 value"
 
 
 def test_rows_the_standard_library_wrote_with_non_finite_floats_still_read():
