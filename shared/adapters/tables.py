@@ -302,10 +302,11 @@ def create_missing(table_client: Any, chunk: list[Mapping[str, Any]],
     ``read_existing`` read them).
 
     A fresh chunk is one entity-group transaction of ``create`` operations (one entity: a plain
-    insert, ``insert_entity``). It fails whole on one existing entity (409), so then the chunk's entities are read by key (point reads in parallel:
-    an OR of row keys would scan the partition, and an audit hour's holds every decision of that
-    hour and shard) and only the missing ones are created; a writer racing in between makes that
-    repeat (at most ``CREATE_ATTEMPTS`` times)."""
+    insert, ``insert_entity``). It fails whole on one existing entity (409), so then the chunk's
+    entities are read by key (point reads in parallel: an OR of row keys would scan the
+    partition, and an audit hour's holds every decision of that hour and shard) and only the
+    missing ones are created; a writer racing in between makes that repeat (at most
+    ``CREATE_ATTEMPTS`` times)."""
     existing: dict[str, Mapping[str, Any]] = {}
     todo = chunk
     for _ in range(CREATE_ATTEMPTS):
