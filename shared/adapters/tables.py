@@ -72,6 +72,19 @@ def _key(value: str) -> str:
     return quote(value.replace("'", "''"), safe="")
 
 
+def _odata_headers(table_client: Any, **headers: str) -> dict[str, str]:
+    """The headers every request of this module carries (OData 3.0, the client's API version),
+    and ``headers``."""
+    return {"DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
+            "x-ms-version": table_client.api_version, **headers}
+
+
+def _error_code(content: bytes) -> str:
+    """The service's error code in a refusal's JSON body ("" if none)."""
+    found = re.search(rb'"code"\s*:\s*"([^"]*)"', content)
+    return found.group(1).decode("utf-8", "replace") if found else ""
+
+
 def _account_url(table_client: Any) -> str:
     """The account's table endpoint from the client's public ``url`` (without a SAS query)."""
     return table_client.url.split("?", 1)[0].rstrip("/")
@@ -161,12 +174,8 @@ def submit_batch(table_client: Any, operations: Iterable[tuple]) -> list[str | N
         f"--{batch}\r\nContent-Type: multipart/mixed; boundary={changeset}\r\n\r\n"
         + "".join(parts) + f"--{changeset}--\r\n--{batch}--\r\n"
     ).encode()
-    request = HttpRequest(
-        "POST", f"{base}/$batch", content=body,
-        headers={"Content-Type": f"multipart/mixed; boundary={batch}", "Accept": "application/json",
-                 "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
-                 "x-ms-version": table_client.api_version},
-    )
+    request = HttpRequest("POST", f"{base}/$batch", content=body, headers=_odata_headers(
+        table_client, **{"Content-Type": f"multipart/mixed; boundary={batch}", "Accept": "application/json"}))
     response = _send(table_client, request)
     if response.status_code != 202:
         raise BatchRejected(response.status_code, f"batch refused with HTTP {response.status_code}: {response.read()[:300]!r}", None)
@@ -177,9 +186,8 @@ def submit_batch(table_client: Any, operations: Iterable[tuple]) -> list[str | N
         message = content.decode("utf-8", "replace")
         found = re.search(r'"value"\s*:\s*"(\d+):', message)
         index = int(found.group(1)) if found else None
-        detail = re.search(r'"code"\s*:\s*"([^"]*)"', message)
         raise BatchRejected(failed[0] if failed else 500,
-                            f"transaction refused: HTTP {failed[0] if failed else '?'} {detail.group(1) if detail else ''}".strip(),
+                            f"transaction refused: HTTP {failed[0] if failed else '?'} {_error_code(content)}".strip(),
                             index)
     etags = [e.decode().strip() for e in _ETAG.findall(content)]
     return (etags + [None] * len(ops))[: len(ops)]
@@ -190,20 +198,16 @@ def insert_entity(table_client: Any, entity: Mapping[str, Any]) -> str | None:
     write or reply to parse); returns its ETag. An entity with its keys already there raises
     ``BatchRejected`` with 409, as a refused ``submit_batch`` create does."""
     base = _account_url(table_client)
-    request = HttpRequest(
-        "POST", f"{base}/{table_client.table_name}", content=entity_json(entity).encode(),
-        headers={"Content-Type": "application/json", "Accept": "application/json;odata=nometadata",
-                 "Prefer": "return-no-content", "DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
-                 "x-ms-version": table_client.api_version},
-    )
+    request = HttpRequest("POST", f"{base}/{table_client.table_name}", content=entity_json(entity).encode(),
+                          headers=_odata_headers(table_client, **{"Content-Type": "application/json",
+                                                                  "Accept": "application/json;odata=nometadata",
+                                                                  "Prefer": "return-no-content"}))
     response = _send(table_client, request)
-    if response.status_code == 204:
-        response.read()
-        return response.headers.get("ETag")
     content = response.read()
-    detail = re.search(rb'"code"\s*:\s*"([^"]*)"', content)
-    raise BatchRejected(response.status_code, f"insert refused with HTTP {response.status_code}"
-                        f"{' ' + detail.group(1).decode() if detail else ''}", 0)
+    if response.status_code == 204:
+        return response.headers.get("ETag")
+    raise BatchRejected(response.status_code,
+                        f"insert refused with HTTP {response.status_code} {_error_code(content)}".strip(), 0)
 
 
 def read_entity(table_client: Any, partition_key: str, row_key: str,
@@ -214,8 +218,7 @@ def read_entity(table_client: Any, partition_key: str, row_key: str,
     url = f"{base}/{table_client.table_name}(PartitionKey='{_key(partition_key)}',RowKey='{_key(row_key)}')"
     if select:
         url += f"?$select={quote(select, safe=',')}"
-    request = HttpRequest("GET", url, headers={"Accept": "application/json;odata=nometadata", "DataServiceVersion": "3.0",
-                                               "MaxDataServiceVersion": "3.0;NetFx", "x-ms-version": table_client.api_version})
+    request = HttpRequest("GET", url, headers=_odata_headers(table_client, Accept="application/json;odata=nometadata"))
     response = _send(table_client, request)
     content = response.read()
     if response.status_code == 404:

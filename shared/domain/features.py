@@ -211,14 +211,14 @@ class BucketRing:
         """(count, sum, max, sum of squares) for each span: the bucket holding t and the span-1
         before it. ``spans`` ascend; the buckets are visited newest first, each once, and each
         span's totals are the running totals when its oldest bucket has been added."""
-        if any(a > b for a, b in zip(spans, spans[1:])):
-            raise ValueError(f"spans must ascend, got {spans}")
         newest = int(t // self.width)
         ids, counts, sums, maxes, squares, size = self.ids, self.counts, self.sums, self.maxes, self.squares, self.size
         out: list[tuple[int, float, float, float]] = []
         count, total, top, total_squares = 0, 0.0, 0.0, 0.0
         age = 0
         for span in spans:
+            if span < age:  # age is the span before's: the running totals already go further back
+                raise ValueError(f"spans must ascend, got {spans}")
             while age < span:
                 bucket = newest - age
                 slot = bucket % size
